@@ -120,8 +120,8 @@ def parse_annotation_row(row: str, frame: Size = DEEPFASHION_FRAME, source: str 
     ``-1`` in either coordinate marks a missing joint. The row must have at least one visible joint.
     """
     name, ys, xs = _split_row(row, source)
-    pose = Pose.from_yx(_parse_numbers(ys, "y", source), _parse_numbers(xs, "x", source), frame, name)
-    return pose.require_visible(source)
+    ys_xs = _parse_numbers(ys, "y", source), _parse_numbers(xs, "x", source)
+    return _with_source(lambda: Pose.from_yx(*ys_xs, frame, name), source).require_visible(source)
 
 
 class PoseTable(Mapping[str, Pose]):
@@ -259,7 +259,9 @@ def _number(value: Any, what: str, source: str, allow_null: bool = False) -> flo
 def pose_from_json(data: Any, source: str = "pose JSON") -> Pose:
     """Build a pose from a dict in our ``cfld.pose/v1`` format (the inverse of :func:`pose_to_json`)."""
     if not isinstance(data, dict) or "joints" not in data or "frame" not in data:
-        raise InputError(source, "is not a cfld pose (a JSON object with 'frame' and 'joints')")
+        raise InputError(
+            source, "is neither a cfld pose (a JSON object with 'frame' and 'joints') nor OpenPose output ('people')"
+        )
     if data.get("format", POSE_JSON_FORMAT) != POSE_JSON_FORMAT:
         raise InputError(source, f"has format {data['format']!r}; this version reads {POSE_JSON_FORMAT!r}")
     frame = parse_size(data["frame"], f"{source} 'frame'")
