@@ -1,0 +1,97 @@
+"""Agreement with the reference outputs of the original CFLD implementation.
+
+Everything (seeds, keypoints, sizes, configs) is read from the reference directory (conftest's
+``ref_dir``, ``golden_json`` and ``golden`` fixtures: $CFLD_REFERENCE_DIR or tests/data/reference_tiny),
+so these tests pass on any directory of the same layout. Add new checks as new test functions.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+# -- pose images -----------------------------------------------------------------------------------
+
+POSE_TENSOR = re.compile(r"pose_(?P<index>\d+)_(?P<height>\d+)x(?P<width>\d+)(?:_(?P<kind>rgb_uint8|heatmaps_f16))?")
+
+
+def _golden_pose(entry: dict):
+    """The pose of a golden.json ``poses[i]`` entry, read with our annotation-row reader."""
+    from cfld.pose import parse_annotation_row
+
+    row = f"{entry['keypoints_y']}:{entry['keypoints_x']}"
+    return parse_annotation_row(row, frame=tuple(entry["old_size"]), source=f"golden.json pose {entry.get('name')}")
+
+
+def _pose_tensors(golden: dict) -> list[tuple[str, int, tuple[int, int], str | None]]:
+    found = []
+    for key in sorted(golden):
+        match = POSE_TENSOR.fullmatch(key)
+        if match:
+            size = (int(match["height"]), int(match["width"]))
+            found.append((key, int(match["index"]), size, match["kind"]))
+    return found
+
+
+def test_every_golden_pose_is_readable(golden_json, golden):
+    poses = golden_json["poses"]
+    assert poses, "golden.json lists no poses"
+    for entry in poses:
+        pose = _golden_pose(entry)
+        assert pose.frame == tuple(entry["old_size"]) and pose.num_visible > 0
+    indices = {index for _, index, _, _ in _pose_tensors(golden)}
+    assert indices and indices <= set(range(len(poses))), f"pose tensors for poses {sorted(indices)}"
+
+
+def test_pose_images_match_the_original_renderer(golden_json, golden):
+    """Our renderer against every ``pose_{i}_*`` tensor of the original.
+
+    * ``pose_{i}_{H}x{W}`` (21 channels, float32): max |diff| <= 1e-5 (we expect, and get, 0).
+    * ``pose_{i}_{H}x{W}_rgb_uint8``: the skeleton, exactly equal.
+    * ``pose_{i}_{H}x{W}_heatmaps_f16``: the original's float32 heatmaps rounded to float16, so our
+      float32 values may differ from them by float16's rounding: half a float16 ulp, i.e. at most
+      2^-11 of the value for normal numbers plus 2^-25 absolute for subnormals. Rounded to float16
+      ourselves, we must give the very same tensor.
+    """
+    import torch
+
+    from cfld.pose import pose_image, render_heatmaps, render_skeleton
+
+    checked = []
+    for key, index, size, kind in _pose_tensors(golden):
+        pose = _golden_pose(golden_json["poses"][index])
+        expected = golden[key]
+        assert tuple(expected.shape[-2:]) == size, f"{key} has shape {tuple(expected.shape)}"
+        if kind is None:
+            ours = pose_image(pose, size)
+            assert ours.shape == expected.shape
+            diff = (ours - expected).abs().max().item()
+            assert diff <= 1e-5, f"{key}: max |diff| {diff}"
+        elif kind == "rgb_uint8":
+            ours = torch.from_numpy(render_skeleton(pose, size).transpose(2, 0, 1).copy())
+            assert torch.equal(ours, expected), f"{key}: {(ours != expected).sum().item()} pixels differ"
+        else:
+            ours = torch.from_numpy(render_heatmaps(pose, size))
+            bound = ours.abs() * 2.0**-11 + 2.0**-25
+            assert ((ours - expected.float()).abs() <= bound).all(), f"{key}: beyond float16 rounding"
+            assert torch.equal(ours.half(), expected), f"{key}: differs after rounding to float16"
+        checked.append(key)
+    assert checked, "no pose_{i}_* tensors in golden.safetensors"
+
+
+def test_model_pose_input_is_the_rendered_golden_poses(golden_json, golden):
+    """``input_pose_img`` (the batch of target poses fed to the model) is poses[0..B-1] rendered at its size."""
+    from cfld.pose import pose_image
+
+    if "input_pose_img" not in golden:
+        pytest.skip("no input_pose_img in golden.safetensors")
+    batch = golden["input_pose_img"]
+    poses = golden_json["poses"]
+    if batch.shape[0] != len(poses):
+        pytest.skip(f"input_pose_img holds {batch.shape[0]} poses, golden.json lists {len(poses)}")
+    size = tuple(batch.shape[-2:])
+    for i, entry in enumerate(poses):
+        ours = pose_image(_golden_pose(entry), size)
+        assert np.abs(ours.numpy() - batch[i].numpy()).max() <= 1e-5, f"input_pose_img[{i}]"
