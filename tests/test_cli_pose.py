@@ -82,10 +82,12 @@ def test_retarget(capsys, tmp_path, pose_json):
     assert code == 0 and "256x256" in stdout
     assert P.read_pose_json(out) == P.retarget(P.read_pose_json(pose_json), (256, 256))
     tight = tmp_path / "tight.json"
-    code, _, _ = run(capsys, "pose", "retarget", pose_json, "--to", "256", "--fit", "body", "--padding", "0", "-o", tight)
+    code, _, _ = run(capsys, "pose", "retarget", pose_json, "--to", "256", "--fit", "body", "--padding", "0",
+                     "-o", tight)  # fmt: skip
     assert code == 0
     assert P.read_pose_json(tight) == P.retarget(P.read_pose_json(pose_json), (256, 256), fit="body", padding=0)
-    assert_fails(capsys, ["pose", "retarget", pose_json, "--to", "wide", "-o", tmp_path / "x.json"], "--to", "HEIGHTxWIDTH")
+    bad_size = ["pose", "retarget", pose_json, "--to", "wide", "-o", tmp_path / "x.json"]
+    assert_fails(capsys, bad_size, "--to", "HEIGHTxWIDTH")
 
 
 def test_draw(capsys, tmp_path, pose_json):

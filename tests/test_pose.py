@@ -268,7 +268,8 @@ def test_real_market_annotations(shared_dir, split):
 
 
 def test_json_round_trip(tmp_path, pose):
-    for original in (pose, P.retarget(P.flip(pose), (512, 300)), pose.replace(name=None, confidence=pose.confidence * 0.5)):
+    unnamed = pose.replace(name=None, confidence=pose.confidence * 0.5)
+    for original in (pose, P.retarget(P.flip(pose), (512, 300)), unnamed):
         path = P.write_pose_json(original, tmp_path / "pose.json", overwrite=True)
         assert P.read_pose_json(path) == original
         assert P.load_pose(path) == original

@@ -89,10 +89,12 @@ def convert(pose: P.Pose, output: str, overwrite: bool) -> None:
     Examples:
       cfld pose convert annotations.csv --name fashionWOMENTees_Tanksid0000508545_1front.jpg -o pose.json
       cfld pose convert photo_keypoints.json --frame 1080x720 --person 1 -o pose.json
-      cfld pose convert '[40,85,90,147,210,82,141,199,205,-1,-1,205,-1,-1,34,34,39,40]:[88,89,56,49,35,124,129,111,58,-1,-1,98,-1,-1,81,96,72,105]' -o pose.json
+      cfld pose convert -o pose.json \\
+          '[40,85,90,147,210,82,141,199,205,-1,-1,205,-1,-1,34,34,39,40]:[88,89,56,49,35,124,129,111,58,-1,-1,98,-1,-1,81,96,72,105]'
     """
     path = P.write_pose_json(pose, output, overwrite=overwrite)
-    click.echo(f"wrote {path} ({pose.num_visible} of {P.NUM_JOINTS} joints visible, frame {pose.frame[0]}x{pose.frame[1]})")
+    height, width = pose.frame
+    click.echo(f"wrote {path} ({pose.num_visible} of {P.NUM_JOINTS} joints visible, frame {height}x{width})")
 
 
 @pose.command("flip", epilog=SOURCE_HELP)

@@ -287,7 +287,9 @@ def pose_from_json(data: Any, source: str = "pose JSON") -> Pose:
         if conf < 0:
             raise InputError(source, f"joint {name!r} has a negative confidence {conf}")
         if conf > 0 and not has_xy:
-            raise InputError(source, f"joint {name!r} has confidence {conf} but no x and y; use confidence 0 for missing")
+            raise InputError(
+                source, f"joint {name!r} has confidence {conf} but no x and y; use confidence 0 for missing"
+            )
         if conf > 0:
             i = JOINT_NAMES.index(name)
             xy[i] = (x, y)
@@ -398,7 +400,8 @@ def load_pose(
         if kind == "openpose":
             if frame is None:
                 raise InputError(
-                    text, "is OpenPose output, which does not record the image size; give the photo's frame (--frame HxW)"
+                    text,
+                    "is OpenPose output, which does not record the image size; give the photo's frame (--frame HxW)",
                 )
             return pose_from_openpose(data, frame, person, text)
         pose = pose_from_json(data, text).require_visible(text)

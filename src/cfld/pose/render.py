@@ -173,7 +173,8 @@ def pose_grid(images: Sequence[np.ndarray], labels: Sequence[str] | None = None,
         grid[top : top + height, left : left + width] = image
         if labels:
             text = _fit_text(labels[i], width - 4)
-            cv2.putText(grid, text, (left + 2, top + height + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.32, (0, 0, 0), 1, cv2.LINE_AA)
+            origin = (left + 2, top + height + 10)
+            cv2.putText(grid, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.32, (0, 0, 0), 1, cv2.LINE_AA)
     return grid
 
 

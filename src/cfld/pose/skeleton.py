@@ -223,7 +223,8 @@ def _check_frame(xy_visible: np.ndarray, visible: np.ndarray, frame: Size, sourc
     inside = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
     if not inside.any():
         raise InputError(
-            source, f"no visible joint lies inside the {height}x{width} (height x width) frame; is the frame size right?"
+            source,
+            f"no visible joint lies inside the {height}x{width} (height x width) frame; is the frame size right?",
         )
 
 
