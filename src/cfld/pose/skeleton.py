@@ -6,13 +6,15 @@ frame of ``(height, width)`` spans ``[-0.5, width - 0.5] x [-0.5, height - 0.5]`
 ``x -> width - 1 - x`` and maps pixel centres onto pixel centres.
 
 Joints outside the frame
-    Real annotations contain them: 19 rows of the DeepFashion test split have an elbow or a wrist a
-    few pixels beyond the image border (e.g. ``x = -18`` in a 176 wide frame). The original renderer
-    draws such joints anyway: the bones towards them are clipped at the border and the visible tail
-    of their Gaussian appears at the edge of the heatmap. We keep them unchanged so that our pose
-    images stay identical to the original's. A joint more than one whole frame size outside the frame,
-    or a pose whose every visible joint is outside, is rejected with an :class:`~cfld.errors.InputError`:
-    that is a wrong frame size or wrong units, not an annotation.
+    Real annotations contain them: 19 rows of the DeepFashion test split have one joint (an elbow, a
+    shoulder or a knee) up to 31 pixels beyond the image border, e.g. ``x = -18`` in a 176 wide
+    frame. The original renderer draws such joints anyway: the bones towards them are clipped at the
+    border and the visible tail of their Gaussian appears at the edge of the heatmap. We keep them
+    unchanged so that our pose images stay identical to the original's (:attr:`Pose.outside` and
+    :meth:`Pose.outside_note` name them; the command line prints that note). A joint more than one
+    whole frame size outside the frame, or a pose whose every visible joint is outside, is rejected
+    with an :class:`~cfld.errors.InputError`: that is a wrong frame size or wrong units, not an
+    annotation.
 """
 
 from __future__ import annotations
