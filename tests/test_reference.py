@@ -95,3 +95,28 @@ def test_model_pose_input_is_the_rendered_golden_poses(golden_json, golden):
     for i, entry in enumerate(poses):
         ours = pose_image(_golden_pose(entry), size)
         assert np.abs(ours.numpy() - batch[i].numpy()).max() <= 1e-5, f"input_pose_img[{i}]"
+
+
+# -- prompts: source image encoder H_S + perception-refined decoder H_D ---------------------------
+
+
+def test_cond_c_matches_original(ref_dir, golden):
+    """``cond_c`` = [learnable vector x B; H_D(f4 of H_S(input_img_cond))], built from config.yaml and the
+    reference ``pytorch_model.bin``, eval mode, within 1e-5."""
+    import torch
+    import yaml
+
+    from cfld.models import PerceptionRefinedDecoder, SourceImageEncoder
+
+    config = yaml.safe_load((ref_dir / "config.yaml").read_text())
+    weights = torch.load(ref_dir / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    encoder = SourceImageEncoder.from_original_config(config).eval()
+    decoder = PerceptionRefinedDecoder.from_original_config(config).eval()
+    encoder.load_original_state_dict(weights, ref_dir / "pytorch_model.bin")
+    decoder.load_original_state_dict(weights, ref_dir / "pytorch_model.bin")
+    images = golden["input_img_cond"]
+    with torch.no_grad():
+        prompts = torch.cat([weights["learnable_vector"].expand(images.shape[0], -1, -1), decoder(encoder(images)[-1])])
+    assert prompts.shape == golden["cond_c"].shape
+    diff = (prompts - golden["cond_c"]).abs().max().item()
+    assert diff <= 1e-5, f"cond_c: max |diff| {diff}"
