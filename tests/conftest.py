@@ -45,3 +45,21 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"needs ../shared beside the repository (looked for {SHARED}); it holds the real data files")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def reference_pipeline(ref_dir: Path, golden_json: dict):
+    """The original implementation's random-weight model of the reference directory as a CFLDPipeline:
+    its ``pytorch_model*.bin``, ``config.yaml`` (+ ``golden.json``'s UNet config), ``vae/`` and
+    ``scheduler/``. Shared by the tests, which must not modify it."""
+    from cfld.models.config import CFLDConfig
+    from cfld.pipeline import CFLDPipeline
+
+    config = CFLDConfig.from_original_yaml(ref_dir / "config.yaml", unet=golden_json["unet_config"])
+    return CFLDPipeline.from_pretrained(ref_dir, base=ref_dir, config=config)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, reference_pipeline) -> Path:
+    """The reference model saved in our own format (what `cfld transfer --model` takes)."""
+    return reference_pipeline.save_pretrained(tmp_path_factory.mktemp("models") / "cfld-tiny")

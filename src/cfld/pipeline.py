@@ -1,0 +1,427 @@
+"""CFLDPipeline: source photo + target pose in, re-posed person out (paper Sec. 3.3, "Sampling").
+
+    pipe = CFLDPipeline.from_pretrained("path/to/cfld-folder")
+    images = pipe("person.jpg", ["pose_a.json", "pose_b.json"], num_inference_steps=50).images
+
+Sampling follows the original implementation step for step: the source is resized (bicubic, antialiased)
+to the encoder's size in [-1, 1]; each target pose is drawn at the pose size; z_T ~ N(0, I) at the
+training resolution's latent size (64x64 for 512x512); every step runs the UNet on the guidance
+branches of :mod:`cfld.guidance` and steps the scheduler; z_0 is decoded by the VAE, mapped to [0, 1],
+resized (bicubic, antialiased) to the requested output size and quantised by truncation.
+
+Random numbers: with ``generator=torch.Generator().manual_seed(s)`` the initial noise and every
+scheduler step draw from that generator, in that order, which is the original's global-RNG stream after
+``torch.manual_seed(s)``; so a seed reproduces the original's samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from diffusers import AutoencoderKL
+from tqdm.auto import tqdm
+
+from . import __version__, checkpoint, guidance
+from .errors import InputError
+from .images import ImageInput, load_image, resize_output, to_model_input, to_pil
+from .models.cfld import CFLDModel, Conditions
+from .models.config import SCALES, CFLDConfig
+from .pose import Pose, load_pose, pose_image
+from .schedulers import make_scheduler
+
+PoseInput = Union[str, os.PathLike, Pose, torch.Tensor]
+
+DEFAULT_OUTPUT_SIZE = (256, 176)  # DeepFashion's benchmark size (Table 2); 512x352 is the other
+MODEL_INDEX = "model_index.json"
+MISSING_MODEL_HELP = (
+    "is not a CFLD model: expected a folder written by CFLDPipeline.save_pretrained / `cfld convert` "
+    "(model_index.json, cfld/, vae/, scheduler/) or the released original checkpoints "
+    "(pytorch_model.bin + pytorch_model_1.bin, linked from the README of github.com/YanzuoLu/CFLD); "
+    "put them in {path}/ (see README, 'Weights')"
+)
+
+
+@dataclass
+class CFLDPipelineOutput:
+    """``images``: one PIL image per (source, pose) pair, source-major; ``latents``: z_0 on request."""
+
+    images: list[Image.Image]
+    latents: torch.Tensor | None = None
+
+
+@dataclass
+class SourceEncoding:
+    """What the pipeline keeps of a source image: the coarse prompt and the fine-grained HGA biases.
+
+    Encode once with :meth:`CFLDPipeline.encode_source`, reuse for any number of poses; interpolate two
+    of them (:meth:`lerp`) for the paper's style interpolation (Sec. 4.6).
+    """
+
+    prompt: torch.Tensor  # (B, Q, C)
+    query_biases: dict[int, torch.Tensor]  # layer -> (B, tokens, channels)
+
+    def __len__(self) -> int:
+        return self.prompt.shape[0]
+
+    def select(self, index: torch.Tensor) -> "SourceEncoding":
+        return SourceEncoding(self.prompt[index], {k: v[index] for k, v in self.query_biases.items()})
+
+    def lerp(self, other: "SourceEncoding", weight: float) -> "SourceEncoding":
+        return SourceEncoding(
+            torch.lerp(self.prompt, other.prompt, weight),
+            {k: torch.lerp(v, other.query_biases[k], weight) for k, v in self.query_biases.items()},
+        )
+
+
+class CFLDPipeline:
+    """The CFLD condition model, the UNet (with HGA processors), the VAE and a noise scheduler."""
+
+    def __init__(self, model: CFLDModel, unet, vae, scheduler, guidance_type: str = "uc_down_full"):
+        self.model = model.eval()
+        self.unet = CFLDModel.prepare_unet(unet).eval()
+        self.vae = vae.eval()
+        self.scheduler = make_scheduler(scheduler)
+        self.guidance_type = guidance_type
+        self.config = model.config
+
+    # -- loading and saving ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        *,
+        base: str | os.PathLike | None = None,
+        config: CFLDConfig | str | os.PathLike | None = None,
+        torch_dtype: torch.dtype | None = None,
+        device: str | torch.device | None = None,
+    ) -> "CFLDPipeline":
+        """Load a pipeline folder written by :meth:`save_pretrained`, a Hub repository holding one, or an
+        original checkpoint folder (``pytorch_model.bin`` + ``pytorch_model_1.bin``, see :meth:`from_original`).
+        """
+        folder = Path(path)
+        if not folder.exists() and _looks_like_hub_id(str(path)):
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(path)))
+        if not folder.is_dir():
+            raise InputError(path, MISSING_MODEL_HELP.format(path=path))
+        if checkpoint.is_original_checkpoint(folder):
+            pipe = cls.from_original(folder, base=base, config=config)
+        elif (folder / MODEL_INDEX).is_file():
+            index = _read_json(folder / MODEL_INDEX)
+            model, unet = checkpoint.load_checkpoint(folder / "cfld")
+            vae = checkpoint.load_sd_component(AutoencoderKL, folder, "vae", {})
+            scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
+            pipe = cls(model, unet, vae, make_scheduler(index.get("scheduler", "ddpm"), scheduler_config),
+                       guidance_type=index.get("guidance_type", "uc_down_full"))
+        else:
+            raise InputError(folder, MISSING_MODEL_HELP.format(path=folder))
+        return pipe.to(device, torch_dtype)
+
+    @classmethod
+    def from_original(
+        cls,
+        folder: str | os.PathLike,
+        *,
+        base: str | os.PathLike | None = None,
+        config: CFLDConfig | str | os.PathLike | None = None,
+    ) -> "CFLDPipeline":
+        """The released CFLD checkpoints plus Stable Diffusion 1.5's VAE and DDPM schedule.
+
+        ``base``: where SD 1.5 lives (hub id, diffusers folder, or single file; default the hub id); its
+        ``scheduler/`` and ``unet/config.json`` are used when present. ``config``: a :class:`CFLDConfig`,
+        our ``config.json``, or the original ``config.yaml`` (default: ``folder/config.yaml`` if present,
+        else the paper's ``sd15`` preset).
+        """
+        folder = Path(folder)
+        base = base if base is not None else checkpoint.SD15_HUB_ID
+        base_dir = Path(base) if Path(base).is_dir() else None
+        config = _resolve_config(config, folder, base_dir)
+        model, unet = checkpoint.load_original(folder, config)
+        vae = checkpoint.load_sd15_vae(base)
+        scheduler_file = base_dir / "scheduler" / "scheduler_config.json" if base_dir else None
+        scheduler_config = _read_json(scheduler_file) if scheduler_file and scheduler_file.is_file() else None
+        return cls(model, unet, vae, make_scheduler("ddpm", scheduler_config))
+
+    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write a self-contained folder (configs + safetensors) that :meth:`from_pretrained` loads offline.
+
+        Written into a temporary folder beside ``path`` and renamed into place, so an interrupted save
+        never leaves a half-written model; an existing ``path`` is replaced only with ``overwrite``.
+        """
+        import shutil
+        import tempfile
+
+        target = Path(path)
+        if target.exists() and not overwrite:
+            raise InputError(target, "already exists; pass overwrite=True (--overwrite) to replace it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            checkpoint.save_checkpoint(tmp / "cfld", self.model, self.unet)
+            self.vae.save_pretrained(tmp / "vae", safe_serialization=True)
+            self.scheduler.save_pretrained(tmp / "scheduler")
+            index = {"_class_name": type(self).__name__, "_cfld_version": __version__,
+                     "guidance_type": self.guidance_type, "scheduler": _scheduler_name(self.scheduler)}
+            (tmp / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                target.rename(old)
+                tmp.rename(target)
+                shutil.rmtree(old)
+            else:
+                tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    # -- devices and dtypes --------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "CFLDPipeline":
+        """Move every network; ``dtype`` (fp16/bf16) applies to the UNet, VAE and condition model alike."""
+        kwargs = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
+        if kwargs:
+            for module in (self.model, self.unet, self.vae):
+                module.to(**kwargs)
+        return self
+
+    def enable_vae_slicing(self) -> None:
+        self.vae.enable_slicing()
+
+    # -- conditions ------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_source(self, sources: ImageInput | Sequence[ImageInput]) -> SourceEncoding:
+        """Coarse prompt (PRD) and HGA biases of one or more source photos, computed once.
+
+        A 4-D tensor is taken as already preprocessed: ``(B, 3, H, W)`` in [-1, 1] at the encoder's size.
+        """
+        if isinstance(sources, torch.Tensor) and sources.ndim == 4:
+            expected = (3, *self.config.cond_size)
+            if tuple(sources.shape[1:]) != expected:
+                raise InputError("source tensor", f"has shape {tuple(sources.shape)}, expected (B, {', '.join(map(str, expected))})")
+            pixels = sources
+        else:
+            sources = sources if isinstance(sources, (list, tuple)) else [sources]
+            if not sources:
+                raise InputError("sources", "no source image given")
+            pixels = torch.stack([to_model_input(load_image(s), self.config.cond_size) for s in sources])
+        pixels = pixels.to(self.device, self.model_dtype)
+        features = self.model.source_encoder(pixels)
+        return SourceEncoding(
+            prompt=self.model.prompt_decoder(features[-1]),
+            query_biases=self.model.appearance_encoder(features[:SCALES]),
+        )
+
+    @property
+    def model_dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def pose_images(self, poses: PoseInput | Sequence[PoseInput], frame: tuple[int, int] | None = None) -> torch.Tensor:
+        """(N, 21, H, W) pose images at the model's pose size from anything :func:`cfld.pose.load_pose`
+        reads, or ready-made ``(21, H, W)`` tensors."""
+        poses = poses if isinstance(poses, (list, tuple)) else [poses]
+        if not len(poses):
+            raise InputError("poses", "no target pose given")
+        images = []
+        for p in poses:
+            if isinstance(p, torch.Tensor) and p.ndim == 4:
+                images.extend(self.pose_images(list(p), frame))
+            elif isinstance(p, torch.Tensor):
+                expected = (self.config.pose_channels, *self.config.pose_size)
+                if tuple(p.shape) != expected:
+                    raise InputError("pose tensor", f"has shape {tuple(p.shape)}, expected {expected}")
+                images.append(p.float())
+            else:
+                images.append(pose_image(load_pose(p, frame=frame), self.config.pose_size))
+        return torch.stack(images)
+
+    # -- sampling ----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        source: ImageInput | Sequence[ImageInput] | SourceEncoding,
+        pose: PoseInput | Sequence[PoseInput],
+        *,
+        num_inference_steps: int = 50,
+        guidance_pose: float = 2.0,
+        guidance_appearance: float = 2.0,
+        scheduler: str | Any | None = None,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        output_size: tuple[int, int] | None = DEFAULT_OUTPUT_SIZE,
+        output_type: str = "pil",
+        return_latents: bool = False,
+        batch_size: int = 8,
+        fuse_branches: bool = True,
+        paired: bool = False,
+        pose_frame: tuple[int, int] | None = None,
+        progress: bool = True,
+        callback=None,
+    ) -> CFLDPipelineOutput:
+        """Generate every source in every target pose (``len(sources) * len(poses)`` images, source-major),
+        or with ``paired=True`` source i in pose i.
+
+        Args:
+            source: photo(s), a preprocessed ``(B, 3, H, W)`` tensor in [-1, 1], or a
+                :class:`SourceEncoding` from :meth:`encode_source`.
+            pose: target pose(s): our JSON, OpenPose JSON, annotation row/file, :class:`cfld.pose.Pose`,
+                or a ready (21, H, W) pose image.
+            num_inference_steps: denoising steps (the paper: 50 DDPM steps).
+            guidance_pose, guidance_appearance: w_pose and w_app of Eq. 7 (both 2.0 in the paper).
+            scheduler: a name of :data:`cfld.schedulers.SCHEDULERS` or a diffusers scheduler; default the
+                pipeline's own (DDPM).
+            generator: a ``torch.Generator`` for reproducible results (initial noise, then every step).
+            latents: z_T to start from instead of drawing it, ``(N, 4, h, w)``.
+            output_size: (H, W) of the returned images; ``None`` keeps the generation size.
+            output_type: ``"pil"``, ``"np"`` (uint8 arrays) or ``"pt"`` (float tensors in [0, 1]).
+            batch_size: (source, pose) pairs per UNet batch; each runs 2 or 3 guidance branches.
+            fuse_branches: run two UNet branches instead of three when ``guidance_pose ==
+                guidance_appearance`` (same result up to float rounding, ~1.5x faster).
+            pose_frame: (H, W) frame of OpenPose files, which do not record it.
+            callback: called as ``callback(step, timestep, latents)`` after every step.
+        """
+        if num_inference_steps < 1:
+            raise InputError("num_inference_steps", f"must be at least 1, got {num_inference_steps}")
+        if output_type not in ("pil", "np", "pt"):
+            raise InputError("output_type", f"must be 'pil', 'np' or 'pt', got {output_type!r}")
+        encoding = source if isinstance(source, SourceEncoding) else self.encode_source(source)
+        pose_maps_input = self.pose_images(pose, pose_frame).to(self.device, self.model_dtype)
+        n_src, n_pose = len(encoding), pose_maps_input.shape[0]
+        if paired:
+            if n_src != n_pose:
+                raise InputError("paired", f"needs as many sources as poses, got {n_src} and {n_pose}")
+            source_index = pose_index = torch.arange(n_src)
+        else:
+            source_index = torch.arange(n_src).repeat_interleave(n_pose)
+            pose_index = torch.arange(n_pose).repeat(n_src)
+        pairs = len(source_index)
+
+        scheduler = make_scheduler(scheduler, dict(self.scheduler.config)) if scheduler is not None else self.scheduler
+        branches, scales = guidance.plan(self.guidance_type, guidance_pose, guidance_appearance, fuse_branches)
+        latent_shape = (pairs, self.unet.config.in_channels, *self.latent_size)
+        if latents is None:
+            latents = torch.randn(latent_shape, generator=generator, dtype=torch.float32)
+        elif tuple(latents.shape) != latent_shape:
+            raise InputError("latents", f"have shape {tuple(latents.shape)}, expected {latent_shape}")
+        latents = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
+
+        scheduler.set_timesteps(num_inference_steps)
+        pose_maps = self.model.pose_adapter(pose_maps_input)
+        chunks = []
+        for start in range(0, pairs, batch_size):
+            index = slice(start, start + batch_size)
+            src = encoding.select(source_index[index])
+            conditions = Conditions(src.prompt, [m[pose_index[index]] for m in pose_maps], src.query_biases)
+            chunks.append(self.model.guidance_batch(conditions, branches))
+        timesteps = scheduler.timesteps
+        bar = tqdm(total=len(timesteps), desc="CFLD sampling", disable=not progress, leave=False)
+        for step, t in enumerate(timesteps):
+            eps = []
+            for start, conditions in zip(range(0, pairs, batch_size), chunks):
+                z = latents[start : start + batch_size]
+                eps.append(self._guided_eps(z, t, conditions, scales, scheduler))
+            latents = scheduler.step(torch.cat(eps), t, latents, generator=generator).prev_sample
+            if callback is not None:
+                callback(step, t, latents)
+            bar.update()
+        bar.close()
+
+        images = self.decode_latents(latents)
+        if output_size is not None:
+            images = resize_output(images, tuple(output_size))
+        if output_type == "pil":
+            result: Any = to_pil(images)
+        elif output_type == "np":
+            result = list((images.float() * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        else:
+            result = images
+        return CFLDPipelineOutput(result, latents if return_latents else None)
+
+    def _guided_eps(self, latents, t, conditions: Conditions, scales, scheduler) -> torch.Tensor:
+        """One UNet call over the stacked guidance branches, combined by cumulative guidance."""
+        branches = len(scales) + 1
+        z = scheduler.scale_model_input(torch.cat([latents] * branches), t)
+        eps = self.unet(z.to(self.dtype), t, **conditions.unet_kwargs()).sample
+        return guidance.combine(eps.float(), scales)
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return (self.config.image_size[0] // factor, self.config.image_size[1] // factor)
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """z_0 -> images in [0, 1]: ``clamp(vae.decode(z_0 / scaling_factor) * 0.5 + 0.5, 0, 1)``."""
+        vae_dtype = next(self.vae.parameters()).dtype
+        decoded = self.vae.decode(latents.to(vae_dtype) / self.vae.config.scaling_factor).sample
+        return (decoded.float() * 0.5 + 0.5).clamp(0, 1)
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] -> scaled posterior mean latents (the paper's z_0 = E(x))."""
+        vae_dtype = next(self.vae.parameters()).dtype
+        return self.vae.encode(images.to(self.device, vae_dtype)).latent_dist.mean * self.vae.config.scaling_factor
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).suffix
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, "is missing") from None
+    except (OSError, ValueError) as error:
+        raise InputError(path, f"cannot be read as JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "is not a JSON object")
+    return data
+
+
+def _resolve_config(config, folder: Path, base_dir: Path | None) -> CFLDConfig:
+    """The CFLDConfig for an original checkpoint folder (see :meth:`CFLDPipeline.from_original`)."""
+    if isinstance(config, CFLDConfig):
+        return config
+    path = Path(config) if config is not None else folder / "config.yaml"
+    if path.suffix == ".json":
+        return CFLDConfig.from_json(path)
+    if not path.is_file():
+        if config is not None:
+            raise InputError(path, "no such config file")
+        return CFLDConfig.preset("sd15")
+    unet_config = base_dir / "unet" / "config.json" if base_dir else None
+    unet = _read_json(unet_config) if unet_config and unet_config.is_file() else None
+    if unet is not None:
+        unet = {k: v for k, v in unet.items() if not k.startswith("_")}
+    return CFLDConfig.from_original_yaml(path, unet=unet)
+
+
+def _scheduler_name(scheduler) -> str:
+    from .schedulers import SCHEDULERS
+
+    names = {class_name: name for name, (class_name, _) in SCHEDULERS.items()}
+    return names.get(type(scheduler).__name__, "ddpm")
