@@ -1,0 +1,247 @@
+"""CFLDConfig: every size of the CFLD model (paper Table 1) in one flat, JSON-serialisable dataclass.
+
+Two presets: ``sd15`` is the paper (Swin-B, R = 8, Q = 16, C = 768, K = 4, Stable Diffusion 1.5 UNet) and
+``tiny`` is the random-weight configuration of ``tests/data/reference_tiny``. ``from_original_yaml`` reads
+the original implementation's ``config.yaml`` (a yacs dump), rejecting the options it has that CFLD does
+not use, so a released checkpoint's configuration maps onto ours without guessing.
+
+What follows from the UNet is derived rather than stored: the HGA (H_A) works on the up blocks of the
+three highest resolutions, source feature f_l feeding the up block of f_l's resolution; the pose adapter
+(H_P) produces one map per down block 0..2 with that block's channels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+SCALES = 3
+"""Scales l = 1, 2, 3 that carry fine-grained appearance (HGA) and pose (adapter) conditions."""
+
+SD15_UNET_CONFIG: dict[str, Any] = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+    "norm_num_groups": 32,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+}
+"""Stable Diffusion 1.5's ``unet/config.json`` (the keys that differ from diffusers' defaults, and the
+block layout), so the full-size model can be built without downloading anything."""
+
+TINY_UNET_CONFIG: dict[str, Any] = {
+    **SD15_UNET_CONFIG,
+    "sample_size": 16,
+    "block_out_channels": [32, 32, 64, 64],
+    "cross_attention_dim": 32,
+    "attention_head_dim": 2,
+    "norm_num_groups": 8,
+}
+
+
+@dataclass
+class CFLDConfig:
+    """Sizes of every CFLD component. Field groups follow Fig. 2: H_S, H_D, H_A, H_P, the UNet H_N."""
+
+    # H_S, source image encoder: Swin transformer over the condition image
+    cond_size: tuple[int, int] = (256, 256)
+    swin_embed_dim: int = 128
+    swin_depths: tuple[int, ...] = (2, 2, 18, 2)
+    swin_heads: tuple[int, ...] = (4, 8, 16, 32)
+    swin_window: int = 16
+    swin_drop_path: float = 0.2
+    # H_D, perception-refined decoder: Q learnable queries of dim C refined by R blocks
+    num_queries: int = 16
+    prompt_dim: int = 768
+    prd_depth: int = 8
+    prd_heads: int = 24
+    # H_A, hybrid-granularity attention: per scale l, phi_A's width and heads; K layers each
+    hga_depth: int = 4
+    hga_embed_dims: tuple[int, ...] = (64, 128, 256)
+    hga_heads: tuple[int, ...] = (2, 4, 8)
+    # H_P, pose adapter: pose image channels (3 skeleton + 18 heatmaps), pixel-unshuffle factor
+    pose_channels: int = 21
+    pose_downscale: int = 4
+    pose_size: tuple[int, int] = (256, 256)
+    # H_N, the Stable Diffusion UNet (diffusers UNet2DConditionModel config) and its image size
+    unet: dict[str, Any] = field(default_factory=lambda: dict(SD15_UNET_CONFIG))
+    image_size: tuple[int, int] = (512, 512)
+    # training: probability eta of replacing the prompt by the learnable unconditional vector (Sec. 3.3)
+    uncond_prob: float = 0.2
+
+    # -- presets and serialisation -------------------------------------------------------------------
+
+    @classmethod
+    def preset(cls, name: str) -> "CFLDConfig":
+        """``"sd15"`` (the paper) or ``"tiny"`` (the random-weight reference of the tests)."""
+        if name == "sd15":
+            return cls()
+        if name == "tiny":
+            return cls(
+                cond_size=(64, 64), swin_embed_dim=16, swin_depths=(2, 2, 2, 2), swin_heads=(1, 2, 2, 4),
+                swin_window=4, num_queries=4, prompt_dim=32, prd_depth=2, prd_heads=2, hga_depth=2,
+                hga_embed_dims=(8, 16, 32), hga_heads=(1, 2, 4), pose_size=(64, 64),
+                unet=dict(TINY_UNET_CONFIG), image_size=(128, 128),
+            )
+        raise InputError(f"preset {name!r}", "is not a CFLD preset (choose 'sd15' or 'tiny')")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: object = "config") -> "CFLDConfig":
+        """Inverse of :meth:`to_dict`; unknown or mistyped entries are an InputError naming them."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if not isinstance(data, dict):
+            raise InputError(source, "is not a JSON object of CFLD config fields")
+        if unknown := sorted(set(data) - set(fields)):
+            raise InputError(source, f"has unknown CFLD config fields {', '.join(unknown)}")
+        defaults, values = cls(), {}
+        for name, value in data.items():
+            default = getattr(defaults, name)
+            if isinstance(default, tuple):
+                if not isinstance(value, (list, tuple)):
+                    raise InputError(source, f"field {name} must be a list, got {value!r}")
+                value = tuple(value)
+            elif isinstance(default, dict) and not isinstance(value, dict):
+                raise InputError(source, f"field {name} must be an object, got {value!r}")
+            values[name] = value
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "CFLDConfig":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise InputError(path, f"cannot be read as a JSON config ({error})") from None
+        return cls.from_dict(data, source=path)
+
+    # -- quantities derived from the UNet ----------------------------------------------------------------
+
+    @property
+    def attentions_per_up_block(self) -> int:
+        return self.unet.get("layers_per_block", 2) + 1
+
+    @property
+    def hga_layers(self) -> tuple[tuple[int, ...], ...]:
+        """UNet cross-attention layers biased by each scale, in the original's branch order.
+
+        Layer ``k = up_block * attentions_per_up_block + j``; scale l = 1 (f_1) feeds the last up block,
+        whose three layers are listed last-first (11, 10, 9 for SD 1.5), as the original numbers them.
+        """
+        n, per_block = len(self.unet["up_block_types"]), self.attentions_per_up_block
+        return tuple(
+            tuple(reversed(range((n - 1 - s) * per_block, (n - s) * per_block))) for s in range(SCALES)
+        )
+
+    @property
+    def hga_feature_dims(self) -> tuple[int, ...]:
+        """Channels of the Swin maps f_1..f_3 (the embedding dim doubles per stage)."""
+        return tuple(self.swin_embed_dim * 2**s for s in range(SCALES))
+
+    @property
+    def unet_channels(self) -> tuple[int, ...]:
+        """Channels of UNet down blocks 0..2, equal to those of the up blocks at the same resolutions."""
+        return tuple(self.unet["block_out_channels"][:SCALES])
+
+    # -- the original implementation's config.yaml ---------------------------------------------------------
+
+    @classmethod
+    def from_original_yaml(cls, path: str | Path, unet: dict[str, Any] | None = None) -> "CFLDConfig":
+        """Read an original ``config.yaml``. The UNet config is not in it (the original loads it from a
+        pretrained folder): pass ``unet`` for anything but Stable Diffusion 1.5.
+
+        Options of the original that CFLD does not use (masked source images, other HGA targets, other
+        trainable UNet parameters, ...) are rejected with an InputError naming the key.
+        """
+        import yaml
+
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as error:
+            raise InputError(path, f"cannot be read as a YAML config ({error})") from None
+
+        def get(dotted: str) -> Any:
+            value = raw
+            for part in dotted.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    raise InputError(path, f"has no key {dotted}")
+                value = value[part]
+            return value
+
+        def require(dotted: str, expected: Any, why: str = "CFLD supports only") -> None:
+            value = get(dotted)
+            if (list(value) if isinstance(value, (list, tuple)) else value) != expected:
+                raise InputError(path, f"{dotted} is {value!r}; {why} {expected!r}")
+
+        model, hga, pose = "MODEL.", "MODEL.APPEARANCE_GUIDANCE_CONFIG.", "MODEL.POSE_GUIDANCE_CONFIG."
+        for key, expected in {
+            model + "COND_STAGE_CONFIG.LAST_NORM": False, model + "DECODER_CONFIG.POSE_QUERY": False,
+            "INPUT.COND.PRED_RATIO": [], hga + "TO_SELF_ATTN": False, hga + "TO_QUERIES": True,
+            hga + "TO_KEYS": False, hga + "TO_VALUES": False, hga + "DETACH_INPUT": False,
+            model + "U_COND_DOWN_BLOCK_GUIDANCE": False, model + "U_COND_UP_BLOCK_GUIDANCE": False,
+            model + "UNET_CONFIG.TRAIN_CROSS_ATTN_K": True, model + "UNET_CONFIG.TRAIN_CROSS_ATTN_V": True,
+            model + "UNET_CONFIG.TRAIN_CROSS_ATTN_Q": False, model + "UNET_CONFIG.TRAIN_SELF_ATTN_Q": False,
+            model + "UNET_CONFIG.TRAIN_SELF_ATTN_K": False, model + "UNET_CONFIG.TRAIN_SELF_ATTN_V": False,
+        }.items():
+            require(key, expected)
+        branches = len(get(hga + "ATTN_RESIDUAL_BLOCK_IDX"))
+        for key, value in (("CONVIN_KERNEL_SIZE", 1), ("CONVIN_STRIDE", 1), ("CONVIN_PADDING", 0)):
+            require(hga + key, [value] * branches)
+
+        def per_scale(key: str) -> tuple[int, ...]:
+            """HGA per-layer list -> one value per scale (the original repeats it for each scale's layers)."""
+            values, per = list(get(hga + key)), branches // SCALES
+            scales = tuple(values[::per])
+            if branches % SCALES or values != [v for v in scales for _ in range(per)]:
+                raise InputError(path, f"{hga}{key} = {values} does not give one value per scale")
+            return scales
+
+        config = cls(
+            cond_size=tuple(get("INPUT.COND.IMG_SIZE")),
+            swin_embed_dim=get(model + "COND_STAGE_CONFIG.EMBED_DIM"),
+            swin_depths=tuple(get(model + "COND_STAGE_CONFIG.DEPTHS")),
+            swin_heads=tuple(get(model + "COND_STAGE_CONFIG.NUM_HEADS")),
+            swin_window=get(model + "COND_STAGE_CONFIG.WINDOW_SIZE"),
+            swin_drop_path=get(model + "COND_STAGE_CONFIG.DROP_PATH_RATE"),
+            num_queries=get(model + "DECODER_CONFIG.N_CTX"),
+            prompt_dim=get(model + "DECODER_CONFIG.CTX_DIM"),
+            prd_depth=get(model + "DECODER_CONFIG.DEPTH"),
+            prd_heads=get(model + "DECODER_CONFIG.HEADS"),
+            hga_depth=get(hga + "DEPTH"),
+            hga_embed_dims=per_scale("EMBED_DIMS"),
+            hga_heads=per_scale("HEADS"),
+            pose_channels=get(pose + "POSE_CHANNELS"),
+            pose_downscale=get(pose + "DOWNSCALE_FACTOR"),
+            pose_size=tuple(get("INPUT.POSE.IMG_SIZE")),
+            unet=dict(SD15_UNET_CONFIG if unet is None else unet),
+            image_size=tuple(get("INPUT.GT.IMG_SIZE")),
+            uncond_prob=get(model + "U_COND_PERCENT"),
+        )
+        # what we derive from the UNet and the Swin must be what the original stored
+        layers = [k for scale in config.hga_layers for k in scale]
+        derived = {
+            hga + "ATTN_RESIDUAL_BLOCK_IDX": layers,
+            hga + "INNER_DIMS": [d for d in config.hga_feature_dims for _ in range(branches // SCALES)],
+            hga + "CTX_DIMS": [d for d in config.unet_channels for _ in range(branches // SCALES)],
+            pose + "CHANNELS": list(config.unet_channels),
+            pose + "IN_CHANNELS": config.unet_channels[0],
+        }
+        why = "the Swin and UNet configs give (pass the UNet config if it is not SD 1.5)"
+        for key, expected in derived.items():
+            require(key, expected, why)
+        if sorted(get(model + "UNET_CONFIG.TRAINABLE_BLOCK_IDX")) != sorted(layers):
+            raise InputError(path, f"{model}UNET_CONFIG.TRAINABLE_BLOCK_IDX must list the HGA layers {layers}")
+        return config
