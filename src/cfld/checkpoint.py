@@ -1,0 +1,258 @@
+"""CFLD checkpoints in two formats, and Stable Diffusion 1.5 components from wherever they are.
+
+**Original** (the released ``checkpoints/`` of github.com/YanzuoLu/CFLD): a folder with
+``pytorch_model.bin``, the conditioning networks (``learnable_vector``, ``backbone.*`` Swin in Microsoft's
+naming with its ``relative_position_index``/``attn_mask`` buffers, ``appearance_encoder.*``,
+``pose_encoder.*``, ``decoder.*``), and ``pytorch_model_1.bin``, the whole UNet under ``model.``. Both are
+pickles, read with ``torch.load(weights_only=True)`` only.
+
+**Ours**: a folder with ``config.json`` (:class:`CFLDConfig`, which includes the UNet config),
+``model.safetensors`` (:class:`CFLDModel` state dict) and ``unet.safetensors`` (the *whole* UNet state
+dict in diffusers naming). We keep the whole UNet rather than only the trained W_k, W_v: the frozen
+weights are part of what the checkpoint computes, and a small model (like the test reference) has no
+Stable Diffusion to take them from.
+
+Every load is strict: missing, unexpected or mis-shaped keys raise one :class:`InputError` naming the
+file and listing the first few of each kind with their counts. Keys are mapped between the layouts by
+each module's own converter, so a checkpoint converted one way and back is identical.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import UNet2DConditionModel
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import InputError
+from .io import atomic_path, atomic_write_text, check_writable
+from .models.cfld import CFLDModel, build_unet
+from .models.config import CFLDConfig
+from .models.perception_refined_decoder import PerceptionRefinedDecoder
+from .models.source_encoder import SourceImageEncoder
+
+ORIGINAL_MODEL, ORIGINAL_UNET = "pytorch_model.bin", "pytorch_model_1.bin"
+CONFIG, MODEL, UNET = "config.json", "model.safetensors", "unet.safetensors"
+SWIN_BUFFERS = ("relative_position_index", "attn_mask")
+
+# our CFLDModel attribute -> the original's top-level key prefix
+ORIGINAL_PREFIX = {
+    "source_encoder": "backbone.",
+    "appearance_encoder": "appearance_encoder.",
+    "pose_adapter": "pose_encoder.",
+    "prompt_decoder": "decoder.",
+}
+
+
+# -- strict key checking ---------------------------------------------------------------------------------
+
+
+def _listing(kind: str, keys: list[str], shown: int = 5) -> str:
+    more = f", ... ({len(keys)} in all)" if len(keys) > shown else ""
+    return f"{len(keys)} {kind} ({', '.join(keys[:shown])}{more})"
+
+
+def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor], source: object) -> None:
+    """Raise an InputError unless ``given`` has exactly the keys and shapes of ``expected``."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [
+        f"{k} {tuple(given[k].shape)} instead of {tuple(expected[k].shape)}"
+        for k in expected
+        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = [
+        _listing(kind, keys)
+        for kind, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes))
+        if keys
+    ]
+    if problems:
+        raise InputError(source, "does not fit the model: " + "; ".join(problems))
+
+
+def _strip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _prefixed(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {prefix + k: v for k, v in state.items()}
+
+
+# -- the original layout -------------------------------------------------------------------------------------
+
+
+def to_original(model: CFLDModel, unet: UNet2DConditionModel) -> tuple[dict[str, torch.Tensor], ...]:
+    """``(pytorch_model.bin, pytorch_model_1.bin)`` state dicts: the original's keys, order and buffers."""
+    state = {"learnable_vector": model.learnable_vector.detach()}
+    state |= model.source_encoder.to_original_state_dict(ORIGINAL_PREFIX["source_encoder"])
+    state |= _prefixed(model.appearance_encoder.state_dict(), ORIGINAL_PREFIX["appearance_encoder"])
+    state |= _prefixed(model.pose_adapter.state_dict(), ORIGINAL_PREFIX["pose_adapter"])
+    state |= model.prompt_decoder.to_original_state_dict(ORIGINAL_PREFIX["prompt_decoder"])
+    return state, _prefixed(unet.state_dict(), "model.")
+
+
+def from_original(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``pytorch_model.bin``'s state dict -> :class:`CFLDModel`'s (the Swin buffers are dropped)."""
+    converters = {
+        "source_encoder": SourceImageEncoder.convert_original_state_dict,
+        "appearance_encoder": dict,
+        "pose_adapter": dict,
+        "prompt_decoder": PerceptionRefinedDecoder.convert_original_state_dict,
+    }
+    ours = {"learnable_vector": state["learnable_vector"]}
+    for name, convert in converters.items():
+        ours |= _prefixed(convert(_strip(state, ORIGINAL_PREFIX[name])), name + ".")
+    return ours
+
+
+def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
+    """A plain ``torch.save``-d state dict, unpickled safely (tensors and containers only)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(path, "does not exist") from None
+    except Exception as error:  # torch raises many types for corrupt or unsafe pickles
+        raise InputError(path, f"cannot be read as a PyTorch state dict ({type(error).__name__}: {error})") from None
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(path, "is not a state dict (a mapping of names to tensors)")
+    return dict(state)
+
+
+def load_original(folder: str | Path, config: CFLDConfig) -> tuple[CFLDModel, UNet2DConditionModel]:
+    """Load an original checkpoint folder (``pytorch_model.bin`` + ``pytorch_model_1.bin``) into a model of
+    ``config``; the stored Swin buffers must equal the ones of ``config`` (window and image size)."""
+    folder = Path(folder)
+    model, unet = CFLDModel(config).eval(), _empty_unet(config)
+    expected_model, expected_unet = to_original(model, unet)
+    model_state, unet_state = read_torch_file(folder / ORIGINAL_MODEL), read_torch_file(folder / ORIGINAL_UNET)
+    check_keys(expected_model, model_state, folder / ORIGINAL_MODEL)
+    check_keys(expected_unet, unet_state, folder / ORIGINAL_UNET)
+    buffers = [k for k in expected_model if k.endswith(SWIN_BUFFERS)]
+    if differ := [k for k in buffers if not torch.equal(expected_model[k], model_state[k].to(expected_model[k]))]:
+        problem = "was made for another Swin window or image size: " + _listing("buffers differ", differ)
+        raise InputError(folder / ORIGINAL_MODEL, problem)
+    model.load_state_dict(from_original(model_state))
+    unet.load_state_dict(_strip(unet_state, "model."), assign=True)
+    return model, unet
+
+
+def save_original(folder: str | Path, model: CFLDModel, unet: UNet2DConditionModel, overwrite: bool = False) -> Path:
+    """Write ``model`` and ``unet`` as an original checkpoint folder (readable by the original code)."""
+    folder = Path(folder)
+    states = to_original(model, unet)
+    for name in (ORIGINAL_MODEL, ORIGINAL_UNET):
+        check_writable(folder / name, overwrite)
+    for name, state in zip((ORIGINAL_MODEL, ORIGINAL_UNET), states):
+        with atomic_path(folder / name, overwrite=overwrite) as tmp:
+            torch.save({k: v.contiguous() for k, v in state.items()}, tmp)
+    return folder
+
+
+# -- our format ---------------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(folder: str | Path, model: CFLDModel, unet: UNet2DConditionModel, overwrite: bool = False) -> Path:
+    """Write our checkpoint folder: ``config.json``, ``model.safetensors``, ``unet.safetensors``."""
+    folder = Path(folder)
+    for name in (CONFIG, MODEL, UNET):
+        check_writable(folder / name, overwrite)
+    for name, module in ((MODEL, model), (UNET, unet)):
+        with atomic_path(folder / name, overwrite=overwrite) as tmp:
+            save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp), metadata={"format": "pt"})
+    atomic_write_text(folder / CONFIG, model.config.to_json() + "\n", overwrite=overwrite)
+    return folder
+
+
+def load_checkpoint(folder: str | Path) -> tuple[CFLDModel, UNet2DConditionModel]:
+    """Read our checkpoint folder (see :func:`save_checkpoint`); the UNet comes prepared for CFLD."""
+    folder = Path(folder)
+    config = CFLDConfig.from_json(folder / CONFIG)
+    model, unet = CFLDModel(config).eval(), _empty_unet(config)
+    for name, module, assign in ((MODEL, model, False), (UNET, unet, True)):
+        try:
+            state = load_file(str(folder / name))
+        except (OSError, SafetensorError) as error:
+            raise InputError(folder / name, f"cannot be read as safetensors ({error})") from None
+        check_keys(module.state_dict(), state, folder / name)
+        module.load_state_dict(state, assign=assign)
+    return model, unet
+
+
+def is_original_checkpoint(folder: str | Path) -> bool:
+    return (Path(folder) / ORIGINAL_MODEL).is_file()
+
+
+def _empty_unet(config: CFLDConfig) -> UNet2DConditionModel:
+    """The UNet without initialising weights: they are all about to be loaded (with ``assign=True``)."""
+    with torch.device("meta"):
+        return build_unet(config).eval()
+
+
+# -- Stable Diffusion 1.5 components ---------------------------------------------------------------------------
+
+SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SD15_VAE_CONFIG: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "norm_num_groups": 32,
+    "sample_size": 512,
+    "scaling_factor": 0.18215,
+}
+
+
+def load_sd_component(cls: type, source: str | Path, subfolder: str, config: Mapping[str, Any], **kwargs: Any):
+    """One diffusers component (``cls``, e.g. ``UNet2DConditionModel`` or ``AutoencoderKL``) of a Stable
+    Diffusion checkpoint given as
+
+    * a single file (``.safetensors`` / ``.ckpt``, original LDM layout): converted by diffusers'
+      ``from_single_file``, with ``config`` (the component's diffusers config) so no config is fetched;
+    * a local diffusers folder (the pipeline folder with ``subfolder``, or the component folder itself);
+    * a Hub id (``owner/name``), downloaded once by ``huggingface_hub`` into its cache (respects
+      ``HF_HUB_OFFLINE``).
+    """
+    path = Path(source)
+    try:
+        if path.is_file():
+            if path.suffix not in (".safetensors", ".ckpt"):
+                raise InputError(path, "is not a single-file checkpoint (.safetensors or .ckpt)")
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / subfolder).mkdir()
+                (Path(tmp) / subfolder / "config.json").write_text(json.dumps(dict(config)))
+                return cls.from_single_file(str(path), config=tmp, subfolder=subfolder, local_files_only=True, **kwargs)
+        if path.is_dir():
+            has_sub = (path / subfolder / "config.json").is_file()
+            return cls.from_pretrained(str(path), subfolder=subfolder if has_sub else None, **kwargs)
+        if str(source).count("/") != 1 or str(source).startswith((".", "/")):
+            raise InputError(source, "is neither a file, a folder, nor a Hugging Face Hub id (owner/name)")
+        return cls.from_pretrained(str(source), subfolder=subfolder, **kwargs)
+    except InputError:
+        raise
+    except Exception as error:  # diffusers and huggingface_hub raise OSError, ValueError, KeyError, ...
+        raise InputError(source, f"has no loadable {subfolder} ({type(error).__name__}: {error})") from None
+
+
+def load_sd15_unet(source: str | Path = SD15_HUB_ID, config: CFLDConfig | None = None) -> UNet2DConditionModel:
+    """The Stable Diffusion UNet to start CFLD training from, prepared for CFLD (HGA processors, trainable
+    W_k, W_v only)."""
+    config = config or CFLDConfig.preset("sd15")
+    unet = load_sd_component(UNet2DConditionModel, source, "unet", config.unet)
+    check_keys(_empty_unet(config).state_dict(), unet.state_dict(), source)
+    return CFLDModel.prepare_unet(unet)
+
+
+def load_sd15_vae(source: str | Path = SD15_HUB_ID, config: Mapping[str, Any] = SD15_VAE_CONFIG):
+    """Stable Diffusion's VAE (encoder E and decoder D of the paper)."""
+    from diffusers import AutoencoderKL
+
+    return load_sd_component(AutoencoderKL, source, "vae", config)
