@@ -16,6 +16,7 @@ scheduler step draw from that generator, in that order, which is the original's 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -326,6 +327,8 @@ class CFLDPipeline:
         latents = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
 
         scheduler.set_timesteps(num_inference_steps)
+        # stochastic schedulers draw their noise from our generator; deterministic ones take none
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         pose_maps = self.model.pose_adapter(pose_maps_input)
         chunks = []
         for start in range(0, pairs, batch_size):
@@ -340,7 +343,7 @@ class CFLDPipeline:
             for start, conditions in zip(range(0, pairs, batch_size), chunks):
                 z = latents[start : start + batch_size]
                 eps.append(self._guided_eps(z, t, conditions, scales, scheduler))
-            latents = scheduler.step(torch.cat(eps), t, latents, generator=generator).prev_sample
+            latents = scheduler.step(torch.cat(eps), t, latents, **step_kwargs).prev_sample
             if callback is not None:
                 callback(step, t, latents)
             bar.update()

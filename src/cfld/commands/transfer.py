@@ -1,0 +1,85 @@
+"""``cfld transfer``: re-pose a person photo into one or more target poses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from .pose import parse_size_option
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+@click.command("transfer")
+@click.option("-s", "--source", "sources", multiple=True, required=True, metavar="PHOTO",
+              help="Photo of the person to re-pose (repeat for several people).")
+@click.option("-p", "--pose", "poses", multiple=True, required=True, metavar="POSE",
+              help="Target pose: our pose JSON, OpenPose JSON, or an annotation row (repeat for several poses).")
+@click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="A CFLD folder written by `CFLDPipeline.save_pretrained` / `cfld convert`, or the original "
+                   "checkpoint folder (pytorch_model.bin + pytorch_model_1.bin, then --base is needed).")
+@click.option("--base", metavar="SD15",
+              help="Stable Diffusion 1.5 for an original checkpoint folder: hub id, diffusers folder or single file.")
+@click.option("-o", "--output", default="outputs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the results, one PNG per (source, pose): SOURCE_to_POSE.png.")
+@click.option("--steps", type=click.IntRange(min=1), default=50, show_default=True, help="Denoising steps.")
+@click.option("--scheduler", default="ddpm", show_default=True,
+              help="ddpm (the paper), ddim, dpm++, unipc, euler, euler-a or pndm.")
+@click.option("--guidance-pose", type=float, default=2.0, show_default=True, help="w_pose of Eq. 7.")
+@click.option("--guidance-appearance", type=float, default=2.0, show_default=True, help="w_app of Eq. 7.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same images).")
+@click.option("--size", default="256x176", show_default=True, metavar="HxW",
+              help="Output size; 512x352 is the paper's other benchmark size.")
+@click.option("--pose-frame", metavar="HxW", help="Frame of OpenPose pose files (they do not record it).")
+@click.option("--grid", is_flag=True, help="Also write grid.png: source | pose | result, one row per pair.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda if available).")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default=None,
+              help="Weights' precision (default: fp16 on CUDA, fp32 elsewhere).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="(source, pose) pairs per UNet batch.")
+@click.option("--overwrite", is_flag=True, help="Replace existing result files.")
+def transfer(sources, poses, model_dir, base, output, steps, scheduler, guidance_pose, guidance_appearance, seed,
+             size, pose_frame, grid, device, dtype, batch_size, overwrite) -> None:
+    """Re-pose the person of each --source into each --pose.
+
+    \b
+    Examples:
+      cfld transfer -s person.jpg -p pose.json -m checkpoints/cfld -o out/
+      cfld transfer -s a.jpg -s b.jpg -p 'name:[34,59,...]:[104,99,...]' -m cfld-folder --grid
+      cfld transfer -s person.jpg -p openpose_keypoints.json --pose-frame 1024x704 -m cfld-folder
+    Poses come from `cfld pose convert` (any photo's OpenPose output, DeepFashion annotation rows).
+    """
+    import torch
+
+    from .. import images as I
+    from ..pipeline import CFLDPipeline
+
+    out_size = parse_size_option(size, "--size")
+    frame = parse_size_option(pose_frame, "--pose-frame")
+    out_dir = Path(output)
+    names = [f"{Path(s).stem}_to_{_pose_stem(p, i)}.png" for s in sources for i, p in enumerate(poses)]
+    if not overwrite:
+        taken = [n for n in names + (["grid.png"] if grid else []) if (out_dir / n).exists()]
+        if taken:
+            raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else (torch.float16 if device.startswith("cuda") else None)
+
+    pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
+    generator = torch.Generator().manual_seed(seed)
+    result = pipe(list(sources), list(poses), num_inference_steps=steps, guidance_pose=guidance_pose,
+                  guidance_appearance=guidance_appearance, scheduler=scheduler, generator=generator,
+                  output_size=out_size, pose_frame=frame, batch_size=batch_size)
+    for name, image in zip(names, result.images):
+        path = I.save_image(image, out_dir / name, overwrite=overwrite)
+        click.echo(f"wrote {path}")
+    if grid:
+        rows = I.comparison_rows(sources, pipe.pose_images(list(poses), frame), result.images, out_size)
+        click.echo(f"wrote {I.save_image(rows, out_dir / 'grid.png', overwrite=overwrite)}")
+
+
+def _pose_stem(pose: str, index: int) -> str:
+    path = Path(pose)
+    return path.stem if path.suffix and len(path.stem) < 80 else f"pose{index}"
