@@ -211,15 +211,17 @@ SD15_VAE_CONFIG: dict[str, Any] = {
 }
 
 
-def load_sd_component(cls: type, source: str | Path, subfolder: str, config: Mapping[str, Any], **kwargs: Any):
+def load_sd_component(
+    cls: type, source: str | Path, subfolder: str, config: Mapping[str, Any], local_files_only: bool = False
+):
     """One diffusers component (``cls``, e.g. ``UNet2DConditionModel`` or ``AutoencoderKL``) of a Stable
     Diffusion checkpoint given as
 
     * a single file (``.safetensors`` / ``.ckpt``, original LDM layout): converted by diffusers'
       ``from_single_file``, with ``config`` (the component's diffusers config) so no config is fetched;
     * a local diffusers folder (the pipeline folder with ``subfolder``, or the component folder itself);
-    * a Hub id (``owner/name``), downloaded once by ``huggingface_hub`` into its cache (respects
-      ``HF_HUB_OFFLINE``).
+    * a Hub id (``owner/name``), downloaded once by ``huggingface_hub`` into its cache; with
+      ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) only that cache is looked at.
     """
     path = Path(source)
     try:
@@ -229,30 +231,34 @@ def load_sd_component(cls: type, source: str | Path, subfolder: str, config: Map
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / subfolder).mkdir()
                 (Path(tmp) / subfolder / "config.json").write_text(json.dumps(dict(config)))
-                return cls.from_single_file(str(path), config=tmp, subfolder=subfolder, local_files_only=True, **kwargs)
+                return cls.from_single_file(str(path), config=tmp, subfolder=subfolder, local_files_only=True)
         if path.is_dir():
             has_sub = (path / subfolder / "config.json").is_file()
-            return cls.from_pretrained(str(path), subfolder=subfolder if has_sub else None, **kwargs)
+            return cls.from_pretrained(str(path), subfolder=subfolder if has_sub else None)
         if str(source).count("/") != 1 or str(source).startswith((".", "/")):
             raise InputError(source, "is neither a file, a folder, nor a Hugging Face Hub id (owner/name)")
-        return cls.from_pretrained(str(source), subfolder=subfolder, **kwargs)
+        return cls.from_pretrained(str(source), subfolder=subfolder, local_files_only=local_files_only)
     except InputError:
         raise
     except Exception as error:  # diffusers and huggingface_hub raise OSError, ValueError, KeyError, ...
         raise InputError(source, f"has no loadable {subfolder} ({type(error).__name__}: {error})") from None
 
 
-def load_sd15_unet(source: str | Path = SD15_HUB_ID, config: CFLDConfig | None = None) -> UNet2DConditionModel:
+def load_sd15_unet(
+    source: str | Path = SD15_HUB_ID, config: CFLDConfig | None = None, local_files_only: bool = False
+) -> UNet2DConditionModel:
     """The Stable Diffusion UNet to start CFLD training from, prepared for CFLD (HGA processors, trainable
-    W_k, W_v only)."""
+    W_k, W_v only); it must have the shapes of ``config.unet`` (default: the sd15 preset)."""
     config = config or CFLDConfig.preset("sd15")
-    unet = load_sd_component(UNet2DConditionModel, source, "unet", config.unet)
+    unet = load_sd_component(UNet2DConditionModel, source, "unet", config.unet, local_files_only)
     check_keys(_empty_unet(config).state_dict(), unet.state_dict(), source)
     return CFLDModel.prepare_unet(unet)
 
 
-def load_sd15_vae(source: str | Path = SD15_HUB_ID, config: Mapping[str, Any] = SD15_VAE_CONFIG):
+def load_sd15_vae(
+    source: str | Path = SD15_HUB_ID, config: Mapping[str, Any] = SD15_VAE_CONFIG, local_files_only: bool = False
+):
     """Stable Diffusion's VAE (encoder E and decoder D of the paper)."""
     from diffusers import AutoencoderKL
 
-    return load_sd_component(AutoencoderKL, source, "vae", config)
+    return load_sd_component(AutoencoderKL, source, "vae", config, local_files_only)
