@@ -166,3 +166,105 @@ def test_vae_encoding_matches_original(reference_pipeline, golden):
     ours = reference_pipeline.encode_images(golden["vae_input"])
     diff = (ours - golden["vae_latent_mean_scaled"]).abs().max().item()
     assert diff <= 1e-5, f"vae_latent_mean_scaled: max |diff| {diff}"
+
+
+# -- conditions and one UNet call: CFLDModel (H_S, H_D, H_A, H_P) + stock UNet with HGA processors -----
+
+COND_DOWN = re.compile(r"cond_down_(\d+)")
+COND_UP = re.compile(r"cond_up_block_(\d+)_cross_attn_q")
+UNET_EPS = re.compile(r"unet_eps_t(\d+)")
+
+
+@pytest.fixture(scope="module")
+def original_model(ref_dir, golden_json):
+    """The reference's ``pytorch_model.bin`` + ``pytorch_model_1.bin`` through ``cfld.checkpoint.load_original``
+    (strict keys), configured from its ``config.yaml`` and ``golden.json``'s UNet config; eval mode."""
+    from cfld.checkpoint import load_original
+    from cfld.models.config import CFLDConfig
+
+    config = CFLDConfig.from_original_yaml(ref_dir / "config.yaml", unet=golden_json["unet_config"])
+    return load_original(ref_dir, config)
+
+
+@pytest.fixture(scope="module")
+def our_conditions(original_model, golden):
+    import torch
+
+    model, _ = original_model
+    with torch.no_grad():
+        return model(golden["input_img_cond"], golden["input_pose_img"])
+
+
+def _golden_family(golden: dict, pattern: re.Pattern) -> dict:
+    return {int(m[1]): golden[k] for k in golden if (m := pattern.fullmatch(k))}
+
+
+def _assert_close(ours, expected, name: str, tol: float = 1e-5) -> None:
+    assert tuple(ours.shape) == tuple(expected.shape), f"{name}: shape {tuple(ours.shape)}, expected {tuple(expected.shape)}"
+    diff = (ours - expected).abs().max().item()
+    assert diff <= tol, f"{name}: max |diff| {diff}"
+
+
+def test_pose_adapter_maps_match_original(our_conditions, golden):
+    """``cond_down_i`` = H_P(input_pose_img)[i], the maps added at the end of UNet down block i, within 1e-5."""
+    expected = _golden_family(golden, COND_DOWN)
+    assert sorted(expected) == list(range(len(our_conditions.pose))), f"golden has cond_down_{sorted(expected)}"
+    for i, ours in enumerate(our_conditions.pose):
+        _assert_close(ours, expected[i], f"cond_down_{i}")
+
+
+def test_hga_query_biases_match_original(original_model, our_conditions, golden):
+    """``cond_up_block_{k}_cross_attn_q`` = phi_A(f_l) for every up-block cross-attention layer k, within 1e-5."""
+    model, _ = original_model
+    expected = _golden_family(golden, COND_UP)
+    assert set(expected) == set(our_conditions.query_biases), f"golden layers {sorted(expected)}"
+    assert set(expected) == {k for scale in model.config.hga_layers for k in scale}
+    for k, ours in our_conditions.query_biases.items():
+        _assert_close(ours, expected[k], f"cond_up_block_{k}_cross_attn_q")
+
+
+def test_cfld_model_prompts_match_original(original_model, our_conditions, golden):
+    """``cond_c`` through CFLDModel: [learnable unconditional prompt x B; H_D(H_S(input_img_cond))]."""
+    import torch
+
+    model, _ = original_model
+    batch = golden["input_img_cond"].shape[0]
+    prompts = torch.cat([model.unconditional_prompt(batch), our_conditions.prompt]).detach()
+    _assert_close(prompts, golden["cond_c"], "cond_c")
+
+
+def _unet_eps(unet, conditions, golden):
+    """One UNet call on [z, z, z] with ``conditions`` already laid out as the README's three branches."""
+    import torch
+
+    (t, expected), = _golden_family(golden, UNET_EPS).items()
+    z = golden["unet_input_latents"]
+    with torch.no_grad():
+        eps = unet(z.repeat(3, 1, 1, 1), t, **conditions.unet_kwargs()).sample
+    return eps, expected, f"unet_eps_t{t}"
+
+
+def test_unet_eps_from_golden_conditions(original_model, golden):
+    """The stock UNet with our HGA processors, fed the GOLDEN conditions in the three-branch layout (prompts
+    [c[:B], c[:B], c[B:]], pose maps [0, pose, pose], query biases [0, 0, bias]) gives ``unet_eps_t*``."""
+    import torch
+
+    from cfld.models.cfld import Conditions
+
+    _, unet = original_model
+    c = golden["cond_c"]
+    batch = c.shape[0] // 2
+    pose = [torch.cat([torch.zeros_like(m), m, m]) for _, m in sorted(_golden_family(golden, COND_DOWN).items())]
+    biases = {k: torch.cat([torch.zeros_like(b), torch.zeros_like(b), b]) for k, b in _golden_family(golden, COND_UP).items()}
+    conditions = Conditions(torch.cat([c[:batch], c[:batch], c[batch:]]), pose, biases)
+    _assert_close(*_unet_eps(unet, conditions, golden))
+
+
+def test_unet_eps_from_our_conditions(original_model, our_conditions, golden):
+    """The whole path: our conditions of input_img_cond / input_pose_img, stacked by
+    ``CFLDModel.guidance_batch`` for Eq. 7's branches (∅,∅), (∅,pose), (src,pose), give ``unet_eps_t*``."""
+    from cfld.guidance import FULL, POSE_ONLY, UNCOND
+
+    model, unet = original_model
+    conditions = model.guidance_batch(our_conditions, [UNCOND, POSE_ONLY, FULL])
+    _assert_close(*_unet_eps(unet, conditions, golden))
