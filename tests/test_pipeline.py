@@ -105,3 +105,12 @@ def test_bad_inputs_are_one_clear_sentence(reference_pipeline, tmp_path):
         pipe(PHOTO, _poses(1), scheduler="heun2", progress=False)
     with pytest.raises(InputError, match="is not a CFLD model.*pytorch_model.bin"):
         CFLDPipeline.from_pretrained(tmp_path)
+
+
+def test_bare_checkpoint_from_cfld_convert_loads_with_a_base(reference_pipeline, ref_dir, tmp_path):
+    """`cfld convert` output (config.json + safetensors) + the VAE/scheduler of ``base`` = the same pipeline."""
+    from cfld.checkpoint import save_checkpoint
+
+    folder = save_checkpoint(tmp_path / "bare", reference_pipeline.model, reference_pipeline.unet)
+    loaded = CFLDPipeline.from_pretrained(folder, base=ref_dir)
+    assert torch.equal(_run(loaded).latents, _run(reference_pipeline).latents)

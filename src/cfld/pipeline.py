@@ -106,8 +106,11 @@ class CFLDPipeline:
         torch_dtype: torch.dtype | None = None,
         device: str | torch.device | None = None,
     ) -> "CFLDPipeline":
-        """Load a pipeline folder written by :meth:`save_pretrained`, a Hub repository holding one, or an
-        original checkpoint folder (``pytorch_model.bin`` + ``pytorch_model_1.bin``, see :meth:`from_original`).
+        """Load a pipeline folder written by :meth:`save_pretrained` (or a Hub repository holding one), an
+        original checkpoint folder (``pytorch_model.bin`` + ``pytorch_model_1.bin``, see :meth:`from_original`),
+        or a bare checkpoint folder from ``cfld convert`` (``config.json`` + ``model.safetensors`` +
+        ``unet.safetensors``). The last two take the VAE and noise schedule from ``base`` (Stable Diffusion
+        1.5: hub id, diffusers folder or single file; default the hub id).
         """
         folder = Path(path)
         if not folder.exists() and _looks_like_hub_id(str(path)):
@@ -125,6 +128,10 @@ class CFLDPipeline:
             scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
             pipe = cls(model, unet, vae, make_scheduler(index.get("scheduler", "ddpm"), scheduler_config),
                        guidance_type=index.get("guidance_type", "uc_down_full"))
+        elif (folder / checkpoint.CONFIG).is_file() and (folder / checkpoint.MODEL).is_file():
+            # a bare checkpoint folder (`cfld convert` output): VAE and schedule from Stable Diffusion
+            model, unet = checkpoint.load_checkpoint(folder)
+            pipe = cls(model, unet, *_base_components(base))
         else:
             raise InputError(folder, MISSING_MODEL_HELP.format(path=folder))
         return pipe.to(device, torch_dtype)
@@ -149,10 +156,7 @@ class CFLDPipeline:
         base_dir = Path(base) if Path(base).is_dir() else None
         config = _resolve_config(config, folder, base_dir)
         model, unet = checkpoint.load_original(folder, config)
-        vae = checkpoint.load_sd15_vae(base)
-        scheduler_file = base_dir / "scheduler" / "scheduler_config.json" if base_dir else None
-        scheduler_config = _read_json(scheduler_file) if scheduler_file and scheduler_file.is_file() else None
-        return cls(model, unet, vae, make_scheduler("ddpm", scheduler_config))
+        return cls(model, unet, *_base_components(base))
 
     def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write a self-contained folder (configs + safetensors) that :meth:`from_pretrained` loads offline.
@@ -404,6 +408,15 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(path, "is not a JSON object")
     return data
+
+
+def _base_components(base: str | os.PathLike | None):
+    """Stable Diffusion's VAE and a DDPM scheduler (with ``base``'s own ``scheduler/`` config if it has one)."""
+    base = base if base is not None else checkpoint.SD15_HUB_ID
+    vae = checkpoint.load_sd15_vae(base)
+    scheduler_file = Path(base) / "scheduler" / "scheduler_config.json"
+    scheduler_config = _read_json(scheduler_file) if scheduler_file.is_file() else None
+    return vae, make_scheduler("ddpm", scheduler_config)
 
 
 def _resolve_config(config, folder: Path, base_dir: Path | None) -> CFLDConfig:
