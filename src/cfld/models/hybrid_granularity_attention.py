@@ -92,7 +92,9 @@ class HGAAttnProcessor(AttnProcessor2_0):
 
     The bias ``B`` is added to ``to_q(hidden_states)`` before the split into heads (one ``(tokens,
     channels)`` bias shared by all heads). Without a bias for this layer in ``query_biases`` (self-attention,
-    down/mid blocks, or a call without appearance) this is exactly the stock ``AttnProcessor2_0``.
+    down/mid blocks, or a call without appearance) this is exactly the stock ``AttnProcessor2_0``. The biased
+    path covers the attention of the UNet's transformer blocks: no group or spatial norm, no residual inside,
+    output scale 1, no mask.
     """
 
     def __init__(self, layer: int | None = None):
