@@ -72,7 +72,7 @@ def test_bad_checkpoint_and_config_are_input_errors(config, checkpoint):
     decoder = PerceptionRefinedDecoder.from_original_config(config)
     weights = {k: v for k, v in checkpoint.items() if k.startswith("decoder.")}
     del weights["decoder.kv_pos_embed"]
-    with pytest.raises(InputError, match=r"ckpt: .*missing keys kv_pos_embed"):
+    with pytest.raises(InputError, match=r"ckpt: .*missing keys \(kv_pos_embed"):
         decoder.load_original_state_dict(weights, "ckpt")
     decoder_config = {**config["MODEL"]["DECODER_CONFIG"], "POSE_QUERY": True}
     pose_query = {**config, "MODEL": {**config["MODEL"], "DECODER_CONFIG": decoder_config}}

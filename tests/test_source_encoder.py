@@ -89,9 +89,9 @@ def test_bad_checkpoints_are_input_errors(config, checkpoint):
     backbone = {k: v for k, v in checkpoint.items() if k.startswith("backbone.")}
     missing = dict(backbone)
     del missing["backbone.patch_embed.norm.bias"]
-    with pytest.raises(InputError, match=r"ckpt: .*missing keys swin\.patch_embed\.norm\.bias"):
+    with pytest.raises(InputError, match=r"ckpt: .*missing keys \(swin\.patch_embed\.norm\.bias"):
         encoder.load_original_state_dict(missing, "ckpt")
-    with pytest.raises(InputError, match=r"unexpected keys swin\.masked_embed"):
+    with pytest.raises(InputError, match=r"unexpected keys \(swin\.masked_embed"):
         encoder.load_original_state_dict({**backbone, "backbone.masked_embed": torch.zeros(1, 16)}, "ckpt")
     mask_key = next(k for k in backbone if k.endswith("attn_mask"))
     with pytest.raises(InputError, match="buffers differ .*" + mask_key.removeprefix("backbone.")):

@@ -36,6 +36,7 @@ from .models.cfld import CFLDModel, build_unet
 from .models.config import CFLDConfig
 from .models.perception_refined_decoder import PerceptionRefinedDecoder
 from .models.source_encoder import SourceImageEncoder
+from .state_dict import add_prefix, check_keys, listing, strip_prefix
 
 ORIGINAL_MODEL, ORIGINAL_UNET = "pytorch_model.bin", "pytorch_model_1.bin"
 CONFIG, MODEL, UNET = "config.json", "model.safetensors", "unet.safetensors"
@@ -50,40 +51,6 @@ ORIGINAL_PREFIX = {
 }
 
 
-# -- strict key checking ---------------------------------------------------------------------------------
-
-
-def _listing(kind: str, keys: list[str], shown: int = 5) -> str:
-    more = f", ... ({len(keys)} in all)" if len(keys) > shown else ""
-    return f"{len(keys)} {kind} ({', '.join(keys[:shown])}{more})"
-
-
-def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor], source: object) -> None:
-    """Raise an InputError unless ``given`` has exactly the keys and shapes of ``expected``."""
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    shapes = [
-        f"{k} {tuple(given[k].shape)} instead of {tuple(expected[k].shape)}"
-        for k in expected
-        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
-    ]
-    problems = [
-        _listing(kind, keys)
-        for kind, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes))
-        if keys
-    ]
-    if problems:
-        raise InputError(source, "does not fit the model: " + "; ".join(problems))
-
-
-def _strip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def _prefixed(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {prefix + k: v for k, v in state.items()}
-
-
 # -- the original layout -------------------------------------------------------------------------------------
 
 
@@ -91,10 +58,10 @@ def to_original(model: CFLDModel, unet: UNet2DConditionModel) -> tuple[dict[str,
     """``(pytorch_model.bin, pytorch_model_1.bin)`` state dicts: the original's keys, order and buffers."""
     state = {"learnable_vector": model.learnable_vector.detach()}
     state |= model.source_encoder.to_original_state_dict(ORIGINAL_PREFIX["source_encoder"])
-    state |= _prefixed(model.appearance_encoder.state_dict(), ORIGINAL_PREFIX["appearance_encoder"])
-    state |= _prefixed(model.pose_adapter.state_dict(), ORIGINAL_PREFIX["pose_adapter"])
+    state |= add_prefix(model.appearance_encoder.state_dict(), ORIGINAL_PREFIX["appearance_encoder"])
+    state |= add_prefix(model.pose_adapter.state_dict(), ORIGINAL_PREFIX["pose_adapter"])
     state |= model.prompt_decoder.to_original_state_dict(ORIGINAL_PREFIX["prompt_decoder"])
-    return state, _prefixed(unet.state_dict(), "model.")
+    return state, add_prefix(unet.state_dict(), "model.")
 
 
 def from_original(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -107,7 +74,7 @@ def from_original(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
     ours = {"learnable_vector": state["learnable_vector"]}
     for name, convert in converters.items():
-        ours |= _prefixed(convert(_strip(state, ORIGINAL_PREFIX[name])), name + ".")
+        ours |= add_prefix(convert(strip_prefix(state, ORIGINAL_PREFIX[name])), name + ".")
     return ours
 
 
@@ -135,10 +102,10 @@ def load_original(folder: str | Path, config: CFLDConfig) -> tuple[CFLDModel, UN
     check_keys(expected_unet, unet_state, folder / ORIGINAL_UNET)
     buffers = [k for k in expected_model if k.endswith(SWIN_BUFFERS)]
     if differ := [k for k in buffers if not torch.equal(expected_model[k], model_state[k].to(expected_model[k]))]:
-        problem = "was made for another Swin window or image size: " + _listing("buffers differ", differ)
+        problem = "was made for another Swin window or image size: " + listing("buffers differ", differ)
         raise InputError(folder / ORIGINAL_MODEL, problem)
     model.load_state_dict(from_original(model_state))
-    unet.load_state_dict(_strip(unet_state, "model."), assign=True)
+    unet.load_state_dict(strip_prefix(unet_state, "model."), assign=True)
     return model, unet
 
 
@@ -182,6 +149,39 @@ def load_checkpoint(folder: str | Path) -> tuple[CFLDModel, UNet2DConditionModel
         check_keys(module.state_dict(), state, folder / name)
         module.load_state_dict(state, assign=assign)
     return model, unet
+
+
+def resolve_config(spec: "CFLDConfig | str | Path | None", folder: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:
+    """The CFLDConfig of an original checkpoint ``folder``: a :class:`CFLDConfig`, a preset name, an original
+    ``config.yaml`` or our ``config.json``; by default ``folder/config.yaml`` if present, else ``sd15``.
+
+    ``unet`` is the diffusers UNet config, which the original ``config.yaml`` does not hold (default SD 1.5).
+    """
+    if isinstance(spec, CFLDConfig):
+        return spec
+    if spec is None and (Path(folder) / "config.yaml").is_file():
+        spec = Path(folder) / "config.yaml"
+    if spec is None or str(spec) in ("sd15", "tiny"):
+        config = CFLDConfig.preset(str(spec or "sd15"))
+        if unet is not None:
+            config.unet = unet
+        return config
+    if str(spec).endswith((".yaml", ".yml")):
+        return CFLDConfig.from_original_yaml(spec, unet=unet)
+    if unet is not None:
+        raise InputError(spec, "is our config.json, which has its own UNet config; give no other")
+    return CFLDConfig.from_json(spec)
+
+
+def read_unet_config(path: str | Path) -> dict[str, Any]:
+    """A diffusers UNet ``config.json`` without its ``_``-prefixed bookkeeping keys."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(path, f"cannot be read as a diffusers UNet config.json ({error})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "is not a diffusers UNet config (a JSON object)")
+    return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
 def is_original_checkpoint(folder: str | Path) -> bool:

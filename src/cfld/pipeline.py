@@ -154,7 +154,9 @@ class CFLDPipeline:
         folder = Path(folder)
         base = base if base is not None else checkpoint.SD15_HUB_ID
         base_dir = Path(base) if Path(base).is_dir() else None
-        config = _resolve_config(config, folder, base_dir)
+        unet_file = base_dir / "unet" / "config.json" if base_dir else None
+        unet_config = checkpoint.read_unet_config(unet_file) if unet_file and unet_file.is_file() else None
+        config = checkpoint.resolve_config(config, folder, unet_config)
         model, unet = checkpoint.load_original(folder, config)
         return cls(model, unet, *_base_components(base))
 
@@ -417,24 +419,6 @@ def _base_components(base: str | os.PathLike | None):
     scheduler_file = Path(base) / "scheduler" / "scheduler_config.json"
     scheduler_config = _read_json(scheduler_file) if scheduler_file.is_file() else None
     return vae, make_scheduler("ddpm", scheduler_config)
-
-
-def _resolve_config(config, folder: Path, base_dir: Path | None) -> CFLDConfig:
-    """The CFLDConfig for an original checkpoint folder (see :meth:`CFLDPipeline.from_original`)."""
-    if isinstance(config, CFLDConfig):
-        return config
-    path = Path(config) if config is not None else folder / "config.yaml"
-    if path.suffix == ".json":
-        return CFLDConfig.from_json(path)
-    if not path.is_file():
-        if config is not None:
-            raise InputError(path, "no such config file")
-        return CFLDConfig.preset("sd15")
-    unet_config = base_dir / "unet" / "config.json" if base_dir else None
-    unet = _read_json(unet_config) if unet_config and unet_config.is_file() else None
-    if unet is not None:
-        unet = {k: v for k, v in unet.items() if not k.startswith("_")}
-    return CFLDConfig.from_original_yaml(path, unet=unet)
 
 
 def _scheduler_name(scheduler) -> str:

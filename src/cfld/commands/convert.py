@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from ..errors import InputError
-
-
-def resolve_config(spec: str | None, source: Path, unet_config: str | None):
-    """The CFLDConfig for an original checkpoint: a preset name, an original ``config.yaml``, our
-    ``config.json``; by default the ``config.yaml`` beside the checkpoint, else the ``sd15`` preset."""
-    from ..models.config import CFLDConfig
-
-    unet = None
-    if unet_config:
-        try:
-            unet = {k: v for k, v in json.loads(Path(unet_config).read_text()).items() if not k.startswith("_")}
-        except (OSError, ValueError, AttributeError) as error:
-            raise InputError(unet_config, f"cannot be read as a diffusers UNet config.json ({error})") from None
-    if spec is None and (source / "config.yaml").is_file():
-        spec = str(source / "config.yaml")
-    if spec is None or spec in ("sd15", "tiny"):
-        config = CFLDConfig.preset(spec or "sd15")
-        if unet is not None:
-            config.unet = unet
-        return config
-    if spec.endswith((".yaml", ".yml")):
-        return CFLDConfig.from_original_yaml(spec, unet=unet)
-    if unet is not None:
-        raise InputError(unet_config, "--unet-config only applies with an original config.yaml or a preset")
-    return CFLDConfig.from_json(spec)
 
 
 @click.command("convert")
@@ -61,7 +35,8 @@ def convert(source: str, dest: str, config_spec: str | None, unet_config: str | 
 
     src = Path(source)
     if ckpt.is_original_checkpoint(src):
-        model, unet = ckpt.load_original(src, resolve_config(config_spec, src, unet_config))
+        unet = ckpt.read_unet_config(unet_config) if unet_config else None
+        model, unet = ckpt.load_original(src, ckpt.resolve_config(config_spec, src, unet))
         ckpt.save_checkpoint(dest, model, unet, overwrite=overwrite)
         kind = "our safetensors checkpoint"
     elif (src / ckpt.MODEL).is_file():

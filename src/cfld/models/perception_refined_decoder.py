@@ -27,7 +27,8 @@ from diffusers.models.attention_processor import Attention
 from torch import nn
 
 from ..errors import InputError
-from .source_encoder import config_value, load_state_dict_strict, strip_prefix
+from ..state_dict import load_strict, strip_prefix
+from .source_encoder import config_value
 
 
 class CrossAttentionFirstBlock(nn.Module):
@@ -114,10 +115,10 @@ class PerceptionRefinedDecoder(nn.Module):
     @staticmethod
     def convert_original_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The ``decoder.*`` entries of a whole CFLD checkpoint without the prefix (or all, if already stripped)."""
-        return strip_prefix(state_dict, "decoder.")
+        return strip_prefix(state_dict, "decoder.", optional=True)
 
     def to_original_state_dict(self, prefix: str = "decoder.") -> dict[str, torch.Tensor]:
         return {prefix + key: value for key, value in self.state_dict().items()}
 
     def load_original_state_dict(self, state_dict: Mapping[str, torch.Tensor], source: object = "state dict") -> None:
-        load_state_dict_strict(self, self.convert_original_state_dict(state_dict), source)
+        load_strict(self, self.convert_original_state_dict(state_dict), source)

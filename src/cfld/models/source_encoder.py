@@ -26,6 +26,7 @@ from timm.models.swin_transformer import SwinTransformer
 from torch import nn
 
 from ..errors import InputError
+from ..state_dict import load_strict, strip_prefix
 
 BUFFERS = ("relative_position_index", "attn_mask")
 """Persistent buffers of the original layout that timm recomputes (non-persistent there)."""
@@ -89,7 +90,7 @@ class SourceImageEncoder(nn.Module):
         Accepts the ``backbone.*`` keys of a whole CFLD checkpoint (other components are ignored) or the
         backbone's own keys without prefix.
         """
-        state_dict = strip_prefix(state_dict, "backbone.")
+        state_dict = strip_prefix(state_dict, "backbone.", optional=True)
         out = {}
         for key, value in state_dict.items():
             if key.rsplit(".", 1)[-1] in BUFFERS:
@@ -123,7 +124,7 @@ class SourceImageEncoder(nn.Module):
     def load_original_state_dict(self, state_dict: Mapping[str, torch.Tensor], source: object = "state dict") -> None:
         """Load original-layout weights, after checking that the stored buffers equal the ones timm computed
         for our configuration (a different window or image size shows up here)."""
-        given = strip_prefix(state_dict, "backbone.")
+        given = strip_prefix(state_dict, "backbone.", optional=True)
         expected = self.to_original_state_dict(prefix="")
         wrong = [
             key for key, value in given.items()
@@ -134,7 +135,7 @@ class SourceImageEncoder(nn.Module):
         if wrong:
             problem = f"buffers differ from this Swin configuration (window or image size?): {', '.join(wrong)}"
             raise InputError(source, problem)
-        load_state_dict_strict(self, self.convert_original_state_dict(given), source)
+        load_strict(self, self.convert_original_state_dict(given), source)
 
     def load_microsoft_pretrained(self, path: str | Path) -> None:
         """Initialise from a Microsoft Swin checkpoint (e.g. ``swin_base_patch4_window12_384_22kto1k.pth``,
@@ -157,30 +158,7 @@ class SourceImageEncoder(nn.Module):
                     raise InputError(path, f"{key} has {table.shape[1]} heads, the model {own[key].shape[1]}")
                 window = self.get_submodule(key.rsplit(".", 1)[0]).window_size
                 state_dict[key] = resize_rel_pos_bias_table_simple(table, window, own[key].shape)
-        load_state_dict_strict(self, state_dict, path)
-
-
-def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The entries under ``prefix`` with it removed; all entries if none has it (already stripped)."""
-    if not any(key.startswith(prefix) for key in state_dict):
-        return dict(state_dict)
-    return {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
-
-
-def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: object) -> None:
-    """``module.load_state_dict`` that reports missing, unexpected and mis-shaped keys as one InputError."""
-    own = module.state_dict()
-    problems = []
-    if missing := [key for key in own if key not in state_dict]:
-        problems.append(f"missing keys {', '.join(missing)}")
-    if unexpected := [key for key in state_dict if key not in own]:
-        problems.append(f"unexpected keys {', '.join(unexpected)}")
-    if mis_shaped := [f"{k} {tuple(v.shape)} (expected {tuple(own[k].shape)})"
-                      for k, v in state_dict.items() if k in own and v.shape != own[k].shape]:
-        problems.append(f"wrong shapes {', '.join(mis_shaped)}")
-    if problems:
-        raise InputError(source, f"does not fit {type(module).__name__}: {'; '.join(problems)}")
-    module.load_state_dict(state_dict)
+        load_strict(self, state_dict, path)
 
 
 def config_value(cfg: Mapping, dotted: str):
