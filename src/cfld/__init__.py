@@ -1,9 +1,29 @@
 """cfld: Coarse-to-Fine Latent Diffusion (CVPR 2024) for pose-guided person image synthesis.
 
 Heavy modules (torch, diffusers) are imported lazily so that ``import cfld`` and ``cfld --help``
-stay fast.
+stay fast: ``from cfld import CFLDPipeline`` imports the pipeline on first use.
 """
 
 __version__ = "0.1.0.dev0"
 
 from .errors import CFLDError, InputError  # noqa: E402,F401
+
+_LAZY = {
+    "CFLDPipeline": "cfld.pipeline",
+    "CFLDPipelineOutput": "cfld.pipeline",
+    "SourceEncoding": "cfld.pipeline",
+    "CFLDModel": "cfld.models",
+    "CFLDConfig": "cfld.models",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cfld' has no attribute {name!r}")
+
+
+__all__ = ["CFLDConfig", "CFLDError", "CFLDModel", "CFLDPipeline", "CFLDPipelineOutput", "InputError",
+           "SourceEncoding", "__version__"]
