@@ -40,6 +40,22 @@ def golden(ref_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
+def original_config(ref_dir: Path) -> dict:
+    """The reference's original ``config.yaml`` (a yacs dump) as nested dicts."""
+    import yaml
+
+    return yaml.safe_load((ref_dir / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def original_weights(ref_dir: Path) -> dict:
+    """The reference's ``pytorch_model.bin`` (condition model, original key layout), read safely."""
+    import torch
+
+    return torch.load(ref_dir / "pytorch_model.bin", map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """../shared beside the repository (real DeepFashion files, photos, paper)."""
     if not SHARED.is_dir():

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from cfld.errors import InputError
 from cfld.models import PerceptionRefinedDecoder, SourceImageEncoder
@@ -16,34 +15,24 @@ MANIFEST = Path(__file__).parent / "data" / "manifest_sd15.json"
 
 
 @pytest.fixture(scope="module")
-def config(ref_dir):
-    return yaml.safe_load((ref_dir / "config.yaml").read_text())
-
-
-@pytest.fixture(scope="module")
-def checkpoint(ref_dir):
-    return torch.load(ref_dir / "pytorch_model.bin", map_location="cpu", weights_only=True)
-
-
-@pytest.fixture(scope="module")
-def decoder(config, checkpoint):
-    decoder = PerceptionRefinedDecoder.from_original_config(config).eval()
-    decoder.load_original_state_dict(checkpoint, "reference checkpoint")
+def decoder(original_config, original_weights):
+    decoder = PerceptionRefinedDecoder.from_original_config(original_config).eval()
+    decoder.load_original_state_dict(original_weights, "reference checkpoint")
     return decoder
 
 
-def test_prompt_matches_the_original(config, checkpoint, decoder, golden):
+def test_prompt_matches_the_original(original_config, original_weights, decoder, golden):
     """H_D(H_S(x_s)) = cond_c rows B.. (eval mode) within 1e-5; rows ..B are the learnable vector."""
-    encoder = SourceImageEncoder.from_original_config(config).eval()
-    encoder.load_original_state_dict(checkpoint, "reference checkpoint")
+    encoder = SourceImageEncoder.from_original_config(original_config).eval()
+    encoder.load_original_state_dict(original_weights, "reference checkpoint")
     images = golden["input_img_cond"]
     batch = images.shape[0]
     with torch.no_grad():
         prompt = decoder(encoder(images)[-1])
-    decoder_config = config["MODEL"]["DECODER_CONFIG"]
+    decoder_config = original_config["MODEL"]["DECODER_CONFIG"]
     assert prompt.shape == (batch, decoder_config["N_CTX"], decoder_config["CTX_DIM"])
     assert (prompt - golden["cond_c"][batch:]).abs().max().item() <= 1e-5
-    assert torch.equal(golden["cond_c"][:batch], checkpoint["learnable_vector"].expand(batch, -1, -1))
+    assert torch.equal(golden["cond_c"][:batch], original_weights["learnable_vector"].expand(batch, -1, -1))
 
 
 def test_cross_attention_precedes_self_attention(decoder):
@@ -58,24 +47,24 @@ def test_cross_attention_precedes_self_attention(decoder):
     assert order == ["attn2", "attn1", "ff"]
 
 
-def test_original_layout_round_trip(decoder, checkpoint):
+def test_original_layout_round_trip(decoder, original_weights):
     exported = decoder.to_original_state_dict()
-    original = {k: v for k, v in checkpoint.items() if k.startswith("decoder.")}
+    original = {k: v for k, v in original_weights.items() if k.startswith("decoder.")}
     assert list(exported) == list(original)
     assert all(torch.equal(exported[k], v) for k, v in original.items())
     stripped = {k.removeprefix("decoder."): v for k, v in original.items()}
-    assert list(PerceptionRefinedDecoder.convert_original_state_dict(checkpoint)) == list(stripped)
+    assert list(PerceptionRefinedDecoder.convert_original_state_dict(original_weights)) == list(stripped)
     assert list(PerceptionRefinedDecoder.convert_original_state_dict(stripped)) == list(stripped)
 
 
-def test_bad_checkpoint_and_config_are_input_errors(config, checkpoint):
-    decoder = PerceptionRefinedDecoder.from_original_config(config)
-    weights = {k: v for k, v in checkpoint.items() if k.startswith("decoder.")}
+def test_bad_checkpoint_and_config_are_input_errors(original_config, original_weights):
+    decoder = PerceptionRefinedDecoder.from_original_config(original_config)
+    weights = {k: v for k, v in original_weights.items() if k.startswith("decoder.")}
     del weights["decoder.kv_pos_embed"]
     with pytest.raises(InputError, match=r"ckpt: .*missing keys \(kv_pos_embed"):
         decoder.load_original_state_dict(weights, "ckpt")
-    decoder_config = {**config["MODEL"]["DECODER_CONFIG"], "POSE_QUERY": True}
-    pose_query = {**config, "MODEL": {**config["MODEL"], "DECODER_CONFIG": decoder_config}}
+    decoder_config = {**original_config["MODEL"]["DECODER_CONFIG"], "POSE_QUERY": True}
+    pose_query = {**original_config, "MODEL": {**original_config["MODEL"], "DECODER_CONFIG": decoder_config}}
     with pytest.raises(InputError, match="POSE_QUERY"):
         PerceptionRefinedDecoder.from_original_config(pose_query)
     with pytest.raises(InputError, match="heads"):

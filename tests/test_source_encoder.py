@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
 from cfld.errors import InputError
 from cfld.models import SourceImageEncoder
@@ -18,29 +17,19 @@ SWIN_B = dict(img_size=256, embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8
 
 
 @pytest.fixture(scope="module")
-def config(ref_dir):
-    return yaml.safe_load((ref_dir / "config.yaml").read_text())
-
-
-@pytest.fixture(scope="module")
-def checkpoint(ref_dir):
-    return torch.load(ref_dir / "pytorch_model.bin", map_location="cpu", weights_only=True)
-
-
-@pytest.fixture(scope="module")
-def encoder(config, checkpoint):
-    encoder = SourceImageEncoder.from_original_config(config).eval()
-    encoder.load_original_state_dict(checkpoint, "reference checkpoint")
+def encoder(original_config, original_weights):
+    encoder = SourceImageEncoder.from_original_config(original_config).eval()
+    encoder.load_original_state_dict(original_weights, "reference checkpoint")
     return encoder
 
 
-def test_maps_are_stage_outputs_before_patch_merging(encoder, config, golden):
+def test_maps_are_stage_outputs_before_patch_merging(encoder, original_config, golden):
     """f_i has stage i's width and resolution, and f_{i+1} is stage i+1 (merging, then blocks) applied to f_i:
     the maps are taken before each stage's patch merging, as the original takes them."""
     image = golden["input_img_cond"]
     with torch.no_grad():
         maps = encoder(image)
-    stage = config["MODEL"]["COND_STAGE_CONFIG"]
+    stage = original_config["MODEL"]["COND_STAGE_CONFIG"]
     assert len(maps) == len(stage["DEPTHS"])
     batch, _, height, width = image.shape
     for i, f in enumerate(maps):
@@ -64,29 +53,29 @@ def test_drop_path_is_the_original_linear_rule_and_off_in_eval():
     assert torch.equal(encoder(image)[-1], encoder(image)[-1])
 
 
-def test_original_layout_round_trip(encoder, checkpoint):
+def test_original_layout_round_trip(encoder, original_weights):
     """Export gives the original keys in the original order with the original values, buffers included."""
     exported = encoder.to_original_state_dict()
-    original = {k: v for k, v in checkpoint.items() if k.startswith("backbone.")}
+    original = {k: v for k, v in original_weights.items() if k.startswith("backbone.")}
     assert list(exported) == list(original)
     for key, value in original.items():
         assert exported[key].dtype == value.dtype and torch.equal(exported[key], value), key
     stripped = {k.removeprefix("backbone."): v for k, v in original.items()}
     assert SourceImageEncoder.convert_original_state_dict(stripped).keys() == \
-        SourceImageEncoder.convert_original_state_dict(checkpoint).keys()
+        SourceImageEncoder.convert_original_state_dict(original_weights).keys()
 
 
-def test_merging_moves_to_the_next_stage(checkpoint):
-    converted = SourceImageEncoder.convert_original_state_dict(checkpoint)
-    merging = checkpoint["backbone.layers.0.downsample.reduction.weight"]
+def test_merging_moves_to_the_next_stage(original_weights):
+    converted = SourceImageEncoder.convert_original_state_dict(original_weights)
+    merging = original_weights["backbone.layers.0.downsample.reduction.weight"]
     assert torch.equal(converted["swin.layers.1.downsample.reduction.weight"], merging)
     assert not any("layers.0.downsample" in key or key.endswith(("attn_mask", "relative_position_index"))
                    for key in converted)
 
 
-def test_bad_checkpoints_are_input_errors(config, checkpoint):
-    encoder = SourceImageEncoder.from_original_config(config)
-    backbone = {k: v for k, v in checkpoint.items() if k.startswith("backbone.")}
+def test_bad_checkpoints_are_input_errors(original_config, original_weights):
+    encoder = SourceImageEncoder.from_original_config(original_config)
+    backbone = {k: v for k, v in original_weights.items() if k.startswith("backbone.")}
     missing = dict(backbone)
     del missing["backbone.patch_embed.norm.bias"]
     with pytest.raises(InputError, match=r"ckpt: .*missing keys \(swin\.patch_embed\.norm\.bias"):
@@ -96,21 +85,21 @@ def test_bad_checkpoints_are_input_errors(config, checkpoint):
     mask_key = next(k for k in backbone if k.endswith("attn_mask"))
     with pytest.raises(InputError, match="buffers differ .*" + mask_key.removeprefix("backbone.")):
         encoder.load_original_state_dict({**backbone, mask_key: torch.zeros_like(backbone[mask_key])}, "ckpt")
-    stage = config["MODEL"]["COND_STAGE_CONFIG"]
+    stage = original_config["MODEL"]["COND_STAGE_CONFIG"]
     other_window = SourceImageEncoder(
-        img_size=tuple(config["INPUT"]["COND"]["IMG_SIZE"]), embed_dim=stage["EMBED_DIM"], depths=stage["DEPTHS"],
+        img_size=tuple(original_config["INPUT"]["COND"]["IMG_SIZE"]), embed_dim=stage["EMBED_DIM"], depths=stage["DEPTHS"],
         num_heads=stage["NUM_HEADS"], window_size=stage["WINDOW_SIZE"] // 2,
     )
     with pytest.raises(InputError, match="buffers differ"):
-        other_window.load_original_state_dict(checkpoint, "ckpt")
+        other_window.load_original_state_dict(original_weights, "ckpt")
 
 
-def test_unsupported_config_is_an_input_error(config):
+def test_unsupported_config_is_an_input_error(original_config):
     with pytest.raises(InputError, match="LAST_NORM"):
-        SourceImageEncoder.from_original_config({**config, "MODEL": {**config["MODEL"], "COND_STAGE_CONFIG": {
-            **config["MODEL"]["COND_STAGE_CONFIG"], "LAST_NORM": True}}})
+        SourceImageEncoder.from_original_config({**original_config, "MODEL": {**original_config["MODEL"], "COND_STAGE_CONFIG": {
+            **original_config["MODEL"]["COND_STAGE_CONFIG"], "LAST_NORM": True}}})
     with pytest.raises(InputError, match="has no key INPUT.COND.IMG_SIZE"):
-        SourceImageEncoder.from_original_config({**config, "INPUT": {"COND": {"PRED_RATIO": []}}})
+        SourceImageEncoder.from_original_config({**original_config, "INPUT": {"COND": {"PRED_RATIO": []}}})
 
 
 def test_full_size_layout_matches_the_released_checkpoint():
