@@ -231,8 +231,16 @@ class CFLDPipeline:
         """Move every network; ``dtype`` (fp16/bf16) applies to the UNet, VAE and condition model alike."""
         kwargs = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
         if kwargs:
-            for module in (self.model, self.unet, self.vae):
-                module.to(**kwargs)
+            from diffusers.utils import logging as diffusers_logging
+
+            # diffusers warns about casting models that declare no float32-only modules; ours declare none
+            level = diffusers_logging.get_verbosity()
+            diffusers_logging.set_verbosity_error()
+            try:
+                for module in (self.model, self.unet, self.vae):
+                    module.to(**kwargs)
+            finally:
+                diffusers_logging.set_verbosity(level)
         return self
 
     # -- conditions ------------------------------------------------------------------------------------
