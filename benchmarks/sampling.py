@@ -112,6 +112,16 @@ def main() -> None:
     print(f"three-branch loop (original style): {base:.2f} s   ours: {mine:.2f} s   "
           f"speed-up {base / mine:.2f}x   max |latent diff| {diff:.2e}")
 
+    # opt-in lower precision (not exact: bf16 rounding shows in the latents)
+    if torch.backends.mkldnn.is_available():
+        pipe.to(dtype=torch.bfloat16)
+        start = time.perf_counter()
+        z_bf16 = ours()
+        half = time.perf_counter() - start
+        pipe.to(dtype=torch.float32)
+        print(f"ours with bf16 weights (opt-in, --dtype bf16): {half:.2f} s   speed-up {base / half:.2f}x   "
+              f"max |latent diff| {(z_bf16.float() - z_base).abs().max().item():.2e} (not exact)")
+
     # achieved UNet FLOP/s in our sampler (two branches, batch 2) vs the measured matmul peak
     inputs = torch.cat([z_t] * 2)
     from cfld.models.cfld import Conditions

@@ -75,6 +75,9 @@ class SourceEncoding:
     def select(self, index: torch.Tensor) -> "SourceEncoding":
         return SourceEncoding(self.prompt[index], {k: v[index] for k, v in self.query_biases.items()})
 
+    def to(self, device=None, dtype=None) -> "SourceEncoding":
+        return SourceEncoding(self.prompt.to(device, dtype), {k: v.to(device, dtype) for k, v in self.query_biases.items()})
+
     def lerp(self, other: "SourceEncoding", weight: float) -> "SourceEncoding":
         return SourceEncoding(
             torch.lerp(self.prompt, other.prompt, weight),
@@ -346,6 +349,7 @@ class CFLDPipeline:
         if output_type not in ("pil", "np", "pt", "latent"):
             raise InputError("output_type", f"must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
         encoding = source if isinstance(source, SourceEncoding) else self.encode_source(source)
+        encoding = encoding.to(self.device, self.dtype)
         pose_maps_input = self.pose_images(pose, pose_frame).to(self.device, self.model_dtype)
         n_src, n_pose = len(encoding), pose_maps_input.shape[0]
         if paired:
