@@ -33,7 +33,8 @@ def _common(command):
                           "--size original --size 256x176."),
         click.option("-j", "--workers", type=click.IntRange(min=1), default=min(8, os.cpu_count() or 1),
                      show_default=True, help="Threads copying or resizing images."),
-        click.option("--overwrite", is_flag=True, help="Replace files in OUTPUT that differ from what would be written."),
+        click.option("--overwrite", is_flag=True,
+                     help="Replace files in OUTPUT that differ from what would be written."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
     ]):
         command = decorator(command)

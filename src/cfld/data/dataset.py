@@ -96,7 +96,8 @@ class PoseTransferDataset(Dataset):
             raise InputError(self.root, f"has no {split!r} split (prepared: {', '.join(splits) or 'none'})")
         entry = splits[split]
         if images not in entry["images"]:
-            raise InputError(self.root, f"has no {images!r} images for {split} (prepared: {', '.join(entry['images'])}); "
+            prepared = ", ".join(entry["images"])
+            raise InputError(self.root, f"has no {images!r} images for {split} (prepared: {prepared}); "
                                         "prepare them with --size")
         config = config or CFLDConfig()
         self.dataset = manifest["dataset"]
@@ -120,7 +121,8 @@ class PoseTransferDataset(Dataset):
         rows = set(self.table.names)
         unposed = [name for pair in self.pairs for name in pair if name not in rows]
         if unposed:
-            raise InputError(self.root / entry["pairs"], f"names {unposed[0]!r}, which has no row in {entry['annotations']}")
+            raise InputError(self.root / entry["pairs"],
+                             f"names {unposed[0]!r}, which has no row in {entry['annotations']}")
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -31,7 +31,15 @@ from pathlib import Path
 from ..errors import InputError
 from ..pose.formats import DEEPFASHION_FRAME, flat_name, read_annotation_csv
 from ..pose.skeleton import Size
-from .prepare import SplitReport, SplitSource, check_output_dir, find_file, prepare_splits, read_name_list, read_pairs_csv
+from .prepare import (
+    SplitReport,
+    SplitSource,
+    check_output_dir,
+    find_file,
+    prepare_splits,
+    read_name_list,
+    read_pairs_csv,
+)
 
 SPLITS = ("train", "test")
 #: Folders an In-shop name may start with instead of ``fashion/`` (the unzipped archive's own name).
