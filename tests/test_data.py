@@ -181,11 +181,13 @@ def test_prepare_completes_an_interrupted_run(inshop, tmp_path):
     assert counts["images_written"] == 1 and counts["files_written"] == 1  # one photo, the manifest
 
 
-def test_prepare_reports_an_unreadable_photo(inshop, tmp_path):
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_prepare_reports_an_unreadable_photo(inshop, tmp_path, damage):
     images = tmp_path / "img_highres"
     shutil.copytree(inshop["images"], images)
     name = inshop["test_pairs"][0][1]
-    (images / Path(name).relative_to("fashion")).write_bytes(b"not a jpeg")
+    photo = images / Path(name).relative_to("fashion")
+    photo.write_bytes(b"not a jpeg" if damage == "garbage" else photo.read_bytes()[: photo.stat().st_size // 2])
     _, reports, _ = prepare_deepfashion(images, inshop["annotations"], tmp_path / "df", splits=["test"], progress=False)
     assert reports[0].unreadable == [flat_name(name)]
     assert reports[0].pairs == len(inshop["test_pairs"]) - 1

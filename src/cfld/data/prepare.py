@@ -273,13 +273,17 @@ class Plan:
 def _write_image(job: ImageJob) -> bool:
     """Copy or resize one image atomically, giving it the source's modification time; False if unreadable."""
     try:
-        with Image.open(job.source) as image:
-            if job.size is None:
-                image.verify()  # reads the whole file: catches truncated downloads without decoding pixels
-                data = job.source.read_bytes()
-            else:
+        if job.size is None:
+            with Image.open(job.source) as image:
+                # a JPEG is decoded at 1/8 scale: fast, yet it reads the whole stream, so a truncated
+                # or corrupt download is caught here rather than in the middle of training
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()
+            data = job.source.read_bytes()
+        else:
+            with Image.open(job.source) as image:
                 resized = image.convert("RGB").resize((job.size[1], job.size[0]), Image.BICUBIC)
-    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError):
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError):
         return False
     stat = job.source.stat()
     with atomic_path(job.dest, overwrite=True) as tmp:
@@ -407,7 +411,7 @@ def prepare_splits(
             files[out / src.annotations_file] = annotation_csv_text(src.table, rows, src.key)
             entry = {"pairs": src.pairs_file, "annotations": src.annotations_file}
             if src.list_file:
-                present = [name for name in src.names if name in src.files and name not in unreadable]
+                present = [name for name in dict.fromkeys(src.names) if name in src.files and name not in unreadable]
                 files[out / src.list_file] = "".join(f"{name}\n" for name in present)
                 entry["list"] = src.list_file
             entry["images"] = {
