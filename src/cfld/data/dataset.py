@@ -87,8 +87,6 @@ class PoseTransferDataset(Dataset):
         eval_size: Size | bool | None = None,
         generator: torch.Generator | None = None,
     ):
-        from ..models.config import CFLDConfig
-
         self.root = Path(root)
         manifest = read_manifest(root)
         splits = manifest.get("splits", {})
@@ -99,7 +97,10 @@ class PoseTransferDataset(Dataset):
             prepared = ", ".join(entry["images"])
             raise InputError(self.root, f"has no {images!r} images for {split} (prepared: {prepared}); "
                                         "prepare them with --size")
-        config = config or CFLDConfig()
+        if config is None and None in (image_size, cond_size, pose_size):
+            from ..models.config import CFLDConfig  # imports diffusers: only when a size is left to it
+
+            config = CFLDConfig()
         self.dataset = manifest["dataset"]
         self.split = split
         self.frame: Size = tuple(manifest["frame"])
