@@ -172,6 +172,22 @@ def test_prepare_refuses_to_overwrite_without_asking(inshop, tmp_path):
     assert pairs.read_text() == good
 
 
+def test_prepare_adds_splits_and_sizes_later(inshop, tmp_path):
+    out = tmp_path / "df"
+    prepare_deepfashion(inshop["images"], inshop["annotations"], out, splits=["test"], progress=False)
+    prepare_deepfashion(inshop["images"], inshop["annotations"], out, splits=["test"], sizes=[(64, 44)],
+                        progress=False)
+    manifest, _, counts = prepare_deepfashion(inshop["images"], inshop["annotations"], out, splits=["train"],
+                                              progress=False)
+    assert sorted(manifest["splits"]) == ["test", "train"]
+    assert sorted(manifest["splits"]["test"]["images"]) == ["64x44", "original"]
+    assert len(PoseTransferDataset(out, "test", images="64x44", **SMALL)) == len(inshop["test_pairs"])
+    from cfld.data.prepare import _earlier_manifest
+
+    with pytest.raises(InputError, match="holds a prepared 'deepfashion' dataset"):
+        _earlier_manifest(out, "market1501")  # what prepare_market1501 checks before writing
+
+
 def test_prepare_completes_an_interrupted_run(inshop, tmp_path):
     out = tmp_path / "df"
     prepare_deepfashion(inshop["images"], inshop["annotations"], out, splits=["test"], progress=False)

@@ -242,7 +242,8 @@ class Plan:
         image_states = [self.image_state(job) for job in self.images]
         self._refuse_differing([job.dest for job, s in zip(self.images, image_states) if s == "differs"])
         texts = self.texts(set())
-        self._refuse_differing([path for path, text in texts.items() if self.text_state(path, text) == "differs"])
+        self._refuse_differing([path for path, text in texts.items()
+                                if path.name != MANIFEST and self.text_state(path, text) == "differs"])
         todo = [job for job, s in zip(self.images, image_states) if s != "same"]
         unreadable: set[str] = set()
         if todo:
@@ -261,7 +262,7 @@ class Plan:
         if unreadable:
             texts = self.texts(unreadable)
         states = {path: self.text_state(path, text) for path, text in texts.items()}
-        self._refuse_differing([path for path, s in states.items() if s == "differs"])
+        self._refuse_differing([path for path, s in states.items() if s == "differs" and path.name != MANIFEST])
         for path, text in texts.items():  # in order: the manifest, last, marks the folder complete
             if states[path] != "same":
                 atomic_write_text(path, text, overwrite=True)
@@ -379,8 +380,14 @@ def prepare_splits(
     workers: int = 8,
     progress: bool = True,
 ) -> tuple[dict, list[SplitReport], dict[str, int]]:
-    """Plan and write a prepared folder; returns its manifest, the split reports and the write counts."""
+    """Plan and write a prepared folder; returns its manifest, the split reports and the write counts.
+
+    The manifest is kept up to date rather than protected: splits and image sizes prepared by earlier
+    runs stay listed, so ``--split test`` then ``--split train``, or adding ``--size 256x176`` later,
+    just add to the folder.
+    """
     sizes = list(dict.fromkeys(sizes)) or [None]
+    earlier = _earlier_manifest(out, dataset)
     reports = []
     images: list[ImageJob] = []
     for src in splits:
@@ -406,7 +413,7 @@ def prepare_splits(
     def texts(unreadable: set[str]) -> dict[Path, str]:
         files: dict[Path, str] = {}
         manifest = {"format": MANIFEST_FORMAT, "dataset": dataset, "frame": list(frame), "sources": sources,
-                    "splits": {}}
+                    "splits": dict(earlier.get("splits", {}))}
         for src, report in zip(splits, reports):
             report.unreadable = [name for name in dict.fromkeys(n for p in src.pairs for n in p) if name in unreadable]
             report.unreadable += [name for name in src.names if name in unreadable and name not in report.unreadable]
@@ -422,10 +429,11 @@ def prepare_splits(
                 present = [name for name in dict.fromkeys(src.names) if name in src.files and name not in unreadable]
                 files[out / src.list_file] = "".join(f"{name}\n" for name in present)
                 entry["list"] = src.list_file
-            entry["images"] = {
+            entry["images"] = dict(manifest["splits"].get(src.split, {}).get("images", {}))
+            entry["images"].update({
                 size_label(size): {"dir": image_folder(src, size), "suffix": None if size is None else ".png"}
                 for size in sizes
-            }
+            })
             entry["report"] = report.to_dict()
             manifest["splits"][src.split] = entry
         files[out / MANIFEST] = json.dumps(manifest, indent=2) + "\n"
@@ -435,6 +443,20 @@ def prepare_splits(
     counts, unreadable = plan.run(workers=workers, progress=progress)
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     return manifest, reports, counts
+
+
+def _earlier_manifest(out: Path, dataset: str) -> dict:
+    """The manifest already in ``out`` (empty if none or unreadable); another dataset's is refused."""
+    try:
+        earlier = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(earlier, dict) or earlier.get("format") != MANIFEST_FORMAT:
+        return {}
+    if earlier.get("dataset") != dataset:
+        raise InputError(out, f"holds a prepared {earlier.get('dataset')!r} dataset; "
+                              f"prepare {dataset} in another folder")
+    return earlier
 
 
 def image_folder(src: SplitSource, size: Size | None) -> str:
