@@ -342,6 +342,13 @@ def test_dataset_reads_resized_copies_and_reports_problems(prepared, tmp_path):
         PoseTransferDataset(tmp_path, "train")
     with pytest.raises(InputError, match="flip_prob"):
         PoseTransferDataset(out, "train", flip_prob=2.0)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    manifest = json.loads((out / MANIFEST).read_text())
+    del manifest["splits"]["test"]["pairs"]
+    (broken / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="incomplete or damaged"):
+        PoseTransferDataset(broken, "test", **SMALL)
 
 
 # -- Market-1501 ------------------------------------------------------------------------------------------

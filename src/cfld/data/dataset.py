@@ -52,6 +52,14 @@ def read_manifest(root: str | os.PathLike) -> dict:
         raise InputError(path, f"cannot be read as JSON ({err})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise InputError(path, f"is not a prepared-dataset manifest ({MANIFEST_FORMAT})")
+    try:
+        parse_size(manifest["frame"], "frame")
+        for entry in manifest["splits"].values():
+            for images in entry["images"].values():
+                str(images["dir"]), images["suffix"]
+            str(entry["pairs"]), str(entry["annotations"])
+    except (KeyError, TypeError, AttributeError, InputError):
+        raise InputError(path, "is incomplete or damaged; prepare the folder again (--overwrite)") from None
     return manifest
 
 
