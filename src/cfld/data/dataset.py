@@ -54,12 +54,15 @@ def read_manifest(root: str | os.PathLike) -> dict:
         raise InputError(path, f"is not a prepared-dataset manifest ({MANIFEST_FORMAT})")
     try:
         parse_size(manifest["frame"], "frame")
-        for entry in manifest["splits"].values():
-            for images in entry["images"].values():
-                str(images["dir"]), images["suffix"]
-            str(entry["pairs"]), str(entry["annotations"])
+        complete = all(
+            isinstance(entry["pairs"], str) and isinstance(entry["annotations"], str)
+            and all(isinstance(images["dir"], str) and "suffix" in images for images in entry["images"].values())
+            for entry in manifest["splits"].values()
+        )
     except (KeyError, TypeError, AttributeError, InputError):
-        raise InputError(path, "is incomplete or damaged; prepare the folder again (--overwrite)") from None
+        complete = False
+    if not complete:
+        raise InputError(path, "is incomplete or damaged; prepare the folder again (--overwrite)")
     return manifest
 
 
