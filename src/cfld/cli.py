@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "edit": ("cfld.commands.edit", "edit", "Appearance editing: style transfer by mask, style interpolation."),
     "demo": ("cfld.commands.demo", "demo", "Run the offline demo (no downloads) and write its pictures."),
     "convert": ("cfld.commands.convert", "convert", "Convert CFLD checkpoints between the original and our format."),
+    "prepare": ("cfld.commands.prepare", "prepare", "Build the DeepFashion / Market-1501 train and test sets."),
 }
 
 
