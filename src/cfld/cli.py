@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "edit": ("cfld.commands.edit", "edit", "Appearance editing: style transfer by mask, style interpolation."),
     "demo": ("cfld.commands.demo", "demo", "Run the offline demo (no downloads) and write its pictures."),
     "convert": ("cfld.commands.convert", "convert", "Convert CFLD checkpoints between the original and our format."),
+    "evaluate": ("cfld.commands.evaluate", "evaluate", "Score generated images: FID, LPIPS, SSIM, PSNR as in the paper."),
 }
 
 
