@@ -13,9 +13,9 @@ of shape (3, H, W):
 
 scikit-image filters the whole image (with reflected borders) and then averages the SSIM map without
 the ``(win - 1) / 2`` pixels nearest every border. Those kept pixels see only real image pixels, so a
-"valid" filter, which we compute here for a whole batch at once, gives the same mean. We work in
-float64 (scikit-image works in the input's precision, float32 in the original); the two agree far
-below 1e-4.
+"valid" filter, which we compute here for a whole batch at once, gives the same mean. Like the
+original (scikit-image works in the input's precision) we compute the maps in float32 and average in
+float64; we agree with scikit-image and with the original's numbers to about 1e-6.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ GAUSSIAN_TRUNCATE = 3.5  # scikit-image's default truncation of the Gaussian win
 K1, K2 = 0.01, 0.03  # scikit-image's (and Wang et al.'s) constants
 
 
-def as_unit_float(images: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def as_unit_float(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(B, 3, H, W) uint8 (0..255) or float in [0, 1] -> float ``dtype`` in [0, 1] (uint8 / 255)."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected a (B, 3, H, W) batch, got shape {tuple(images.shape)}")
@@ -42,7 +42,7 @@ def as_unit_float(images: torch.Tensor, dtype: torch.dtype = torch.float64) -> t
 def psnr(ground_truth: torch.Tensor, generated: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-pair PSNR in dB, ``10 log10(data_range^2 / MSE)`` over all pixels and channels (inf if equal)."""
     x, y = as_unit_float(ground_truth), as_unit_float(generated)
-    mse = (x - y).square().flatten(1).mean(1)
+    mse = (x - y).square().flatten(1).mean(1, dtype=torch.float64)
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
@@ -58,7 +58,24 @@ def _band(n: int, window: torch.Tensor) -> torch.Tensor:
 
 def valid_filter(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     """Separable filtering of the last two dims of ``x`` by the 1-D ``window``, keeping only the
-    positions where the window lies inside the image (two banded matrix products)."""
+    positions where the window lies inside the image.
+
+    On a GPU: two banded matrix products. On the CPU: scipy.ndimage's 1-D filters (a running sum for a
+    uniform window) over the whole batch in one call each, which beat dense products there.
+    """
+    k = window.numel()
+    if x.device.type == "cpu":
+        from scipy import ndimage
+
+        a, w = x.numpy(), window.numpy()
+        uniform = bool((window == window[0]).all())
+        for axis in (-2, -1):
+            if uniform:
+                a = ndimage.uniform_filter1d(a, k, axis=axis, mode="constant")
+            else:
+                a = ndimage.correlate1d(a, w, axis=axis, mode="constant")
+        r = k // 2  # scipy centres the window at k // 2; keep the positions it lies inside the image
+        return torch.from_numpy(a[..., r:a.shape[-2] - (k - 1 - r), r:a.shape[-1] - (k - 1 - r)])
     window = window.to(dtype=x.dtype, device=x.device)
     return _band(x.shape[-2], window) @ x @ _band(x.shape[-1], window).T
 
@@ -82,12 +99,14 @@ def _mean_ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, cov_norm:
     Four local means suffice: of x, y, x^2 + y^2 and xy (the two variances only appear as a sum).
     """
     ux, uy, usq, uxy = valid_filter(torch.stack([x, y, x * x + y * y, x * y]), window)
-    vsum = cov_norm * (usq - ux * ux - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vsum + c2))
-    return s.mean(dim=(-2, -1))
+    mean_sq = ux * ux + uy * uy
+    mean_xy = ux * uy
+    # numerator (2 ux uy + C1)(2 cov + C2), denominator (ux^2 + uy^2 + C1)(var_x + var_y + C2), in place
+    num = (2 * mean_xy + c1).mul_(uxy.sub_(mean_xy).mul_(2 * cov_norm).add_(c2))
+    den = (mean_sq + c1).mul_(usq.sub_(mean_sq).mul_(cov_norm).add_(c2))
+    return num.div_(den).mean(dim=(-2, -1), dtype=torch.float64)
 
 
 def _check_size(x: torch.Tensor, window: int) -> None:
@@ -115,13 +134,15 @@ def ssim_256(ground_truth: torch.Tensor, generated: torch.Tensor) -> torch.Tenso
     return _mean_ssim(x, y, window, 1.0, data_range).mean(1)
 
 
-def pixel_metrics(ground_truth: torch.Tensor, generated: torch.Tensor) -> dict[str, torch.Tensor]:
-    """PSNR, SSIM and SSIM_256 of a batch of pairs, each a (B,) float64 tensor."""
-    return {
-        "psnr": psnr(ground_truth, generated),
-        "ssim": ssim(ground_truth, generated),
-        "ssim_256": ssim_256(ground_truth, generated),
-    }
+def pixel_metrics(ground_truth: torch.Tensor, generated: torch.Tensor, chunk: int = 4) -> dict[str, torch.Tensor]:
+    """PSNR, SSIM and SSIM_256 of a batch of pairs, each a (B,) float64 tensor. On the CPU the batch is
+    worked through ``chunk`` pairs at a time, which keeps the intermediate maps in the cache."""
+    step = chunk if ground_truth.device.type == "cpu" else ground_truth.shape[0]
+    parts = []
+    for i in range(0, ground_truth.shape[0], step):
+        gt, gen = ground_truth[i:i + step], generated[i:i + step]
+        parts.append({"psnr": psnr(gt, gen), "ssim": ssim(gt, gen), "ssim_256": ssim_256(gt, gen)})
+    return {k: torch.cat([p[k] for p in parts]) for k in ("psnr", "ssim", "ssim_256")}
 
 
 __all__ = ["psnr", "ssim", "ssim_256", "pixel_metrics", "gaussian_window", "uniform_window", "valid_filter", "as_unit_float", "SSIM_WINDOW"]
