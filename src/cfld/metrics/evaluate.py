@@ -201,15 +201,22 @@ def _batches(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[start:start + size]
 
 
-def _load_batches(paths_per_item, size, policy, batch_size, workers=2):
-    """Yield lists of (H, W, 3) uint8 arrays per batch; images decode in threads, one batch ahead."""
+def _load_batches(paths_per_item, size, policy, batch_size, workers=2, ahead=2):
+    """Yield lists of (H, W, 3) uint8 arrays per batch; images decode in threads, ``ahead`` batches early
+    (never the whole set in memory)."""
+    from collections import deque
+
     def load(batch):
         return [[load_for_eval(p, size, policy) for p in item] for item in batch]
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(load, b) for b in _batches(paths_per_item, batch_size)]
-        for future in futures:
-            yield future.result()
+        pending: deque = deque()
+        for batch in _batches(paths_per_item, batch_size):
+            pending.append(pool.submit(load, batch))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _to_batch(arrays: list[np.ndarray], device) -> torch.Tensor:
