@@ -83,6 +83,20 @@ def test_ssim_ignores_batch_composition_and_accepts_unit_floats(photo_pairs):
     assert torch.allclose(together, as_float, atol=1e-12)
 
 
+@pytest.mark.parametrize("window", [IQ.uniform_window(), IQ.gaussian_window()])
+def test_valid_filter_matmul_path_equals_scipy_path(window):
+    """The GPU path (banded matrix products) and the CPU path (scipy's 1-D filters) agree."""
+    x = torch.rand(2, 4, 3, 60, 53, dtype=torch.float64)
+    by_scipy = IQ.valid_filter(x, window, method="scipy")
+    by_matmul = IQ.valid_filter(x, window, method="matmul")
+    k = window.numel()
+    assert by_scipy.shape == by_matmul.shape == (2, 4, 3, 60 - k + 1, 53 - k + 1)
+    assert torch.allclose(by_scipy, by_matmul, atol=1e-12)
+    # one value by hand: the window over the top-left corner
+    corner = (window.view(-1, 1) * window.view(1, -1) * x[0, 0, 0, :k, :k]).sum()
+    assert by_matmul[0, 0, 0, 0, 0].item() == pytest.approx(corner.item(), abs=1e-12)
+
+
 def test_ssim_refuses_images_smaller_than_its_window():
     small = torch.zeros(1, 3, 40, 60, dtype=torch.uint8)
     with pytest.raises(InputError, match="51-pixel window"):

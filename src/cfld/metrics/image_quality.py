@@ -56,7 +56,7 @@ def _band(n: int, window: torch.Tensor) -> torch.Tensor:
     return band
 
 
-def valid_filter(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+def valid_filter(x: torch.Tensor, window: torch.Tensor, method: str | None = None) -> torch.Tensor:
     """Separable filtering of the last two dims of ``x`` by the 1-D ``window``, keeping only the
     positions where the window lies inside the image.
 
@@ -64,7 +64,7 @@ def valid_filter(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     uniform window) over the whole batch in one call each, which beat dense products there.
     """
     k = window.numel()
-    if x.device.type == "cpu":
+    if (method or ("scipy" if x.device.type == "cpu" else "matmul")) == "scipy":
         from scipy import ndimage
 
         a, w = x.numpy(), window.numpy()
