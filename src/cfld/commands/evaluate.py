@@ -46,8 +46,8 @@ def evaluate(generated, ground_truth, fid_reference, size, metric_list, output, 
 
     Generated files are matched to ground-truth files by name. The name of a generated file may be
     the target's own name, or name source and target as `<source>_2_<target>` or
-    `<source>___<target>` (an extra `.jpg` inside and a trailing `_vis` are allowed), as the public
-    result sets of GFLA, NTED, PIDM and others do. DeepFashion's path-style names
+    `<source>___<target>` (an extra `.jpg` inside and a trailing `_vis` are allowed), the conventions
+    of published result sets. DeepFashion's path-style names
     (fashion/WOMEN/Blouses_Shirts/id_00003372/03_3_back.jpg) and flattened names
     (fashionWOMENBlouses_Shirtsid0000337203_3back.jpg) are the same image; extensions are ignored.
 

@@ -88,7 +88,7 @@ def image_key(name: str) -> str:
     return _strip_image_suffix(flat_name(_strip_image_suffix(name.replace(os.sep, "/")) + ".jpg"))
 
 
-GENERATED_SEPARATORS = ("___", "_2_")  # <source>___<target>_vis.png (NTED, PIDM) / <source>_2_<target>.png (GFLA, PATN)
+GENERATED_SEPARATORS = ("___", "_2_")  # <source>___<target>_vis.png / <source>_2_<target>.png
 GENERATED_SUFFIXES = ("_vis", "_generated", "_pred", "_fake")
 
 
