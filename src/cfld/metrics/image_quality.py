@@ -35,6 +35,8 @@ def as_unit_float(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> t
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected a (B, 3, H, W) batch, got shape {tuple(images.shape)}")
     if images.dtype == torch.uint8:
+        if images.device.type == "cpu":  # numpy's conversion: no thread hand-offs for a cheap pass
+            return torch.from_numpy(images.numpy().astype(torch.empty(0, dtype=dtype).numpy().dtype) / 255.0)
         return images.to(dtype) / 255.0
     return images.to(dtype)
 
@@ -56,26 +58,30 @@ def _band(n: int, window: torch.Tensor) -> torch.Tensor:
     return band
 
 
+def _scipy_valid_filter(a, window):
+    """``valid_filter`` for numpy arrays with scipy.ndimage's 1-D filters (a running sum when uniform)."""
+    from scipy import ndimage
+
+    w = window.numpy()
+    k = w.size
+    for axis in (-2, -1):
+        if (w == w[0]).all():
+            a = ndimage.uniform_filter1d(a, k, axis=axis, mode="constant")
+        else:
+            a = ndimage.correlate1d(a, w, axis=axis, mode="constant")
+    r = k // 2  # scipy centres the window at k // 2; keep the positions where it lies inside the image
+    return a[..., r:a.shape[-2] - (k - 1 - r), r:a.shape[-1] - (k - 1 - r)]
+
+
 def valid_filter(x: torch.Tensor, window: torch.Tensor, method: str | None = None) -> torch.Tensor:
     """Separable filtering of the last two dims of ``x`` by the 1-D ``window``, keeping only the
     positions where the window lies inside the image.
 
-    On a GPU: two banded matrix products. On the CPU: scipy.ndimage's 1-D filters (a running sum for a
-    uniform window) over the whole batch in one call each, which beat dense products there.
+    ``method`` "matmul" (the default on a GPU): two banded matrix products; "scipy" (the default on the
+    CPU): scipy.ndimage's 1-D filters over the whole batch in one call each, which beat dense products there.
     """
-    k = window.numel()
     if (method or ("scipy" if x.device.type == "cpu" else "matmul")) == "scipy":
-        from scipy import ndimage
-
-        a, w = x.numpy(), window.numpy()
-        uniform = bool((window == window[0]).all())
-        for axis in (-2, -1):
-            if uniform:
-                a = ndimage.uniform_filter1d(a, k, axis=axis, mode="constant")
-            else:
-                a = ndimage.correlate1d(a, w, axis=axis, mode="constant")
-        r = k // 2  # scipy centres the window at k // 2; keep the positions it lies inside the image
-        return torch.from_numpy(a[..., r:a.shape[-2] - (k - 1 - r), r:a.shape[-1] - (k - 1 - r)])
+        return torch.from_numpy(_scipy_valid_filter(x.cpu().numpy(), window))
     window = window.to(dtype=x.dtype, device=x.device)
     return _band(x.shape[-2], window) @ x @ _band(x.shape[-1], window).T
 
@@ -96,17 +102,39 @@ def _mean_ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, cov_norm:
                data_range: torch.Tensor) -> torch.Tensor:
     """Mean SSIM map per (image, channel) of (B, C, H, W) batches (Wang et al.'s formula, as scikit-image).
 
-    Four local means suffice: of x, y, x^2 + y^2 and xy (the two variances only appear as a sum).
+    Four local means suffice: of x, y, x^2 + y^2 and xy (the two variances only appear as a sum). On the
+    CPU the arithmetic runs in numpy, single-threaded like scikit-image: torch's thread hand-offs cost
+    more than they gain on arrays this small.
     """
-    ux, uy, usq, uxy = valid_filter(torch.stack([x, y, x * x + y * y, x * y]), window)
+    cpu = x.device.type == "cpu"
+    if cpu:
+        import numpy as np
+
+        x, y, data_range = x.numpy(), y.numpy(), data_range.numpy()
+        ux, uy, usq, uxy = _scipy_valid_filter(np.stack([x, y, x * x + y * y, x * y]), window)
+    else:
+        ux, uy, usq, uxy = valid_filter(torch.stack([x, y, x * x + y * y, x * y]), window)
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
-    mean_sq = ux * ux + uy * uy
+    # numerator (2 ux uy + C1)(2 cov_xy + C2), denominator (ux^2 + uy^2 + C1)(var_x + var_y + C2), in place
+    mean_sq = ux * ux
+    mean_sq += uy * uy
     mean_xy = ux * uy
-    # numerator (2 ux uy + C1)(2 cov + C2), denominator (ux^2 + uy^2 + C1)(var_x + var_y + C2), in place
-    num = (2 * mean_xy + c1).mul_(uxy.sub_(mean_xy).mul_(2 * cov_norm).add_(c2))
-    den = (mean_sq + c1).mul_(usq.sub_(mean_sq).mul_(cov_norm).add_(c2))
-    return num.div_(den).mean(dim=(-2, -1), dtype=torch.float64)
+    uxy -= mean_xy
+    uxy *= 2 * cov_norm
+    uxy += c2
+    usq -= mean_sq
+    usq *= cov_norm
+    usq += c2
+    num = 2 * mean_xy
+    num += c1
+    num *= uxy
+    mean_sq += c1
+    mean_sq *= usq
+    num /= mean_sq
+    if cpu:
+        return torch.from_numpy(num.mean(axis=(-2, -1), dtype=np.float64))
+    return num.mean(dim=(-2, -1), dtype=torch.float64)
 
 
 def _check_size(x: torch.Tensor, window: int) -> None:
@@ -140,7 +168,7 @@ def pixel_metrics(ground_truth: torch.Tensor, generated: torch.Tensor, chunk: in
     step = chunk if ground_truth.device.type == "cpu" else ground_truth.shape[0]
     parts = []
     for i in range(0, ground_truth.shape[0], step):
-        gt, gen = ground_truth[i:i + step], generated[i:i + step]
+        gt, gen = as_unit_float(ground_truth[i:i + step]), as_unit_float(generated[i:i + step])  # once
         parts.append({"psnr": psnr(gt, gen), "ssim": ssim(gt, gen), "ssim_256": ssim_256(gt, gen)})
     return {k: torch.cat([p[k] for p in parts]) for k in ("psnr", "ssim", "ssim_256")}
 
