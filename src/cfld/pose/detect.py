@@ -172,6 +172,39 @@ def detect_pose(image, *, min_confidence: float = MIN_CONFIDENCE, source: str | 
         return detector(image, source)
 
 
+def pose_for_source(
+    photo,
+    source,
+    *,
+    fit: str = "frame",
+    detector: PoseDetector | None = None,
+) -> Pose:
+    """The pose of the person in ``photo``, retargeted into the frame of the ``source`` photo.
+
+    This is "take the pose of one photo and apply it to another person": the pose is detected in
+    ``photo``'s own pixel frame and moved by :func:`cfld.pose.retarget` into ``source``'s ``(height,
+    width)`` keeping its aspect ratio, so that it is stretched onto the model's pose image exactly as the
+    source photo is stretched onto its input. ``fit="frame"`` keeps the person's place and size in the
+    photo (as letterboxing the photo would); ``fit="body"`` makes the body fill the source frame.
+    """
+    from ..images import load_image
+    from .skeleton import retarget
+
+    own = detector is None
+    detector = detector or PoseDetector()
+    try:
+        pose = detector(photo)
+    finally:
+        if own:
+            detector.close()
+    if isinstance(source, tuple):
+        frame = source
+    else:
+        picture = load_image(source)
+        frame = (picture.height, picture.width)
+    return retarget(pose, frame, fit=fit)
+
+
 def detection_available() -> bool:
     """Whether the optional MediaPipe dependency is installed."""
     try:
