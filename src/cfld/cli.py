@@ -20,6 +20,7 @@ from .errors import CFLDError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "pose": ("cfld.commands.pose", "pose", "Read, convert, retarget and draw human poses (OpenPose-18)."),
     "transfer": ("cfld.commands.transfer", "transfer", "Re-pose a person photo into one or more target poses."),
+    "animate": ("cfld.commands.animate", "animate", "Animate a person through a sequence of poses (frames, GIF, MP4)."),
     "edit": ("cfld.commands.edit", "edit", "Appearance editing: style transfer by mask, style interpolation."),
     "demo": ("cfld.commands.demo", "demo", "Run the offline demo (no downloads) and write its pictures."),
     "convert": ("cfld.commands.convert", "convert", "Convert CFLD checkpoints between the original and our format."),
