@@ -18,7 +18,9 @@ problem with an upload is shown as one sentence (the :class:`~cfld.errors.InputE
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,8 @@ class App:
         self.device_note = device_note
         self.gallery = gallery()
         self.gallery_pictures = [(draw_pose(pose), _gallery_label(name)) for name, pose in self.gallery.items()]
-        self.work_dir = Path(tempfile.mkdtemp(prefix="cfld-app-"))
+        self.work_dir = Path(tempfile.mkdtemp(prefix="cfld-app-"))  # animations; Gradio copies what it shows
+        atexit.register(shutil.rmtree, self.work_dir, ignore_errors=True)
 
     # -- inputs ----------------------------------------------------------------------------------------------
 
@@ -151,8 +154,6 @@ class App:
 
     def animate(self, source_path, files, fps, steps, seed):
         """Animate tab: (MP4 path, GIF path) of the person through the uploaded poses or frames."""
-        import shutil
-
         from . import animation as A
 
         source = self.photo(source_path, "person photo")
