@@ -250,10 +250,14 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
             gr.Markdown("**Style transfer by mask** (paper Sec. 4.6): keep the reference's pose and everything "
                         "outside the mask (white = edit), dress the masked region in the other photo's look.")
             with gr.Row():
-                reference = gr.Image(type="filepath", label="reference person", sources=["upload"], height=240)
-                mask = gr.Image(type="filepath", label="mask (white = edit)", sources=["upload"], height=240)
-                look = gr.Image(type="filepath", label="appearance from", sources=["upload"], height=240)
-                edited = gr.Image(label="result", type="pil", format="png", interactive=False, height=240)
+                reference = gr.Image(type="filepath", label="reference person", sources=["upload"], height=240,
+                                     elem_id="reference")
+                mask = gr.Image(type="filepath", label="mask (white = edit)", sources=["upload"], height=240,
+                                elem_id="mask")
+                look = gr.Image(type="filepath", label="appearance from", sources=["upload"], height=240,
+                                elem_id="look")
+                edited = gr.Image(label="result", type="pil", format="png", interactive=False, height=240,
+                                  elem_id="edited")
             with gr.Row():
                 reference_pose = gr.File(label="reference's pose JSON (optional: detected if absent)",
                                          file_types=[".json"], type="filepath")
@@ -265,8 +269,10 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
             gr.Markdown("**Style interpolation**: the look shifts from A to B (coarse prompts and fine-grained "
                         "biases interpolated linearly), in a gallery pose.")
             with gr.Row():
-                photo_a = gr.Image(type="filepath", label="photo A", sources=["upload"], height=240)
-                photo_b = gr.Image(type="filepath", label="photo B", sources=["upload"], height=240)
+                photo_a = gr.Image(type="filepath", label="photo A", sources=["upload"], height=240,
+                                   elem_id="photo-a")
+                photo_b = gr.Image(type="filepath", label="photo B", sources=["upload"], height=240,
+                                   elem_id="photo-b")
                 with gr.Column():
                     interp_pose = gr.Dropdown([(label, i) for i, (_, label) in enumerate(app.gallery_pictures)],
                                               value=0, label="pose")
@@ -274,7 +280,7 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
                     interp_steps = gr.Slider(**steps_slider)
                     interp_seed = gr.Number(value=0, precision=0, label="seed")
                     interp_run = gr.Button("Interpolate", variant="primary")
-            strip = gr.Gallery(label="A -> B", columns=8, height=300)
+            strip = gr.Gallery(label="A -> B", columns=8, height=300, elem_id="strip")
             interp_run.click(guarded(app.interpolate), [photo_a, photo_b, interp_pose, count, interp_steps, interp_seed],
                              strip)
 
@@ -282,17 +288,18 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
             gr.Markdown(f"Upload pose JSON files (e.g. from `cfld pose detect`) or video frames, up to {MAX_FRAMES}; "
                         "they are taken in file-name order. The source is encoded once.")
             with gr.Row():
-                anim_source = gr.Image(type="filepath", label="person photo", sources=["upload"], height=280)
+                anim_source = gr.Image(type="filepath", label="person photo", sources=["upload"], height=280,
+                                       elem_id="anim-source")
                 anim_files = gr.File(label="pose JSON files or frames", file_count="multiple",
-                                     file_types=[".json", "image"], type="filepath")
+                                     file_types=[".json", "image"], type="filepath", elem_id="anim-files")
                 with gr.Column():
                     fps = gr.Slider(1, 30, value=8, step=1, label="frames per second")
                     anim_steps = gr.Slider(**steps_slider)
                     anim_seed = gr.Number(value=0, precision=0, label="seed")
                     anim_run = gr.Button("Animate", variant="primary")
             with gr.Row():
-                video = gr.Video(label="MP4", interactive=False)
-                gif = gr.File(label="GIF", interactive=False)
+                video = gr.Video(label="MP4", interactive=False, elem_id="video")
+                gif = gr.File(label="GIF", interactive=False, elem_id="gif")
             anim_run.click(guarded(app.animate), [anim_source, anim_files, fps, anim_steps, anim_seed], [video, gif])
     blocks.queue(default_concurrency_limit=1, max_size=16)
     blocks.cfld_app = app
