@@ -23,7 +23,8 @@ PHOTO = Path(__file__).resolve().parent / "data" / "women1.jpg"
 )
 def test_missing_extra_is_one_line(module, args, hint, monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    for name in [module, *(m for m in sys.modules if m.startswith(module + "."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed, even if imported before
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and hint in err
