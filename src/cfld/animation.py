@@ -34,7 +34,7 @@ from .io import atomic_path
 from .pose import Pose, load_pose, retarget
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-POSE_SUFFIXES = (".json", ".csv", ".txt")
+POSE_SUFFIXES = (".json",)
 MAX_FRAMES = 1000
 
 
@@ -74,7 +74,7 @@ def load_pose_sequence(
     """The poses of a folder of pose files, or the poses detected in a folder of video frames.
 
     Args:
-        folder: pose files (our JSON, OpenPose JSON with ``frame``, one-row annotation files) or pictures.
+        folder: pose files (our JSON, or OpenPose JSON with ``frame``) or pictures.
         source: the person photo to be animated (path or image); detected poses are fitted into its frame
             (``fit`` as in :func:`cfld.pose.retarget`), as ``cfld transfer --pose-from`` does.
         frame: the ``(height, width)`` of OpenPose files, which do not record it.
