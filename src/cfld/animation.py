@@ -4,8 +4,8 @@ The paper shows a person re-posed into many poses; an animation is that with the
 order. The source photo is encoded once (coarse prompt and HGA biases, :meth:`CFLDPipeline.encode_source`)
 and every frame starts from the same initial noise, so that only the pose changes from frame to frame;
 with a deterministic scheduler (DDIM, the default here) the frames then differ only where the pose
-does, which keeps flicker down. The poses come from a folder of pose files (``*.json`` in any format
-:func:`cfld.pose.load_pose` reads) or of video frames (photos, whose poses are detected with MediaPipe
+does, which keeps flicker down. The poses come from a folder of pose files (``*.json``: our pose
+JSON, or OpenPose JSON given its frame) or of video frames (photos, whose poses are detected with MediaPipe
 and fitted into the source photo's frame), taken in natural file-name order (``frame2`` before
 ``frame10``).
 
