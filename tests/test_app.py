@@ -64,7 +64,7 @@ def test_clear_errors_for_bad_uploads(app, tmp_path, monkeypatch):
     monkeypatch.undo()
     bad_json = tmp_path / "pose.json"
     bad_json.write_text('{"frame": [256, 176], "joints": []}')
-    with pytest.raises(InputError, match="must list all 18"):
+    with pytest.raises(InputError, match=r"pose JSON \(pose.json\): 'joints' must list all 18"):
         app.repose(str(PHOTO), web.POSE_MODES[2], 0, None, str(bad_json), 1, 2, 2, 0)
     with pytest.raises(InputError, match="no file uploaded"):
         app.repose(str(PHOTO), web.POSE_MODES[2], 0, None, None, 1, 2, 2, 0)

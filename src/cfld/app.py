@@ -47,12 +47,11 @@ def _import_gradio():
 class App:
     """The app's actions as plain methods (what the buttons call), testable without a browser."""
 
-    def __init__(self, pipe, default_steps: int = 50, device_note: str = ""):
+    def __init__(self, pipe, default_steps: int = 50):
         from .pose import draw_pose, gallery
 
         self.pipe = pipe
         self.default_steps = default_steps
-        self.device_note = device_note
         self.gallery = gallery()
         self.gallery_pictures = [(draw_pose(pose), _gallery_label(name)) for name, pose in self.gallery.items()]
         self.work_dir = Path(tempfile.mkdtemp(prefix="cfld-app-"))  # animations; Gradio copies what it shows
@@ -77,7 +76,7 @@ class App:
     def target_pose(self, source, mode: str, gallery_index: int | None, pose_photo: str | None,
                     pose_json: str | None):
         """The chosen pose, fitted into the source photo's frame."""
-        from .pose import load_pose, retarget
+        from .pose import retarget
 
         frame = (source.height, source.width)
         if mode == POSE_MODES[0]:
@@ -92,9 +91,7 @@ class App:
             with PoseDetector() as detector:
                 pose = detector(picture, f"pose photo ({Path(pose_photo).name})")
         elif mode == POSE_MODES[2]:
-            if not pose_json:
-                raise InputError("pose JSON", "no file uploaded")
-            pose = load_pose(pose_json)
+            pose = _uploaded_pose(pose_json, "pose JSON")
         else:
             raise InputError("pose", f"choose one of {', '.join(POSE_MODES)}")
         return retarget(pose, frame)
@@ -121,13 +118,11 @@ class App:
         inside the mask. The reference's pose comes from a pose JSON, else it is detected in the photo."""
         import torch
 
-        from .pose import load_pose
-
         reference = self.photo(reference_path, "reference photo")
         source = self.photo(source_path, "appearance photo")
         mask = self.photo(mask_path, "mask")
         if reference_pose_json:
-            pose = load_pose(reference_pose_json)
+            pose = _uploaded_pose(reference_pose_json, "reference's pose JSON")
         else:
             from .pose.detect import PoseDetector
 
@@ -317,6 +312,18 @@ def launch(blocks, port: int = 7860, open_browser: bool = False, block: bool = T
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _uploaded_pose(path: str | None, what: str):
+    """A pose file from an upload; errors name it by the user's file name, not Gradio's cache path."""
+    from .pose import load_pose
+
+    if not path:
+        raise InputError(what, "no file uploaded")
+    try:
+        return load_pose(path)
+    except InputError as err:
+        raise InputError(f"{what} ({Path(path).name})", err.problem) from None
 
 
 def _gallery_label(name: str) -> str:
