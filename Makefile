@@ -12,13 +12,13 @@ STAMP := $(VENV)/.cfld-installed-$(EXTRAS)
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench clean
+.PHONY: setup system-libs browser test demo bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml | $(PY) system-libs
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	rm -f $(VENV)/.cfld-installed-*
@@ -26,7 +26,27 @@ $(STAMP): pyproject.toml | $(PY)
 
 setup: $(STAMP)
 
-test: $(STAMP)
+# Debian packages the set-up needs, installed with apt-get when missing and we are root (CI is); elsewhere a
+# note. libgl1/libglib2.0-0: opencv-contrib-python, which mediapipe pulls in, loads them with cv2.
+# chromium: the web app's end-to-end test drives Debian's browser (Playwright never downloads one here).
+SYSTEM_LIBS := libgl1 libglib2.0-0
+BROWSER := chromium
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "apt-get install$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "note: missing Debian packages:$$missing (as root: apt-get install$$missing)"; fi
+endef
+
+system-libs:
+	$(call apt_install,$(SYSTEM_LIBS))
+
+browser:
+	$(call apt_install,$(BROWSER))
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)

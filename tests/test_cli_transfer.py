@@ -48,3 +48,44 @@ def test_transfer_help_lists_the_options(capsys):
     for option in ("--source", "--pose", "--model", "--steps", "--scheduler", "--guidance-pose",
                    "--guidance-appearance", "--seed", "--size", "--grid"):
         assert option in text
+
+
+def test_transfer_pose_from_another_photo(tiny_model_dir, tmp_path, capsys):
+    """--pose-from detects the pose in one photo and fits it into the source's frame; the grid shows it."""
+    import pytest
+
+    pytest.importorskip("mediapipe", reason="--pose-from needs the 'detect' extra")
+    from cfld.pose import PoseDetector, pose_image, retarget
+
+    other = PHOTO.parent / "women2.jpg"
+    square = tmp_path / "square.png"  # a source of another shape: the pose must be fitted into its frame
+    Image.open(PHOTO).resize((200, 200)).save(square)
+    out = tmp_path / "out"
+    args = ["transfer", "-s", str(square), "--pose-from", str(other), "-m", str(tiny_model_dir), "-o", str(out),
+            "--steps", "2", "--size", "128x88", "--grid"]
+    assert main(args) == 0
+    assert "women2.jpg: 18 of 18 joints found" in capsys.readouterr().out
+    assert sorted(p.name for p in out.glob("*.png")) == ["grid.png", "square_to_women2.png"]
+    grid = np.asarray(Image.open(out / "grid.png")).astype(np.float32) / 255
+
+    # the middle cell of the grid is the detected pose retargeted into the 200x200 source frame, not the
+    # pose in its own 256x176 frame stretched like the square source
+    from cfld.images import resize_output
+    from cfld.pipeline import CFLDPipeline
+
+    with PoseDetector() as detector:
+        own = detector(other)
+    pose_size = CFLDPipeline.from_pretrained(tiny_model_dir).config.pose_size
+
+    def drawn(pose):
+        picture = resize_output(pose_image(pose, pose_size)[None, :3], (128, 88))[0]
+        return picture.clamp(0, 1).permute(1, 2, 0).numpy()
+
+    cell = grid[:, 88:176]
+    assert np.abs(cell - drawn(retarget(own, (200, 200)))).mean() < 0.01
+    assert np.abs(cell - drawn(own)).mean() > 2 * np.abs(cell - drawn(retarget(own, (200, 200)))).mean()
+
+
+def test_transfer_needs_a_pose(tiny_model_dir, tmp_path, capsys):
+    assert main(["transfer", "-s", str(PHOTO), "-m", str(tiny_model_dir), "-o", str(tmp_path)]) == 2
+    assert "--pose-from" in capsys.readouterr().err

@@ -80,3 +80,13 @@ def test_cli_edit_commands(tiny_model_dir, tmp_path, capsys):
                  "-o", str(strip), *common]) == 0
     image = np.asarray(Image.open(strip))
     assert image.shape == (64, 4 * 44, 3)
+
+
+def test_cli_style_transfer_detects_the_reference_pose(tiny_model_dir, tmp_path, capsys):
+    """Without --reference-pose the reference's own pose is detected (the 'detect' extra)."""
+    pytest.importorskip("mediapipe", reason="needs the 'detect' extra")
+    out = tmp_path / "edited.png"
+    assert main(["edit", "style-transfer", "-r", str(REFERENCE), "--mask", str(MASK), "-s", str(SOURCES[1]),
+                 "-o", str(out), "-m", str(tiny_model_dir), "--steps", "1", "--size", "64x44"]) == 0
+    assert "pose detected (18 of 18 joints)" in capsys.readouterr().out
+    assert Image.open(out).size == (2 * 44, 64)

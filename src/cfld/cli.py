@@ -20,7 +20,9 @@ from .errors import CFLDError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "pose": ("cfld.commands.pose", "pose", "Read, convert, retarget and draw human poses (OpenPose-18)."),
     "transfer": ("cfld.commands.transfer", "transfer", "Re-pose a person photo into one or more target poses."),
+    "animate": ("cfld.commands.animate", "animate", "Animate a person through a sequence of poses (frames, GIF, MP4)."),
     "edit": ("cfld.commands.edit", "edit", "Appearance editing: style transfer by mask, style interpolation."),
+    "app": ("cfld.commands.app", "app", "Serve the web app on 127.0.0.1 (re-pose, edit, animate in the browser)."),
     "demo": ("cfld.commands.demo", "demo", "Run the offline demo (no downloads) and write its pictures."),
     "convert": ("cfld.commands.convert", "convert", "Convert CFLD checkpoints between the original and our format."),
     "prepare": ("cfld.commands.prepare", "prepare", "Build the DeepFashion / Market-1501 train and test sets."),

@@ -19,3 +19,7 @@ class InputError(CFLDError, ValueError):
         self.source = str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
+
+
+class MissingDependencyError(CFLDError, ImportError):
+    """An optional extra that a feature needs (``pip install 'cfld[EXTRA]'``) is not installed."""

@@ -93,14 +93,19 @@ def save_image(image: Image.Image, path: str | os.PathLike, overwrite: bool = Fa
 
 
 def comparison_rows(
-    sources: list[ImageInput], pose_images: torch.Tensor, results: list[Image.Image], size: tuple[int, int]
+    sources: list[ImageInput],
+    pose_images: torch.Tensor,
+    results: list[Image.Image],
+    size: tuple[int, int],
+    paired: bool = False,
 ) -> Image.Image:
-    """One row per (source, pose) pair, source-major: source | pose skeleton | result, each at ``size``."""
-    n_pose = pose_images.shape[0]
+    """One row per (source, pose) pair: source | pose skeleton | result, each at ``size``. The pairs are
+    every source with every pose, source-major, or with ``paired`` source i with pose i."""
+    n_pose = 1 if paired else pose_images.shape[0]
     skeletons = resize_output(pose_images[:, :3].float(), size)
     cells = []
     for i, result in enumerate(results):
-        src = to_model_input(load_image(sources[i // n_pose]), size).add(1).div(2)
+        src = to_model_input(load_image(sources[i if paired else i // n_pose]), size).add(1).div(2)
         res = to_model_input(result, size).add(1).div(2)
-        cells.append(torch.cat([src, skeletons[i % n_pose].clamp(0, 1), res], dim=2))
+        cells.append(torch.cat([src, skeletons[i if paired else i % n_pose].clamp(0, 1), res], dim=2))
     return to_pil(torch.cat(cells, dim=1).unsqueeze(0))[0]

@@ -57,8 +57,9 @@ def edit() -> None:
 
 @edit.command("style-transfer")
 @click.option("-r", "--reference", required=True, metavar="PHOTO", help="The person to edit (pose and kept regions).")
-@click.option("--reference-pose", required=True, metavar="POSE",
-              help="The reference's own pose: pose JSON or annotation row (e.g. from `cfld pose convert`).")
+@click.option("--reference-pose", metavar="POSE",
+              help="The reference's own pose: pose JSON or annotation row (e.g. from `cfld pose convert`); "
+                   "default: detected in the reference photo (needs the 'detect' extra).")
 @click.option("-s", "--source", "sources", multiple=True, required=True, metavar="PHOTO",
               help="Photo whose appearance fills the masked region (repeat for several).")
 @click.option("--mask", required=True, metavar="PNG", help="White where the reference is edited, e.g. upper clothes.")
@@ -70,9 +71,10 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     """Keep the reference's pose and the unmasked regions; take the masked region's look from each source.
 
     \b
-    Example:
+    Examples:
       cfld edit style-transfer -r ref.png --reference-pose ref.json --mask ref_mask_upper.png \\
           -s other.jpg -m cfld-folder -o edited.png
+      cfld edit style-transfer -r ref.png --mask ref_mask_lower.png -s other.jpg -m cfld-folder -o edited.png
     """
     import torch
 
@@ -81,6 +83,11 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     out_size = parse_size_option(size, "--size")
     if Path(output).exists() and not overwrite:
         raise InputError(output, "already exists; pass --overwrite to replace it")
+    if reference_pose is None:
+        from ..pose import detect_pose
+
+        reference_pose = detect_pose(reference)
+        click.echo(f"{reference}: pose detected ({reference_pose.num_visible} of 18 joints)")
     pipe = _load(model_dir, base, device)
     result = pipe.style_transfer(reference, reference_pose, list(sources), mask, num_inference_steps=steps,
                                  scheduler=scheduler, generator=torch.Generator().manual_seed(seed),

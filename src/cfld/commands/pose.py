@@ -76,6 +76,7 @@ def pose() -> None:
       cfld pose flip front.json -o mirrored.json
       cfld pose retarget photo_keypoints.json --frame 1080x720 --to 256x176 -o pose.json
       cfld pose render front.json --size 256x256 -o front.safetensors
+      cfld pose detect photo.jpg -o pose.json --draw pose.png
     """
 
 
@@ -213,3 +214,38 @@ def render(pose: P.Pose, size: str, sigma: float, output: str, overwrite: bool) 
         }
         atomic_write(output, lambda tmp: save_file({"pose_image": tensor}, str(tmp), metadata), overwrite=overwrite)
     click.echo(f"wrote {output} (21x{size_hw[0]}x{size_hw[1]} float32)")
+
+
+@pose.command("detect")
+@click.argument("photo", type=click.Path(dir_okay=False))
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Joints MediaPipe sees less surely than this are written as missing.")
+@click.option("--draw", "drawing", type=click.Path(dir_okay=False),
+              help="Also write a PNG of the skeleton over the photo (replaced only with --overwrite).")
+@output_options
+def detect(photo: str, min_confidence: float, drawing: str | None, output: str, overwrite: bool) -> None:
+    """Find the person in PHOTO and write their OpenPose-18 pose as our JSON, offline.
+
+    Uses MediaPipe's pose model (the optional extra: pip install 'cfld[detect]'), whose weights ship
+    inside its wheel: nothing is downloaded. Its 33 landmarks are mapped onto the 18 OpenPose joints
+    (the neck is the midpoint of the shoulders), each with MediaPipe's visibility as its confidence; the
+    pose is in the photo's own pixel frame (give it to `cfld transfer -p`, which fits it to the model's
+    frame, or `cfld pose retarget`). One person per photo; a photo without a person is an error.
+
+    \b
+    Examples:
+      cfld pose detect photo.jpg -o pose.json
+      cfld pose detect photo.jpg -o pose.json --draw pose.png --min-confidence 0.3
+    """
+    from ..pose.detect import detect_pose
+
+    for path in (output, drawing):
+        if path and Path(path).exists() and not overwrite:
+            raise InputError(path, "already exists; pass --overwrite to replace it")
+    found = detect_pose(photo, min_confidence=min_confidence)
+    written = P.write_pose_json(found, output, overwrite=overwrite)
+    height, width = found.frame
+    click.echo(f"wrote {written} ({found.num_visible} of {P.NUM_JOINTS} joints found, frame {height}x{width})")
+    if drawing:
+        picture = P.draw_pose(found, None, P.read_image(photo))
+        click.echo(f"wrote {P.write_png(picture, drawing, overwrite=overwrite)}")

@@ -15,8 +15,14 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 @click.command("transfer")
 @click.option("-s", "--source", "sources", multiple=True, required=True, metavar="PHOTO",
               help="Photo of the person to re-pose (repeat for several people).")
-@click.option("-p", "--pose", "poses", multiple=True, required=True, metavar="POSE",
+@click.option("-p", "--pose", "poses", multiple=True, metavar="POSE",
               help="Target pose: our pose JSON, OpenPose JSON, or an annotation row (repeat for several poses).")
+@click.option("--pose-from", "pose_photos", multiple=True, metavar="PHOTO", type=click.Path(dir_okay=False),
+              help="Take the target pose from the person in this photo (detected offline, needs the 'detect' "
+                   "extra) and fit it into each source's frame (repeat for several).")
+@click.option("--pose-fit", type=click.Choice(["frame", "body"]), default="frame", show_default=True,
+              help="With --pose-from: frame keeps the person's place and size in PHOTO; body makes the body "
+                   "fill the source's frame.")
 @click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
               help="A CFLD folder written by `CFLDPipeline.save_pretrained` / `cfld convert`, or the original "
                    "checkpoint folder (pytorch_model.bin + pytorch_model_1.bin, then --base is needed).")
@@ -40,8 +46,8 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="(source, pose) pairs per UNet batch.")
 @click.option("--overwrite", is_flag=True, help="Replace existing result files.")
-def transfer(sources, poses, model_dir, base, output, steps, scheduler, guidance_pose, guidance_appearance, seed,
-             size, pose_frame, grid, device, dtype, batch_size, overwrite) -> None:
+def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, steps, scheduler, guidance_pose,
+             guidance_appearance, seed, size, pose_frame, grid, device, dtype, batch_size, overwrite) -> None:
     """Re-pose the person of each --source into each --pose.
 
     \b
@@ -49,35 +55,73 @@ def transfer(sources, poses, model_dir, base, output, steps, scheduler, guidance
       cfld transfer -s person.jpg -p pose.json -m checkpoints/cfld -o out/
       cfld transfer -s a.jpg -s b.jpg -p 'name:[34,59,...]:[104,99,...]' -m cfld-folder --grid
       cfld transfer -s person.jpg -p openpose_keypoints.json --pose-frame 1024x704 -m cfld-folder
-    Poses come from `cfld pose convert` (any photo's OpenPose output, DeepFashion annotation rows).
+      cfld transfer -s person.jpg --pose-from dancer.jpg -m cfld-folder --grid
+    Poses come from `cfld pose convert` (any photo's OpenPose output, DeepFashion annotation rows),
+    `cfld pose detect`, or straight from another photo with --pose-from.
     """
     import torch
 
     from .. import images as I
     from ..pipeline import CFLDPipeline
 
+    if not poses and not pose_photos:
+        raise click.UsageError("give a target pose: --pose POSE or --pose-from PHOTO")
     out_size = parse_size_option(size, "--size")
     frame = parse_size_option(pose_frame, "--pose-frame")
     out_dir = Path(output)
-    names = [f"{Path(s).stem}_to_{_pose_stem(p, i)}.png" for s in sources for i, p in enumerate(poses)]
+    stems = [_pose_stem(p, i) for i, p in enumerate(poses)] + [Path(p).stem for p in pose_photos]
+    names = [f"{Path(s).stem}_to_{stem}.png" for s in sources for stem in stems]
+    if len(set(names)) != len(names):
+        raise InputError(output, "two results would get the same file name; give the sources and poses distinct names")
     if not overwrite:
         taken = [n for n in names + (["grid.png"] if grid else []) if (out_dir / n).exists()]
         if taken:
             raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
+    # every (source, pose) pair, source-major; a pose from a photo is fitted into each source's own frame
+    pair_sources, pair_poses = [], []
+    detected = _detect_poses(pose_photos, sources, pose_fit) if pose_photos else {}
+    for s_index, source in enumerate(sources):
+        for pose in poses:
+            pair_sources.append(s_index)
+            pair_poses.append(pose)
+        for photo in pose_photos:
+            pair_sources.append(s_index)
+            pair_poses.append(detected[photo, source])
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else (torch.float16 if device.startswith("cuda") else None)
-
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     generator = torch.Generator().manual_seed(seed)
-    result = pipe(list(sources), list(poses), num_inference_steps=steps, guidance_pose=guidance_pose,
+    pose_maps = pipe.pose_images(pair_poses, frame)  # checks every pose before the long part starts
+    encoding = pipe.encode_source(list(sources)).select(torch.tensor(pair_sources))
+    result = pipe(encoding, pose_maps, paired=True, num_inference_steps=steps, guidance_pose=guidance_pose,
                   guidance_appearance=guidance_appearance, scheduler=scheduler, generator=generator,
-                  output_size=out_size, pose_frame=frame, batch_size=batch_size)
+                  output_size=out_size, batch_size=batch_size)
     for name, image in zip(names, result.images):
         path = I.save_image(image, out_dir / name, overwrite=overwrite)
         click.echo(f"wrote {path}")
     if grid:
-        rows = I.comparison_rows(sources, pipe.pose_images(list(poses), frame), result.images, out_size)
+        rows = I.comparison_rows([sources[i] for i in pair_sources], pose_maps, result.images, out_size, paired=True)
         click.echo(f"wrote {I.save_image(rows, out_dir / 'grid.png', overwrite=overwrite)}")
+
+
+def _detect_poses(photos, sources, fit):
+    """{(photo, source): the pose of photo's person fitted into source's frame}, one detection per photo."""
+    from .. import images as I
+    from ..pose import PoseDetector, retarget
+
+    frames = {}
+    for source in sources:
+        picture = I.load_image(source)
+        frames[source] = (picture.height, picture.width)
+    found = {}
+    with PoseDetector() as detector:
+        for photo in photos:
+            pose = detector(photo)
+            click.echo(f"{photo}: {pose.num_visible} of 18 joints found")
+            for source in sources:
+                found[photo, source] = retarget(pose, frames[source], fit=fit)
+    return found
 
 
 def _pose_stem(pose: str, index: int) -> str:

@@ -32,6 +32,7 @@ from .formats import (
     read_pose_json,
     write_pose_json,
 )
+from .detect import PoseDetector, detect_pose, landmarks_to_openpose, pose_for_source
 from .gallery import gallery
 from .render import (
     LINE_WIDTH,
@@ -60,7 +61,7 @@ from .skeleton import (
 __all__ = [
     "BODY25_TO_COCO18", "BONES", "BONE_COLORS", "DEEPFASHION_FRAME", "FLIP_PERMUTATION", "JOINT_COLORS",
     "JOINT_NAMES", "LINE_WIDTH", "MARKET1501_FRAME", "NUM_JOINTS", "POSE_JSON_FORMAT", "SIGMA", "Pose",
-    "PoseTable", "draw_pose", "flat_name", "flip", "gallery", "guess_annotation_frame", "load_pose",
+    "PoseDetector", "PoseTable", "detect_pose", "draw_pose", "flat_name", "flip", "gallery", "guess_annotation_frame", "landmarks_to_openpose", "load_pose", "pose_for_source",
     "parse_annotation_row", "parse_size", "pose_format", "pose_from_json", "pose_from_openpose", "pose_grid",
     "pose_image",
     "pose_to_json", "read_annotation_csv", "read_image", "read_openpose_json", "read_pose_json",

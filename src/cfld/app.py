@@ -1,0 +1,349 @@
+"""``cfld app``: a small web app (Gradio, ``pip install 'cfld[app]'``) around :class:`CFLDPipeline`.
+
+Three tabs, each a thin layer over the library:
+
+* **Re-pose**: upload a person photo, pick the target pose from the bundled gallery of real DeepFashion
+  poses (:func:`cfld.pose.gallery`), from another uploaded photo (detected with MediaPipe, the ``detect``
+  extra) or from a pose JSON file; choose steps, guidance and seed; get the result and the pose drawing.
+  The pose is fitted into the source photo's frame (:func:`cfld.pose.retarget`), as
+  ``cfld transfer --pose-from`` does.
+* **Edit**: style transfer by mask and style interpolation (paper Sec. 4.6, :meth:`CFLDPipeline.style_transfer`
+  and :meth:`CFLDPipeline.interpolate`).
+* **Animate**: a person through a sequence of pose files or video frames -> GIF and MP4 (:mod:`cfld.animation`).
+
+The server listens on 127.0.0.1 only, loads nothing from the network (system fonts, no analytics), runs
+one generation at a time, and refuses uploads over ``max_file_size`` or :data:`MAX_PIXELS`; every
+problem with an upload is shown as one sentence (the :class:`~cfld.errors.InputError` text).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import CFLDError, InputError, MissingDependencyError
+
+HOST = "127.0.0.1"
+MAX_PIXELS = 25_000_000  # per uploaded photo; bigger photos gain nothing at 256x176
+MAX_FILE_SIZE = "20mb"
+MAX_FRAMES = 64  # poses per animation in the app (the command line takes up to 1000)
+OUTPUT_SIZE = (256, 176)
+POSE_MODES = ("gallery pose", "pose of another photo", "pose JSON file")
+
+
+def _import_gradio():
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio as gr
+    except ImportError as err:
+        raise MissingDependencyError(f"the web app needs Gradio: pip install 'cfld[app]' ({err})") from None
+    return gr
+
+
+class App:
+    """The app's actions as plain methods (what the buttons call), testable without a browser."""
+
+    def __init__(self, pipe, default_steps: int = 50):
+        from .pose import draw_pose, gallery
+
+        self.pipe = pipe
+        self.default_steps = default_steps
+        self.gallery = gallery()
+        self.gallery_pictures = [(draw_pose(pose), _gallery_label(name)) for name, pose in self.gallery.items()]
+        self.work_dir = Path(tempfile.mkdtemp(prefix="cfld-app-"))  # animations; Gradio copies what it shows
+        atexit.register(shutil.rmtree, self.work_dir, ignore_errors=True)
+
+    # -- inputs ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def photo(path: str | None, what: str):
+        """A validated upload as a PIL image; errors name the upload by its own file name."""
+        from .images import load_image
+
+        if not path:
+            raise InputError(what, "no photo uploaded")
+        name = f"{what} ({Path(path).name})"
+        image = load_image(path, name)
+        if image.width * image.height > MAX_PIXELS:
+            raise InputError(name, f"is {image.width}x{image.height} pixels; the app takes photos up to "
+                                   f"{MAX_PIXELS // 1_000_000} megapixels")
+        return image
+
+    def target_pose(self, source, mode: str, gallery_index: int | None, pose_photo: str | None,
+                    pose_json: str | None):
+        """The chosen pose, fitted into the source photo's frame."""
+        from .pose import retarget
+
+        frame = (source.height, source.width)
+        if mode == POSE_MODES[0]:
+            index = 0 if gallery_index is None else int(gallery_index)
+            if not 0 <= index < len(self.gallery):
+                raise InputError("gallery", f"has no pose number {index}")
+            pose = self.gallery[self.gallery.names[index]]
+        elif mode == POSE_MODES[1]:
+            from .pose.detect import PoseDetector
+
+            picture = self.photo(pose_photo, "pose photo")
+            with PoseDetector() as detector:
+                pose = detector(picture, f"pose photo ({Path(pose_photo).name})")
+        elif mode == POSE_MODES[2]:
+            pose = _uploaded_pose(pose_json, "pose JSON")
+        else:
+            raise InputError("pose", f"choose one of {', '.join(POSE_MODES)}")
+        return retarget(pose, frame)
+
+    # -- actions ---------------------------------------------------------------------------------------------
+
+    def repose(self, source_path, mode, gallery_index, pose_photo, pose_json, steps, guidance_pose,
+               guidance_appearance, seed):
+        """Re-pose tab: (result image, pose drawing)."""
+        import torch
+
+        from .pose import draw_pose
+
+        source = self.photo(source_path, "person photo")
+        pose = self.target_pose(source, mode, gallery_index, pose_photo, pose_json)
+        result = self.pipe(source, pose, num_inference_steps=_steps(steps), guidance_pose=float(guidance_pose),
+                           guidance_appearance=float(guidance_appearance), output_size=OUTPUT_SIZE,
+                           generator=torch.Generator().manual_seed(_seed(seed)))
+        drawing = draw_pose(pose, OUTPUT_SIZE)
+        return result.images[0], drawing
+
+    def style_transfer(self, reference_path, reference_pose_json, mask_path, source_path, steps, seed):
+        """Edit tab, style transfer by mask: the reference's pose and unmasked regions, the source's look
+        inside the mask. The reference's pose comes from a pose JSON, else it is detected in the photo."""
+        import torch
+
+        reference = self.photo(reference_path, "reference photo")
+        source = self.photo(source_path, "appearance photo")
+        mask = self.photo(mask_path, "mask")
+        if reference_pose_json:
+            pose = _uploaded_pose(reference_pose_json, "reference's pose JSON")
+        else:
+            from .pose.detect import PoseDetector
+
+            with PoseDetector() as detector:
+                pose = detector(reference, f"reference photo ({Path(reference_path).name})")
+        result = self.pipe.style_transfer(reference, pose, source, mask, num_inference_steps=_steps(steps),
+                                          output_size=OUTPUT_SIZE,
+                                          generator=torch.Generator().manual_seed(_seed(seed)))
+        return result.images[0]
+
+    def interpolate(self, path_a, path_b, gallery_index, count, steps, seed):
+        """Edit tab, style interpolation: a strip of images from A's look to B's, in one gallery pose."""
+        import torch
+
+        a, b = self.photo(path_a, "photo A"), self.photo(path_b, "photo B")
+        count = int(count)
+        if not 2 <= count <= 8:
+            raise InputError("number of images", f"must lie between 2 and 8, got {count}")
+        pose = self.gallery[self.gallery.names[int(gallery_index or 0)]]
+        weights = [i / (count - 1) for i in range(count)]
+        result = self.pipe.interpolate(a, b, pose, weights, num_inference_steps=_steps(steps),
+                                       output_size=OUTPUT_SIZE, generator=torch.Generator().manual_seed(_seed(seed)))
+        return [(image, f"{w:.2f}") for image, w in zip(result.images, weights)]
+
+    def animate(self, source_path, files, fps, steps, seed):
+        """Animate tab: (MP4 path, GIF path) of the person through the uploaded poses or frames."""
+        from . import animation as A
+
+        source = self.photo(source_path, "person photo")
+        files = [f for f in (files or []) if f]
+        if not files:
+            raise InputError("poses", "upload pose JSON files or video frames")
+        if len(files) > MAX_FRAMES:
+            raise InputError("poses", f"{len(files)} files uploaded; the app animates at most {MAX_FRAMES}")
+        job = Path(tempfile.mkdtemp(prefix="animation-", dir=self.work_dir))
+        folder = job / "poses"
+        folder.mkdir()
+        for path in files:  # keep the uploaded names: they give the order
+            shutil.copy(path, folder / Path(path).name)
+        poses = A.load_pose_sequence(folder, source, progress=False)
+        frames = A.animate(self.pipe, source, poses, num_inference_steps=_steps(steps), seed=_seed(seed),
+                           output_size=OUTPUT_SIZE)
+        shown = A.with_poses(frames, self.pipe.pose_images(poses))
+        gif = A.write_gif(shown, job / "animation.gif", float(fps))
+        mp4 = A.write_mp4(shown, job / "animation.mp4", float(fps))
+        return str(mp4), str(gif)
+
+
+def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a person"):
+    """The Gradio Blocks of the app around a loaded :class:`~cfld.pipeline.CFLDPipeline`."""
+    gr = _import_gradio()
+    app = App(pipe, default_steps)
+
+    def guarded(action):
+        """Show our input errors as one sentence in the page instead of a generic 'Error', and the sampling
+        progress bar (Gradio passes a Progress to a function whose signature asks for one)."""
+        import functools
+        import inspect
+
+        def run(*args):
+            args = [a for a in args if not isinstance(a, gr.Progress)]
+            try:
+                return action(*args)
+            except CFLDError as err:
+                raise gr.Error(str(err), print_exception=False) from None
+
+        functools.update_wrapper(run, action)
+        params = list(inspect.signature(action).parameters.values())
+        progress = inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                     default=gr.Progress(track_tqdm=True))
+        run.__signature__ = inspect.Signature([*params, progress])
+        return run
+
+    steps_slider = dict(minimum=1, maximum=100, step=1, value=default_steps, label="denoising steps")
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as blocks:
+        gr.Markdown(
+            f"## {title}\nCoarse-to-Fine Latent Diffusion (CVPR 2024). Upload a photo of one person, choose a "
+            "pose, generate. Photos up to 20 MB; one generation runs at a time."
+        )
+        with gr.Tab("Re-pose"):
+            with gr.Row():
+                with gr.Column():
+                    source = gr.Image(type="filepath", label="person photo", sources=["upload"], height=320,
+                                      elem_id="source")
+                    mode = gr.Radio(list(POSE_MODES), value=POSE_MODES[0], label="target pose from",
+                                    elem_id="pose-mode")
+                    pose_index = gr.State(0)
+                    pose_gallery = gr.Gallery(value=app.gallery_pictures, label="real DeepFashion poses (click one)",
+                                              columns=6, height=300, allow_preview=False, object_fit="contain",
+                                              elem_id="pose-gallery")
+                    with gr.Row():
+                        pose_photo = gr.Image(type="filepath", label="...or the pose of another photo",
+                                              sources=["upload"], height=200, elem_id="pose-photo")
+                        pose_json = gr.File(label="...or a pose JSON (cfld pose detect/convert)",
+                                            file_types=[".json"], type="filepath", elem_id="pose-json")
+                    with gr.Accordion("sampling", open=False):
+                        steps = gr.Slider(**steps_slider, elem_id="steps")
+                        guidance_pose = gr.Slider(0, 10, value=2.0, step=0.1, label="pose guidance (w_pose)")
+                        guidance_app = gr.Slider(0, 10, value=2.0, step=0.1, label="appearance guidance (w_app)")
+                        seed = gr.Number(value=0, precision=0, label="seed")
+                    run = gr.Button("Generate", variant="primary", elem_id="generate")
+                with gr.Column():
+                    result = gr.Image(label="result", type="pil", format="png", interactive=False, elem_id="result")
+                    drawing = gr.Image(label="target pose", type="numpy", format="png", interactive=False,
+                                       elem_id="pose-drawing")
+
+            def pick(evt):
+                return evt.index, POSE_MODES[0]
+
+            pick.__annotations__ = {"evt": gr.SelectData}  # how Gradio knows to pass the selection
+
+            pose_gallery.select(pick, None, [pose_index, mode])
+            pose_photo.upload(lambda: POSE_MODES[1], None, mode)
+            pose_json.upload(lambda: POSE_MODES[2], None, mode)
+            run.click(guarded(app.repose),
+                      [source, mode, pose_index, pose_photo, pose_json, steps, guidance_pose, guidance_app, seed],
+                      [result, drawing])
+
+        with gr.Tab("Edit"):
+            gr.Markdown("**Style transfer by mask** (paper Sec. 4.6): keep the reference's pose and everything "
+                        "outside the mask (white = edit), dress the masked region in the other photo's look.")
+            with gr.Row():
+                reference = gr.Image(type="filepath", label="reference person", sources=["upload"], height=240,
+                                     elem_id="reference")
+                mask = gr.Image(type="filepath", label="mask (white = edit)", sources=["upload"], height=240,
+                                elem_id="mask")
+                look = gr.Image(type="filepath", label="appearance from", sources=["upload"], height=240,
+                                elem_id="look")
+                edited = gr.Image(label="result", type="pil", format="png", interactive=False, height=240,
+                                  elem_id="edited")
+            with gr.Row():
+                reference_pose = gr.File(label="reference's pose JSON (optional: detected if absent)",
+                                         file_types=[".json"], type="filepath")
+                edit_steps = gr.Slider(**steps_slider)
+                edit_seed = gr.Number(value=0, precision=0, label="seed")
+                edit_run = gr.Button("Transfer style", variant="primary")
+            edit_run.click(guarded(app.style_transfer), [reference, reference_pose, mask, look, edit_steps, edit_seed],
+                           edited)
+            gr.Markdown("**Style interpolation**: the look shifts from A to B (coarse prompts and fine-grained "
+                        "biases interpolated linearly), in a gallery pose.")
+            with gr.Row():
+                photo_a = gr.Image(type="filepath", label="photo A", sources=["upload"], height=240,
+                                   elem_id="photo-a")
+                photo_b = gr.Image(type="filepath", label="photo B", sources=["upload"], height=240,
+                                   elem_id="photo-b")
+                with gr.Column():
+                    interp_pose = gr.Dropdown([(label, i) for i, (_, label) in enumerate(app.gallery_pictures)],
+                                              value=0, label="pose")
+                    count = gr.Slider(2, 8, value=5, step=1, label="images")
+                    interp_steps = gr.Slider(**steps_slider)
+                    interp_seed = gr.Number(value=0, precision=0, label="seed")
+                    interp_run = gr.Button("Interpolate", variant="primary")
+            strip = gr.Gallery(label="A -> B", columns=8, height=300, elem_id="strip")
+            interp_run.click(guarded(app.interpolate), [photo_a, photo_b, interp_pose, count, interp_steps, interp_seed],
+                             strip)
+
+        with gr.Tab("Animate"):
+            gr.Markdown(f"Upload pose JSON files (e.g. from `cfld pose detect`) or video frames, up to {MAX_FRAMES}; "
+                        "they are taken in file-name order. The source is encoded once.")
+            with gr.Row():
+                anim_source = gr.Image(type="filepath", label="person photo", sources=["upload"], height=280,
+                                       elem_id="anim-source")
+                anim_files = gr.File(label="pose JSON files or frames", file_count="multiple",
+                                     file_types=[".json", "image"], type="filepath", elem_id="anim-files")
+                with gr.Column():
+                    fps = gr.Slider(1, 30, value=8, step=1, label="frames per second")
+                    anim_steps = gr.Slider(**steps_slider)
+                    anim_seed = gr.Number(value=0, precision=0, label="seed")
+                    anim_run = gr.Button("Animate", variant="primary")
+            with gr.Row():
+                video = gr.Video(label="MP4", interactive=False, elem_id="video")
+                gif = gr.File(label="GIF", interactive=False, elem_id="gif")
+            anim_run.click(guarded(app.animate), [anim_source, anim_files, fps, anim_steps, anim_seed], [video, gif])
+    blocks.queue(default_concurrency_limit=1, max_size=16)
+    blocks.cfld_app = app
+    return blocks
+
+
+def launch(blocks, port: int = 7860, open_browser: bool = False, block: bool = True):
+    """Serve on 127.0.0.1:port with the upload limit, system fonts and no network calls of Gradio's own."""
+    gr = _import_gradio()
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                              font_mono=["ui-monospace", "monospace"])
+    return blocks.launch(server_name=HOST, server_port=port, inbrowser=open_browser, share=False,
+                         max_file_size=MAX_FILE_SIZE, theme=theme, ssr_mode=False, footer_links=[],
+                         prevent_thread_lock=not block, show_error=True, quiet=False, mcp_server=False)
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _uploaded_pose(path: str | None, what: str):
+    """A pose file from an upload; errors name it by the user's file name, not Gradio's cache path."""
+    from .pose import load_pose
+
+    if not path:
+        raise InputError(what, "no file uploaded")
+    try:
+        return load_pose(path)
+    except InputError as err:
+        raise InputError(f"{what} ({Path(path).name})", err.problem) from None
+
+
+def _gallery_label(name: str) -> str:
+    return "/".join(name.split("/")[-2:]).removesuffix(".jpg")
+
+
+def _steps(value: Any) -> int:
+    steps = int(value)
+    if not 1 <= steps <= 1000:
+        raise InputError("steps", f"must lie between 1 and 1000, got {steps}")
+    return steps
+
+
+def _seed(value: Any) -> int:
+    if value is None:
+        return 0
+    seed = int(value)
+    if not 0 <= seed < 2**63:
+        raise InputError("seed", f"must be a whole number from 0 to 2^63-1, got {seed}")
+    return seed
+
+
+

@@ -1,0 +1,233 @@
+"""Pose from a photo, offline: MediaPipe's pose landmarker mapped onto OpenPose-18 (COCO-18).
+
+CFLD was trained on OpenPose-18 keypoints (the DeepFashion annotations), but OpenPose itself needs a
+separate build and a download. MediaPipe's BlazePose (``pip install 'cfld[detect]'``, mediapipe 0.10.14)
+ships its full landmark model inside the wheel and runs on the CPU, so a pose can be taken from any
+photo without network access. It finds one person and returns 33 landmarks in image-normalised
+coordinates with a *visibility* score each; we map them onto the 18 OpenPose joints:
+
+=============  ==========================================  ==========================================
+OpenPose-18    MediaPipe landmark                          confidence
+=============  ==========================================  ==========================================
+nose, eyes,    nose (0), left/right eye (2/5),             that landmark's visibility
+ears           left/right ear (7/8)
+neck           midpoint of the shoulders (11, 12)          the smaller of the two shoulders'
+shoulders,     11/12, 13/14, 15/16, 23/24, 25/26, 27/28    that landmark's visibility
+elbows, ...
+=============  ==========================================  ==========================================
+
+Both name sides from the person's point of view (a person facing the camera has their right shoulder
+on the image's left). A joint whose visibility is below ``min_confidence``, or which MediaPipe places
+outside the photo (it extrapolates the legs of a half-body shot), is marked missing, as the DeepFashion
+annotations leave out joints that are not in the picture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError
+from .skeleton import JOINT_NAMES, NUM_JOINTS, Pose
+
+#: OpenPose-18 joint -> MediaPipe pose landmark index (the neck is the shoulders' midpoint, see below).
+MEDIAPIPE_INDEX: dict[str, int] = {
+    "nose": 0,
+    "right_shoulder": 12, "right_elbow": 14, "right_wrist": 16,
+    "left_shoulder": 11, "left_elbow": 13, "left_wrist": 15,
+    "right_hip": 24, "right_knee": 26, "right_ankle": 28,
+    "left_hip": 23, "left_knee": 25, "left_ankle": 27,
+    "right_eye": 5, "left_eye": 2, "right_ear": 8, "left_ear": 7,
+}  # fmt: skip
+NUM_MEDIAPIPE_LANDMARKS = 33
+MIN_CONFIDENCE = 0.5  # MediaPipe's own threshold for drawing a landmark
+INSTALL_HINT = "pose detection needs MediaPipe: pip install 'cfld[detect]' (mediapipe==0.10.14)"
+
+
+def landmarks_to_openpose(
+    landmarks: np.ndarray,
+    frame: tuple[int, int],
+    min_confidence: float = MIN_CONFIDENCE,
+    name: str | None = None,
+) -> Pose:
+    """Map MediaPipe's 33 pose landmarks onto an OpenPose-18 :class:`Pose`.
+
+    Args:
+        landmarks: ``(33, 3)`` array of ``(x, y, visibility)`` with ``x, y`` normalised to [0, 1] by the
+            image width and height (MediaPipe's convention).
+        frame: ``(height, width)`` of the photo, in pixels.
+        min_confidence: joints less visible than this are marked missing (confidence 0).
+        name: recorded as the pose's name (e.g. the photo's file name).
+    """
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    if landmarks.shape != (NUM_MEDIAPIPE_LANDMARKS, 3):
+        raise InputError(name or "landmarks", f"expected {NUM_MEDIAPIPE_LANDMARKS} (x, y, visibility) rows, got {landmarks.shape}")
+    height, width = frame
+    # MediaPipe's normalised coordinates put 0 and 1 at the outer image edges; ours put pixel centres
+    # on integers, so the left edge is x = -0.5
+    pixels = landmarks[:, :2] * [width, height] - 0.5
+    visibility = np.clip(landmarks[:, 2], 0.0, 1.0)
+    xy = np.full((NUM_JOINTS, 2), np.nan)
+    confidence = np.zeros(NUM_JOINTS)
+    for joint, index in MEDIAPIPE_INDEX.items():
+        i = JOINT_NAMES.index(joint)
+        xy[i], confidence[i] = pixels[index], visibility[index]
+    neck = JOINT_NAMES.index("neck")
+    xy[neck] = pixels[[11, 12]].mean(axis=0)
+    confidence[neck] = visibility[[11, 12]].min()
+    x, y = xy[:, 0], xy[:, 1]
+    inside = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    keep = (confidence >= min_confidence) & inside
+    confidence = np.where(keep, confidence, 0.0)
+    xy[~keep] = np.nan
+    return Pose(xy, confidence, (height, width), name)
+
+
+class PoseDetector:
+    """MediaPipe's pose landmarker, loaded once, for one photo after another.
+
+    ``video=True`` tracks the person from frame to frame (for the frames of one clip, in order);
+    otherwise every photo is searched afresh. Use as a context manager or call :meth:`close`.
+
+        with PoseDetector() as detector:
+            pose = detector("photo.jpg")          # a cfld.pose.Pose in the photo's pixel frame
+    """
+
+    def __init__(
+        self,
+        min_confidence: float = MIN_CONFIDENCE,
+        min_detection_confidence: float = 0.5,
+        video: bool = False,
+    ):
+        if not 0 <= min_confidence <= 1:
+            raise InputError("min_confidence", f"must lie in [0, 1], got {min_confidence}")
+        if not 0 <= min_detection_confidence <= 1:
+            raise InputError("min_detection_confidence", f"must lie in [0, 1], got {min_detection_confidence}")
+        solutions = _import_mediapipe()
+        self.min_confidence = min_confidence
+        # model_complexity=1 is pose_landmark_full.tflite, the model inside the wheel (0 and 2 would be
+        # downloaded on first use)
+        with _quiet():
+            self._pose = solutions.pose.Pose(
+                static_image_mode=not video,
+                model_complexity=1,
+                smooth_landmarks=video,
+                enable_segmentation=False,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=0.5,
+            )
+
+    def landmarks(self, image, source: str | None = None) -> np.ndarray | None:
+        """MediaPipe's ``(33, 3)`` ``(x, y, visibility)`` landmarks of the photo, or None if no person."""
+        from ..images import load_image
+
+        pixels = np.asarray(load_image(image, source), dtype=np.uint8)
+        with _quiet():
+            result = self._pose.process(np.ascontiguousarray(pixels))
+        if result.pose_landmarks is None:
+            return None
+        return np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
+
+    def __call__(self, image, source: str | None = None) -> Pose:
+        """The OpenPose-18 pose of the person in ``image`` (a path, PIL image or HxWx3 uint8 array).
+
+        Raises :class:`~cfld.errors.InputError` naming the photo when no person is found, or when the
+        person found has no joint visible enough.
+        """
+        from ..images import load_image
+
+        name = source or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "image")
+        picture = load_image(image, name)
+        landmarks = self.landmarks(picture, name)
+        if landmarks is None:
+            raise InputError(name, "no person found in the photo (MediaPipe's pose detector saw nobody)")
+        pose = landmarks_to_openpose(landmarks, (picture.height, picture.width), self.min_confidence,
+                                     os.path.basename(name))
+        if pose.num_visible < 3:
+            raise InputError(
+                name, f"only {pose.num_visible} joints were found with confidence >= {self.min_confidence}; "
+                      "is a whole person in the photo?"
+            )
+        return pose
+
+    def close(self) -> None:
+        if self._pose is not None:
+            self._pose.close()
+            self._pose = None
+
+    def __enter__(self) -> "PoseDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def detect_pose(image, *, min_confidence: float = MIN_CONFIDENCE, source: str | None = None) -> Pose:
+    """The OpenPose-18 pose of the person in one photo (see :class:`PoseDetector`)."""
+    with PoseDetector(min_confidence) as detector:
+        return detector(image, source)
+
+
+def pose_for_source(
+    photo,
+    source,
+    *,
+    fit: str = "frame",
+    detector: PoseDetector | None = None,
+) -> Pose:
+    """The pose of the person in ``photo``, retargeted into the frame of the ``source`` photo.
+
+    This is "take the pose of one photo and apply it to another person": the pose is detected in
+    ``photo``'s own pixel frame and moved by :func:`cfld.pose.retarget` into ``source``'s ``(height,
+    width)`` keeping its aspect ratio, so that it is stretched onto the model's pose image exactly as the
+    source photo is stretched onto its input. ``fit="frame"`` keeps the person's place and size in the
+    photo (as letterboxing the photo would); ``fit="body"`` makes the body fill the source frame.
+    """
+    from ..images import load_image
+    from .skeleton import retarget
+
+    own = detector is None
+    detector = detector or PoseDetector()
+    try:
+        pose = detector(photo)
+    finally:
+        if own:
+            detector.close()
+    if isinstance(source, tuple):
+        frame = source
+    else:
+        picture = load_image(source)
+        frame = (picture.height, picture.width)
+    return retarget(pose, frame, fit=fit)
+
+
+def detection_available() -> bool:
+    """Whether the optional MediaPipe dependency is installed."""
+    try:
+        _import_mediapipe()
+    except MissingDependencyError:
+        return False
+    return True
+
+
+def _import_mediapipe():
+    try:
+        with _quiet():
+            from mediapipe.python import solutions
+    except ImportError as err:
+        raise MissingDependencyError(f"{INSTALL_HINT} ({err})") from None
+    return solutions
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hide the protobuf deprecation warnings MediaPipe 0.10.14 raises inside itself. (Its C++ side also
+    prints a few start-up lines to stderr from its own threads, at times of its choosing; they are harmless.)"""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="google.protobuf")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        yield
