@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "edit": ("cfld.commands.edit", "edit", "Appearance editing: style transfer by mask, style interpolation."),
     "demo": ("cfld.commands.demo", "demo", "Run the offline demo (no downloads) and write its pictures."),
     "convert": ("cfld.commands.convert", "convert", "Convert CFLD checkpoints between the original and our format."),
+    "train": ("cfld.commands.train", "train", "Train CFLD from a recipe (preset or YAML/JSON) with accelerate."),
 }
 
 
