@@ -26,4 +26,5 @@ def fingerprint(result):
 
 
 trainer.train(fingerprint)
+assert trainer.accelerator.num_processes == 2, trainer.accelerator.state
 (output / f"weights-rank{trainer.accelerator.process_index}.json").write_text(json.dumps(fingerprints))

@@ -101,6 +101,8 @@ def test_presets_load_and_bad_configs_are_input_errors(tmp_path):
     bad.write_text("batch_size: 4\nlearning_rate: 1\n")
     with pytest.raises(InputError, match="bad.yaml.*unknown training options learning_rate"):
         TrainConfig.load(bad)
+    bad.write_text("lr: 5e-7\nbatch_size: 8\n")  # YAML 1.1 reads 5e-7 as a string; we read a number
+    assert TrainConfig.load(bad).lr == 5e-7
     bad.write_text("mixed_precision: fp8\n")
     with pytest.raises(InputError, match="mixed_precision"):
         TrainConfig.load(bad)
@@ -187,8 +189,9 @@ def test_two_processes_stay_in_sync(tmp_path):
     """`accelerate launch` with 2 CPU processes (gloo): every step, both hold the same weights."""
     config = tiny(max_steps=3, batch_size=4)
     (tmp_path / "config.json").write_text(config.to_json())
-    env = dict(os.environ, PYTHONPATH=str(TESTS.parent / "src"), OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    # on CPUs accelerate's torchrun launcher (--multi_gpu) gives gloo processes when ACCELERATE_USE_CPU is set
+    env = dict(os.environ, PYTHONPATH=str(TESTS.parent / "src"), OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="1")
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                "--mixed_precision", "no", "--dynamo_backend", "no", str(TESTS / "ddp_worker.py"),
                str(tmp_path / "config.json"), str(tmp_path / "run")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

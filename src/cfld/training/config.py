@@ -85,6 +85,13 @@ class TrainConfig:
             raise InputError(source, f"has unknown training options {', '.join(unknown)} "
                                      f"(known: {', '.join(fields)})")
         values = dict(data)
+        defaults = cls()
+        for name, value in values.items():  # YAML 1.1 reads 5e-7 (no dot) as a string
+            if isinstance(getattr(defaults, name), float) and isinstance(value, str):
+                try:
+                    values[name] = float(value)
+                except ValueError:
+                    raise InputError(source, f"{name} must be a number, got {value!r}") from None
         for name in ("adam_betas", "decay_epochs"):
             if name in values:
                 if not isinstance(values[name], (list, tuple)):
@@ -105,9 +112,10 @@ class TrainConfig:
             raise InputError(spec, f"is neither a training config file nor a preset ({', '.join(presets())})")
         import yaml
 
-        try:  # YAML is a superset of JSON
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
             raise InputError(path, f"cannot be read as a YAML/JSON training config ({error})") from None
         return cls.from_dict(data, source=path)
 
