@@ -14,7 +14,8 @@ pair the source image and the target pose go in, the target image is the ground 
 * ``untrained``: the same model (same seed, same VAE) before any CFLD step, sampled the same way;
 * ``trained``: after training.
 
-Sampling: DDIM, ``--sample-steps`` steps, w_pose = w_app = 2 (the paper's guidance), one fixed seed.
+Sampling: the paper's, DDPM in 50 steps with w_pose = w_app = 2 (``--sampler``, ``--sample-steps``), one
+fixed seed.
 Metrics on uint8 images at 64x64: SSIM (scikit-image, 7x7 window, data range 1, channels separately) and
 PSNR (data range 1). LPIPS (AlexNet) is reported only when torchvision's AlexNet weights are already in
 the torch hub cache: nothing is downloaded.
@@ -72,8 +73,8 @@ def load_lpips():
 
 
 @torch.no_grad()
-def generate(model, unet, vae, items, steps: int) -> torch.Tensor:
-    pipe = CFLDPipeline(model, unet, vae, make_scheduler("ddim"))
+def generate(model, unet, vae, items, steps: int, sampler: str) -> torch.Tensor:
+    pipe = CFLDPipeline(model, unet, vae, make_scheduler(sampler))
     out = pipe(torch.stack([i["img_cond"] for i in items]), torch.stack([i["pose_img_tgt"] for i in items]),
                paired=True, num_inference_steps=steps, output_type="pt", output_size=None,
                generator=torch.Generator().manual_seed(0), progress=False)
@@ -87,7 +88,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="pairs per step")
     parser.add_argument("--vae-steps", type=int, default=300)
     parser.add_argument("--eval-pairs", type=int, default=48)
-    parser.add_argument("--sample-steps", type=int, default=25)
+    parser.add_argument("--sampler", default="ddpm", help="a cfld.schedulers name (the paper: ddpm)")
+    parser.add_argument("--sample-steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--save-grid", type=Path, help="write source | target | untrained | trained rows here")
     args = parser.parse_args()
@@ -120,8 +122,8 @@ def main() -> None:
     target = quantise(torch.stack([(i["img_tgt"] + 1) / 2 for i in items]))
     source = quantise(torch.stack([(i["img_src"] + 1) / 2 for i in items]))
     start = time.time()
-    before = generate(untrained_model.eval(), untrained_unet.eval(), pipe.vae, items, args.sample_steps)
-    after = generate(pipe.model, pipe.unet, pipe.vae, items, args.sample_steps)
+    before = generate(untrained_model.eval(), untrained_unet.eval(), pipe.vae, items, args.sample_steps, args.sampler)
+    after = generate(pipe.model, pipe.unet, pipe.vae, items, args.sample_steps, args.sampler)
     eval_time = time.time() - start
 
     lpips_model, why = load_lpips()
@@ -133,7 +135,7 @@ def main() -> None:
           f"{model_config.image_size[1]}; poses from {'../shared DeepFashion test keypoints' if poses else 'the bundled gallery'}")
     print(f"training: VAE {args.vae_steps} steps, CFLD {len(losses)} steps x {args.batch} pairs in {train_time / 60:.1f} min "
           f"({args.threads} thread(s)); loss first 20 steps {np.mean(losses[:20]):.4f} -> last 20 {np.mean(losses[-20:]):.4f}")
-    print(f"sampling: DDIM {args.sample_steps} steps, w_pose = w_app = 2, {eval_time:.0f} s for both models")
+    print(f"sampling: {args.sampler.upper()} {args.sample_steps} steps, w_pose = w_app = 2, {eval_time:.0f} s for both models")
     names = ["SSIM", "PSNR"] + (["LPIPS"] if lpips_model is not None else [])
     print(f"{'prediction':<18}" + "".join(f"{n:>10}" for n in names))
     for name, values in rows.items():
