@@ -1,10 +1,11 @@
 """Does CFLD training learn? A test-size run on synthetic persons, on this CPU, against two baselines.
 
-    python benchmarks/train_synthetic.py            # ~20 minutes on 2 busy cores
+    python benchmarks/train_synthetic.py     # ~40 min on 2 cores shared with other jobs (load ~8)
 
 Recipe: the ``synthetic-cpu`` preset (tiny CFLD at 64x64; a tiny VAE trained first, then the whole tiny
 UNet and the condition model trained with L_mse + L_rec, cubic timesteps, 20 % prompt dropout, Adam with
-warmup and x0.1 at half the run). Poses: the real DeepFashion test keypoints in ../shared (else the 24
+warmup and x0.1 at half the run): ``--steps`` (500) steps, then a second stage of ``--extra-steps`` (400)
+from those weights with a fresh 20-step warmup and x0.1 decay at its half (``init_checkpoint``). Poses: the real DeepFashion test keypoints in ../shared (else the 24
 bundled ones); every 10th drawable pose is held out of training.
 
 Held-out evaluation: persons never seen in training (another dataset seed) in held-out poses. For each
@@ -85,6 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, help="run folder (default: a temporary one)")
     parser.add_argument("--steps", type=int, default=500, help="CFLD optimizer steps")
+    parser.add_argument("--extra-steps", type=int, default=400,
+                        help="a second stage of this many steps from the first stage's weights (0: none)")
     parser.add_argument("--batch", type=int, default=8, help="pairs per step")
     parser.add_argument("--vae-steps", type=int, default=300)
     parser.add_argument("--eval-pairs", type=int, default=48)
@@ -108,9 +111,15 @@ def main() -> None:
     start = time.time()
     trainer = Trainer(config, output, overwrite=True, progress=True)
     trainer.train(lambda r: losses.append(r.loss))
+    final = output / "model"
+    if args.extra_steps:  # stage 2: go on from stage 1's weights with a fresh warmup and decay
+        stage2 = TrainConfig.from_dict(config.to_dict())
+        stage2.init_checkpoint = str(output / "checkpoints" / f"step-{args.steps:07d}")
+        stage2.vae, stage2.warmup_steps, stage2.max_steps = str(output / "vae"), 20, args.extra_steps
+        final = Trainer(stage2, output / "stage2", overwrite=True, progress=True).train(lambda r: losses.append(r.loss))
     train_time = time.time() - start
 
-    pipe = CFLDPipeline.from_pretrained(output / "model")
+    pipe = CFLDPipeline.from_pretrained(final)
     from accelerate.utils import set_seed
 
     set_seed(config.seed)
@@ -133,7 +142,7 @@ def main() -> None:
 
     print(f"\nsynthetic persons, held-out persons and poses: {len(items)} pairs at {model_config.image_size[0]}x"
           f"{model_config.image_size[1]}; poses from {'../shared DeepFashion test keypoints' if poses else 'the bundled gallery'}")
-    print(f"training: VAE {args.vae_steps} steps, CFLD {len(losses)} steps x {args.batch} pairs in {train_time / 60:.1f} min "
+    print(f"training: VAE {args.vae_steps} steps, CFLD {args.steps} + {args.extra_steps} steps x {args.batch} pairs in {train_time / 60:.1f} min "
           f"({args.threads} thread(s)); loss first 20 steps {np.mean(losses[:20]):.4f} -> last 20 {np.mean(losses[-20:]):.4f}")
     print(f"sampling: {args.sampler.upper()} {args.sample_steps} steps, w_pose = w_app = 2, {eval_time:.0f} s for both models")
     names = ["SSIM", "PSNR"] + (["LPIPS"] if lpips_model is not None else [])
