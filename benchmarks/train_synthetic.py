@@ -1,6 +1,6 @@
 """Does CFLD training learn? A test-size run on synthetic persons, on this CPU, against two baselines.
 
-    python benchmarks/train_synthetic.py     # ~40 min on 2 cores shared with other jobs (load ~8)
+    python benchmarks/train_synthetic.py     # ~25 min on 2 cores shared with other jobs
 
 Recipe: the ``synthetic-cpu`` preset (tiny CFLD at 64x64; a tiny VAE trained first, then the whole tiny
 UNet and the condition model trained with L_mse + L_rec, cubic timesteps, 20 % prompt dropout, Adam with
