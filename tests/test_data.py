@@ -412,3 +412,24 @@ def test_prepare_market1501(shared_dir, tmp_path):
     assert json.loads((out / MANIFEST).read_text())["dataset"] == "market1501"
     _, _, counts = prepare_market1501(tmp_path, ann, tmp_path / "out", progress=False)
     assert counts["images_written"] == 0 and counts["files_written"] == 0
+
+
+def test_training_reads_a_prepared_folder(prepared):
+    """The paper presets' `data: {kind: prepared, root: ...}` builds this dataset at the model's sizes."""
+    from cfld.errors import InputError
+    from cfld.models.config import CFLDConfig
+    from cfld.training.config import TrainConfig
+    from cfld.training.trainer import build_dataset
+
+    out, _, _ = prepared
+    config = CFLDConfig.preset("tiny")
+    dataset = build_dataset({"kind": "prepared", "root": str(out)}, config)
+    assert isinstance(dataset, PoseTransferDataset) and len(dataset) == 3 and dataset.flip_prob == 0.5
+    item = dataset[0]
+    assert item["img_src"].shape == (3, *config.image_size) and item["img_cond"].shape == (3, *config.cond_size)
+    assert item["pose_img_tgt"].shape == (config.pose_channels, *config.pose_size)
+    assert build_dataset({"kind": "prepared", "root": str(out)}, config, split="test").split == "test"
+    with pytest.raises(InputError, match="needs a 'root'"):
+        build_dataset({"kind": "prepared"}, config)
+    for preset in ("deepfashion-256", "deepfashion-512"):
+        assert TrainConfig.load(preset).data["kind"] == "prepared"

@@ -12,7 +12,8 @@
   - ``name_src``, ``name_tgt``: the photos' names, for evaluation;
 
   and, when an evaluation size is set (test split by default), ``img_gt``: (3, He, We) target in [0, 1].
-* ``cfld.data.synthetic``: procedurally drawn persons for CPU training (its own module).
+* :class:`SyntheticPersons` (``cfld.data.synthetic``): procedurally drawn people in real DeepFashion poses,
+  pairs of one person in two poses, for proving on a CPU that training learns.
 
 Names are imported lazily so that ``cfld prepare`` does not load torch.
 """
@@ -29,6 +30,7 @@ _LAZY = {
     "MANIFEST": "cfld.data.prepare",
     "ORIGINAL": "cfld.data.prepare",
     "SplitReport": "cfld.data.prepare",
+    "SyntheticPersons": "cfld.data.synthetic",
 }
 
 
