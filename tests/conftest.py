@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cfld.cli import main
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SHARED = REPO.parent / "shared"
@@ -79,3 +81,23 @@ def reference_pipeline(ref_dir: Path, golden_json: dict):
 def tiny_model_dir(tmp_path_factory, reference_pipeline) -> Path:
     """The reference model saved in our own format (what `cfld transfer --model` takes)."""
     return reference_pipeline.save_pretrained(tmp_path_factory.mktemp("models") / "cfld-tiny")
+
+
+# -- command-line helpers shared by the CLI tests (import them: from conftest import run, assert_fails) --
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_fails(capsys, args, *fragments):
+    """Exit status 2 and exactly one line, 'error: <source>: <fault>', on stderr."""
+    code, out, err = run(capsys, *args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

@@ -8,27 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from cfld.cli import main
+from conftest import assert_fails, run
 
 FLAT = "fashionWOMENBlouses_Shirtsid0000337203_3back"
 PIXEL = "psnr,ssim,ssim_256"
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_fails(capsys, args, *fragments):
-    """Exit status 2 and one line 'error: <source>: <fault>' on stderr."""
-    code, out, err = run(capsys, *args)
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture

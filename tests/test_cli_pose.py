@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cfld import pose as P
-from cfld.cli import main
+from conftest import assert_fails, run
 
 ROW = (
     "fashion/WOMEN/Tees_Tanks/id_00005085/45_1_front.jpg:"
@@ -30,23 +30,6 @@ def annotations(tmp_path):
 @pytest.fixture
 def pose_json(tmp_path):
     return P.write_pose_json(P.parse_annotation_row(ROW), tmp_path / "pose.json")
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_fails(capsys, args, *fragments):
-    """Exit status 2 and exactly one line, 'error: <source>: <fault>', on stderr."""
-    code, out, err = run(capsys, *args)
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def test_convert_annotation_row_by_name(capsys, tmp_path, annotations):
