@@ -179,8 +179,8 @@ def test_group_help_lists_commands(capsys):
 def test_demo_draws_the_gallery_offline(capsys, tmp_path):
     out = tmp_path / "demo"
     for _ in range(2):  # the demo regenerates its own pictures
-        code, stdout, _ = run(capsys, "demo", "--output", out)
-        assert code == 0 and "24 real DeepFashion poses" in stdout
+        code, stdout, _ = run(capsys, "demo", "--output", out, "--pairs", 1, "--steps", 1)
+        assert code == 0 and "24 real DeepFashion poses" in stdout  # the model's part: tests/test_demo.py
     grid = P.read_image(out / "pose_gallery.png")
     assert grid.shape == (3 * (256 + 14), 8 * 176, 3)
     first = P.draw_pose(next(iter(P.gallery().values())))

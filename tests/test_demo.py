@@ -1,0 +1,42 @@
+"""The offline demo: the CFLD model shipped in the package re-poses synthetic persons (`cfld demo`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from conftest import run
+
+from cfld import pose as P
+from cfld.commands.demo import demo_model_dir
+
+
+def test_demo_model_is_shipped_small_and_loads_offline():
+    folder = demo_model_dir()
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert size <= 30 * 2**20, f"the demo model must stay under 30 MB, it is {size / 2**20:.1f} MB"
+    assert not list(folder.rglob("*.bin")) and list(folder.rglob("*.safetensors"))
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == "CFLDPipeline"
+
+    from cfld.commands.app import default_model
+    from cfld.pipeline import CFLDPipeline
+
+    assert default_model() == folder  # `cfld app` needs no --model
+    pipe = CFLDPipeline.from_pretrained(folder)
+    assert pipe.config.image_size == (64, 64) and pipe.unet.config.sample_size == 16
+
+
+def test_demo_writes_the_grid_and_scores_offline(capsys, tmp_path):
+    out = tmp_path / "demo"
+    code, stdout, _ = run(capsys, "demo", "--output", out, "--pairs", 2, "--steps", 3)
+    assert code == 0, stdout
+    grid = P.read_image(out / "demo_grid.png")
+    assert grid.shape == (2 * 64, 4 * 64, 3)  # source | pose | generated | ground truth, one row per person
+    source, pose, generated, truth = (grid[:64, i * 64 : (i + 1) * 64] for i in range(4))
+    assert not np.array_equal(source, truth) and pose.max() > 0 and generated.std() > 0
+    lines = {line.split("  ")[0]: line.split()[-2:] for line in stdout.splitlines() if line.startswith(("CFLD", "copy"))}
+    assert set(lines) == {"CFLD demo model", "copy the source"}
+    for ssim, psnr in lines.values():
+        assert 0 < float(ssim) <= 1 and 0 < float(psnr) < 100
+    assert (out / "pose_gallery.png").is_file()
