@@ -46,14 +46,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    """`cfld app` on the tiny model, on 127.0.0.1; stopped (this process only) after the tests."""
+def server(tmp_path_factory):
+    """`cfld app` with no --model, i.e. on the bundled offline demo model, on 127.0.0.1; stopped (this process
+    only) after the tests."""
     port = free_port()
     log = tmp_path_factory.mktemp("app") / "server.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), GRADIO_ANALYTICS_ENABLED="False",
                GRADIO_TEMP_DIR=str(log.parent / "gradio"))
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "cfld", "app", "-m", str(tiny_model_dir), "--port", str(port),
+        process = subprocess.Popen([sys.executable, "-m", "cfld", "app", "--port", str(port),
                                     "--steps", "2", "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
