@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
-from cfld.data.synthetic import SyntheticPersons  # noqa: E402
+from cfld.data.synthetic import HELD_OUT_SEED, SyntheticPersons  # noqa: E402
 from cfld.pipeline import CFLDPipeline  # noqa: E402
 from cfld.schedulers import make_scheduler  # noqa: E402
 from cfld.training import TrainConfig, Trainer  # noqa: E402
@@ -126,7 +126,7 @@ def main() -> None:
     untrained_model, untrained_unet = trainer.build_models(model_config)
 
     held_out = SyntheticPersons(args.eval_pairs, model_config.image_size, model_config.cond_size, model_config.pose_size,
-                                seed=12345, poses=poses, split="test", photo_size=config.data["photo_size"])
+                                seed=HELD_OUT_SEED, poses=poses, split="test", photo_size=config.data["photo_size"])
     items = [held_out[i] for i in range(len(held_out))]
     target = quantise(torch.stack([(i["img_tgt"] + 1) / 2 for i in items]))
     source = quantise(torch.stack([(i["img_src"] + 1) / 2 for i in items]))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 
-DEMO_SEED = 12345  # the held-out persons of benchmarks/train_synthetic.py
 SHARED_POSES = Path("..") / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
 
@@ -54,10 +53,11 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     import torch
 
     from .. import pose as P
-    from ..data.synthetic import SyntheticPersons
+    from ..data.synthetic import HELD_OUT_SEED, SyntheticPersons
     from ..images import to_uint8
     from ..metrics.image_quality import pixel_metrics
     from ..pipeline import CFLDPipeline
+    from ..training import TrainConfig
 
     out = Path(output)
     gallery = P.gallery()
@@ -74,8 +74,8 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     config = pipe.config
     if poses is None and SHARED_POSES.is_file():
         poses = str(SHARED_POSES)
-    persons = SyntheticPersons(pairs, config.image_size, config.cond_size, config.pose_size, seed=DEMO_SEED,
-                               poses=poses, split="test", photo_size=(128, 88))
+    persons = SyntheticPersons(pairs, config.image_size, config.cond_size, config.pose_size, seed=HELD_OUT_SEED,
+                               poses=poses, split="test", photo_size=TrainConfig.load("synthetic-cpu").data["photo_size"])  # as trained
     where = f"held-out rows of {poses}" if poses else "the bundled gallery of real DeepFashion poses"
     click.echo(f"re-posing {pairs} held-out synthetic persons into real DeepFashion poses ({where}), "
                f"DDPM {steps} steps, on the bundled demo model")

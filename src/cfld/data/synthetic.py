@@ -50,6 +50,8 @@ PATTERNS = ("plain", "hstripes", "vstripes", "checks", "dots")
 SLEEVES = ("long", "short", "none")
 BOTTOMS = ("trousers", "shorts", "skirt")
 SPLITS = ("all", "train", "test")
+HELD_OUT_SEED = 12345
+"""Seed of the held-out persons that ``benchmarks/train_synthetic.py`` and ``cfld demo`` score."""
 
 
 def select_poses(table: PoseTable, split: str = "all", test_every: int = 10) -> list[Pose]:
