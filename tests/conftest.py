@@ -101,3 +101,13 @@ def assert_fails(capsys, args, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def assert_usual_permissions(folder: Path) -> None:
+    """Every file and folder under ``folder`` is as readable as what ``open`` / ``mkdir`` make (the umask's),
+    not owner-only like a temporary file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for item in (folder, *folder.rglob("*")):
+        expected = (0o777 if item.is_dir() else 0o666) & ~mask
+        assert item.stat().st_mode & 0o777 == expected, f"{item}: mode {oct(item.stat().st_mode & 0o777)}"

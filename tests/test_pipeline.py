@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import assert_usual_permissions
+
 from cfld.errors import InputError
 from cfld.pipeline import CFLDPipeline, SourceEncoding
 from cfld.pose import gallery
@@ -78,6 +80,7 @@ def test_save_and_load_roundtrip_gives_identical_samples(reference_pipeline, tin
         loaded.save_pretrained(tiny_model_dir)
     assert loaded.save_pretrained(tiny_model_dir, overwrite=True) == tiny_model_dir
     assert not list(tiny_model_dir.parent.glob(".cfld-tiny*")), "temporary folders left behind"
+    assert_usual_permissions(tiny_model_dir)
 
 
 def test_pil_output_quantises_like_the_original(reference_pipeline):

@@ -13,6 +13,8 @@ import torch
 
 from cfld.checkpoint import load_checkpoint
 from cfld.cli import main
+from conftest import assert_usual_permissions
+
 from cfld.errors import InputError
 from cfld.models.cfld import CFLDModel, build_unet, trainable_parameter_counts
 from cfld.models.config import CFLDConfig
@@ -141,6 +143,8 @@ def test_run_writes_checkpoints_pipeline_and_logs_and_refuses_to_clobber(tmp_pat
     state = json.loads((tmp_path / "checkpoints" / "step-0000004" / "trainer_state.json").read_text())
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 1, 0)  # 4 steps per epoch
     model, unet = load_checkpoint(tmp_path / "checkpoints" / "step-0000004")  # our format, strict
+    for folder in ("checkpoints", "model"):
+        assert_usual_permissions(tmp_path / folder)
     assert model.config.image_size == (64, 64)
     pipe = CFLDPipeline.from_pretrained(tmp_path / "model")
     images = pipe(torch.zeros(1, 3, 64, 64), torch.zeros(1, 21, 64, 64), num_inference_steps=2, output_type="pt",

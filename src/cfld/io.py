@@ -29,14 +29,26 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; results get the usual permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # after the write: some writers (safetensors) replace the file they are given with a new one
+        usual_permissions(tmp_path)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def usual_permissions(path: Path) -> None:
+    """Give ``path`` (a file, or a folder and everything in it) the permissions ``open`` / ``mkdir`` would.
+
+    What is written under a temporary name (``mkstemp``, ``mkdtemp``, safetensors' own temporary file) is
+    owner-only; results renamed into place from there must be readable like any other file of the user.
+    """
+    mask = _umask()
+    for item in (path, *path.rglob("*")) if path.is_dir() else (path,):
+        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)
 
 
 def _umask() -> int:

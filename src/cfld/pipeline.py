@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from . import __version__, checkpoint, guidance
 from .errors import InputError
 from .images import ImageInput, load_image, resize_output, to_model_input, to_pil
+from .io import usual_permissions
 from .models.cfld import CFLDModel, Conditions
 from .models.config import SCALES, CFLDConfig
 from .pose import Pose, load_pose, pose_image
@@ -208,6 +209,7 @@ class CFLDPipeline:
             index = {"_class_name": type(self).__name__, "_cfld_version": __version__,
                      "guidance_type": self.guidance_type, "scheduler": _scheduler_name(self.scheduler)}
             (tmp / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+            usual_permissions(tmp)
             if target.exists():
                 old = target.with_name(f".{target.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 
 from .. import checkpoint as ckpt
 from ..errors import CFLDError, InputError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, usual_permissions
 from ..models.cfld import CFLDModel, Conditions, build_unet
 from ..models.config import SCALES, CFLDConfig
 from ..schedulers import SD15_SCHEDULER_CONFIG, make_scheduler
@@ -316,6 +316,7 @@ class Trainer:
                 tmp = folder.with_name(f".{VAE_DIR}.tmp")
                 shutil.rmtree(tmp, ignore_errors=True)
                 vae.save_pretrained(tmp, safe_serialization=True)
+                usual_permissions(tmp)
                 tmp.rename(folder)
             accelerator.wait_for_everyone()
         return AutoencoderKL.from_pretrained(str(folder)).eval().requires_grad_(False)
@@ -548,6 +549,7 @@ class Trainer:
                      "config": self.config.to_dict(), "time": time.time()}
             accelerator.wait_for_everyone()
             (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2, default=_json_default) + "\n")
+            usual_permissions(tmp)
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)
