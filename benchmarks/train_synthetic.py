@@ -1,12 +1,14 @@
 """Does CFLD training learn? A test-size run on synthetic persons, on this CPU, against two baselines.
 
-    python benchmarks/train_synthetic.py     # ~25 min on 2 cores shared with other jobs
+    python benchmarks/train_synthetic.py     # ~30 min on 2 cores (the run that made cfld's demo model)
 
 Recipe: the ``synthetic-cpu`` preset (tiny CFLD at 64x64; a tiny VAE trained first, then the whole tiny
 UNet and the condition model trained with L_mse + L_rec, cubic timesteps, 20 % prompt dropout, Adam with
-warmup and x0.1 at half the run): ``--steps`` (500) steps, then a second stage of ``--extra-steps`` (400)
-from those weights with a fresh 20-step warmup and x0.1 decay at its half (``init_checkpoint``). Poses: the real DeepFashion test keypoints in ../shared (else the 24
-bundled ones); every 10th drawable pose is held out of training.
+warmup and x0.1 at half the run): ``--steps`` (2000) steps, then a second stage of ``--extra-steps`` (2000)
+from those weights with a fresh 20-step warmup and x0.1 decay at its half (``init_checkpoint``), on
+``--threads`` (2) threads. Poses: the real DeepFashion test keypoints in ../shared (else the 24 bundled ones);
+every 10th drawable pose is held out of training. The run is deterministic for a given thread count;
+``<output>/stage2/model`` of the default run is the demo model shipped in ``cfld/assets/demo_model``.
 
 Held-out evaluation: persons never seen in training (another dataset seed) in held-out poses. For each
 pair the source image and the target pose go in, the target image is the ground truth. Three predictions:
@@ -85,15 +87,15 @@ def generate(model, unet, vae, items, steps: int, sampler: str) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, help="run folder (default: a temporary one)")
-    parser.add_argument("--steps", type=int, default=500, help="CFLD optimizer steps")
-    parser.add_argument("--extra-steps", type=int, default=400,
+    parser.add_argument("--steps", type=int, default=2000, help="CFLD optimizer steps")
+    parser.add_argument("--extra-steps", type=int, default=2000,
                         help="a second stage of this many steps from the first stage's weights (0: none)")
     parser.add_argument("--batch", type=int, default=8, help="pairs per step")
     parser.add_argument("--vae-steps", type=int, default=300)
     parser.add_argument("--eval-pairs", type=int, default=48)
     parser.add_argument("--sampler", default="ddpm", help="a cfld.schedulers name (the paper: ddpm)")
     parser.add_argument("--sample-steps", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster on a busy machine)")
     parser.add_argument("--save-grid", type=Path, help="write source | target | untrained | trained rows here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -2,7 +2,7 @@
 
 The demo model (``cfld/assets/demo_model``, 14 MB of safetensors) was trained with our own ``cfld train``
 on procedurally drawn persons (:mod:`cfld.data.synthetic`) by ``benchmarks/train_synthetic.py`` (the
-``synthetic-cpu`` recipe, 500 + 400 steps, about 20 minutes on a 2-core CPU). The demo re-poses held-out
+``synthetic-cpu`` recipe, 2000 + 2000 steps, 28 minutes on a 2-core CPU). The demo re-poses held-out
 synthetic persons into real DeepFashion poses and scores the results against the ground truth and against
 simply copying the source. It shows the whole pipeline running offline; real photos need the released CFLD
 weights (README, "Weights").
