@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 pytest.importorskip("mediapipe", reason="pose detection needs the 'detect' extra (mediapipe==0.10.14)")
 
@@ -31,8 +32,6 @@ def detector():
 
 def photo(name: str) -> Path:
     """A bundled copy in tests/data when there is one, else ../shared's photo (skip without ../shared)."""
-    from conftest import SHARED
-
     if (DATA / name).is_file():
         return DATA / name
     if not SHARED.is_dir():

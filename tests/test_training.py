@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_usual_permissions
 
 from cfld.checkpoint import load_checkpoint
 from cfld.cli import main
-from conftest import assert_usual_permissions
-
 from cfld.errors import InputError
 from cfld.models.cfld import CFLDModel, build_unet, trainable_parameter_counts
 from cfld.models.config import CFLDConfig
