@@ -1,4 +1,9 @@
-"""Person photos in and out: validation, the original preprocessing, and the original quantisation.
+"""Person photos in and out: the one image reader, the original preprocessing, and the original quantisation.
+
+:func:`load_image` is how every command, the app, the datasets and the metrics read a picture: the
+orientation its EXIF data records is applied (as every photo viewer does), 16-bit pixels are scaled to 8
+bits, a transparent background is laid on white (a mask's on black), and files too large to be a photo are
+refused before they are decoded; every problem is one sentence naming the file.
 
 The original implementation resizes with torchvision on PIL images (bicubic, which PIL always
 antialiases) and quantises generated images by truncation (``(x * 255).clamp(0, 255).to(uint8)``), not
@@ -8,59 +13,129 @@ rounding. We do the same so that saved images and metrics match it.
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, "torch.Tensor"]
 
 MIN_SIDE = 16  # smaller than this is not a person photo
 MAX_PIXELS = 64_000_000  # refuse decompression bombs with a clear message instead of PIL's warning
+MAX_OUTPUT_SIDE = 4096  # generated images; the paper's largest is 512x352
+WHITE, BLACK = (255, 255, 255), (0, 0, 0)
+WRITABLE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "PPM", "TGA", "GIF")
 
 
-def load_image(image: ImageInput, source: str | None = None) -> Image.Image:
-    """Any photo a user hands us as an RGB PIL image, or an InputError naming it and the fault.
+def load_image(image: ImageInput, source: str | None = None, background: tuple[int, int, int] = WHITE,
+               min_side: int = MIN_SIDE) -> Image.Image:
+    """Any picture a user hands us as an 8-bit RGB PIL image, or an InputError naming it and the fault.
 
-    Accepts a path, a PIL image, an HxWx3 uint8 array, or a 3xHxW float tensor in [0, 1].
+    Accepts a path, a PIL image, an HxWx3 uint8 array, or a 3xHxW float tensor in [0, 1]. Files are
+    turned upright by their EXIF orientation; 16-bit pixels are scaled (not clipped) to 8 bits; pictures
+    with transparency are laid on ``background`` (white for photos; masks pass black); files of more
+    than :data:`MAX_PIXELS` pixels are refused before decoding.
     """
     name = source or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "image")
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise InputError(name, "no such file" if not path.exists() else "is not a file")
-        try:
-            with Image.open(path) as opened:
-                if opened.width * opened.height > MAX_PIXELS:
-                    raise InputError(name, f"is {opened.width}x{opened.height} pixels, more than the {MAX_PIXELS:,} we accept")
-                pil = opened.convert("RGB")
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
-            raise InputError(name, f"cannot be read as an image ({err})") from None
+        pil = _read_file(Path(image), name, background)
     elif isinstance(image, Image.Image):
-        pil = image.convert("RGB")
+        _check_pixels(image, name)
+        pil = _to_rgb(image, name, background)
     elif isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
             raise InputError(name, f"must be an HxWx3 uint8 array, got shape {image.shape} and dtype {image.dtype}")
-        pil = Image.fromarray(image[..., :3])
-    elif isinstance(image, torch.Tensor):
+        pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
+    elif _is_tensor(image):
         if image.ndim != 3 or image.shape[0] != 3 or not image.is_floating_point():
             raise InputError(name, f"must be a 3xHxW float tensor in [0, 1], got shape {tuple(image.shape)}")
+        import torch
+
         if not torch.isfinite(image).all():
             raise InputError(name, "contains NaN or infinite values")
         pil = Image.fromarray(to_uint8(image.unsqueeze(0))[0])
     else:
         raise InputError(name, f"is a {type(image).__name__}, not a path, PIL image, array or tensor")
-    if min(pil.size) < MIN_SIDE:
-        raise InputError(name, f"is only {pil.width}x{pil.height} pixels; a person photo needs at least {MIN_SIDE} per side")
+    if min(pil.size) < min_side:
+        raise InputError(name, f"is only {pil.width}x{pil.height} pixels; a person photo needs at least {min_side} per side")
     return pil
+
+
+def load_rgb_array(image: ImageInput, source: str | None = None, min_side: int = 1) -> np.ndarray:
+    """:func:`load_image` as an (H, W, 3) uint8 array (for OpenCV drawing and MediaPipe)."""
+    return np.asarray(load_image(image, source, min_side=min_side), dtype=np.uint8)
+
+
+def _read_file(path: Path, name: str, background: tuple[int, int, int]) -> Image.Image:
+    from .io import path_kind
+
+    kind = path_kind(path)
+    if kind is None:
+        raise InputError(name, "no such file")
+    if kind != "file":
+        raise InputError(name, f"is a {kind}, not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                _check_pixels(opened, name)
+                return _to_rgb(opened, name, background)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputError(name, f"declares more than {MAX_PIXELS:,} pixels; it is refused as a decompression bomb") from None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning,
+            MemoryError, TypeError, IndexError, KeyError, ZeroDivisionError) as error:
+        # Pillow's plugins raise all of these on damaged files
+        raise InputError(name, f"cannot be read as an image ({_one_line(error)})") from None
+
+
+def _check_pixels(image: Image.Image, name: str) -> None:
+    if image.width * image.height > MAX_PIXELS:
+        raise InputError(name, f"is {image.width}x{image.height} pixels, more than the {MAX_PIXELS:,} we accept")
+
+
+def _to_rgb(image: Image.Image, name: str, background: tuple[int, int, int]) -> Image.Image:
+    """Upright, 8-bit RGB, transparency laid on ``background``."""
+    image = ImageOps.exif_transpose(image) or image
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
+    elif mode == "F":
+        raise InputError(name, "holds floating-point pixels (mode F); save it as an 8- or 16-bit image")
+    elif mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    return image.convert("RGB")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _is_tensor(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def to_model_input(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
     """(3, H, W) in [-1, 1]: bicubic antialiased resize to ``size`` = (H, W), as the original's transforms."""
+    import torch
+
     resized = image.resize((size[1], size[0]), Image.BICUBIC)
     array = torch.from_numpy(np.asarray(resized, dtype=np.uint8).copy()).permute(2, 0, 1)
     return array.float().div(255.0).sub(0.5).div(0.5)
@@ -68,6 +143,8 @@ def to_model_input(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
 
 def resize_output(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize a batch in [0, 1] to ``size`` = (H, W), bicubic antialiased on tensors, as the original."""
+    import torch
+
     if tuple(images.shape[-2:]) == tuple(size):
         return images
     return torch.nn.functional.interpolate(images, size=tuple(size), mode="bicubic", antialias=True)
@@ -75,6 +152,8 @@ def resize_output(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8 with the original's truncating quantisation."""
+    import torch
+
     quantised = (images.detach().float() * 255.0).clamp(0, 255).to(torch.uint8)
     return quantised.permute(0, 2, 3, 1).cpu().numpy()
 
@@ -83,12 +162,20 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(array) for array in to_uint8(images)]
 
 
+def image_format(path: str | os.PathLike) -> str:
+    """The Pillow format a result file's suffix asks for (``.png`` -> PNG), or an InputError naming the file."""
+    suffix = Path(path).suffix.lower() or ".png"
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt not in WRITABLE_FORMATS:
+        raise InputError(path, f"has the suffix {suffix!r}, which is not an image format cfld writes (use .png or .jpg)")
+    return fmt
+
+
 def save_image(image: Image.Image, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a result atomically (format from the suffix); refuses to replace a file unless ``overwrite``."""
     from .io import atomic_write
 
-    suffix = Path(path).suffix.lower().lstrip(".") or "png"
-    fmt = {"jpg": "JPEG", "jpeg": "JPEG"}.get(suffix, suffix.upper())
+    fmt = image_format(path)
     return atomic_write(path, lambda tmp: image.save(tmp, format=fmt), overwrite=overwrite)
 
 
@@ -101,6 +188,8 @@ def comparison_rows(
 ) -> Image.Image:
     """One row per (source, pose) pair: source | pose skeleton | result, each at ``size``. The pairs are
     every source with every pose, source-major, or with ``paired`` source i with pose i."""
+    import torch
+
     n_pose = 1 if paired else pose_images.shape[0]
     skeletons = resize_output(pose_images[:, :3].float(), size)
     cells = []

@@ -1,13 +1,55 @@
-"""State-dict plumbing shared by every loader: prefixes, and strict key checks with one clear error."""
+"""State-dict plumbing shared by every loader: safe reading, prefixes, and strict key and value checks with
+one clear error each."""
 
 from __future__ import annotations
 
+import os
+import pickle
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from .errors import InputError
+from .io import path_kind
+
+REFUSED_PICKLE = (
+    "holds Python code or objects that safe loading (torch.load with weights_only=True) refuses to run; cfld "
+    "never executes code from a weight file: re-save it as a plain dict of tensors, or as safetensors"
+)
+
+
+def load_torch_file(path: str | os.PathLike, what: str = "PyTorch weight file") -> Any:
+    """A ``torch.save``-d file (``.bin``/``.pt``/``.pth``/``.ckpt``) unpickled safely: tensors and plain containers
+    only, never code. Every failure is one InputError naming the file; a file that would run code says so."""
+    path = Path(path)
+    kind = path_kind(path)
+    if kind != "file":
+        raise InputError(path, f"no such file (the {what})" if kind is None else f"is a {kind}, not the {what}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights only" in str(error).lower():
+            raise InputError(path, REFUSED_PICKLE) from None
+        raise InputError(path, f"cannot be read as a {what} (damaged pickle: {_first_line(error)})") from None
+    except Exception as error:  # noqa: BLE001 - torch raises RuntimeError, EOFError, ValueError ... for damaged files
+        raise InputError(path, f"cannot be read as a {what} ({type(error).__name__}: {_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0][:200] if text else "") or type(error).__name__
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor], source: object) -> None:
+    """Raise an InputError if a floating-point tensor holds NaN or infinity (damaged weights, or a run that
+    diverged): such a model would silently draw black images."""
+    bad = [key for key, value in state_dict.items()
+           if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise InputError(source, "is damaged: " + listing("tensors hold NaN or infinite values", bad))
 
 
 def listing(kind: str, keys: list[str], shown: int = 5) -> str:

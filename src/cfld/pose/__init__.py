@@ -36,6 +36,9 @@ from .detect import PoseDetector, detect_pose, landmarks_to_openpose, pose_for_s
 from .gallery import gallery
 from .render import (
     LINE_WIDTH,
+    MAX_PICTURE_SIDE,
+    MAX_POSE_IMAGE_SIDE,
+    MAX_SIGMA,
     SIGMA,
     draw_pose,
     pose_grid,
@@ -60,7 +63,7 @@ from .skeleton import (
 
 __all__ = [
     "BODY25_TO_COCO18", "BONES", "BONE_COLORS", "DEEPFASHION_FRAME", "FLIP_PERMUTATION", "JOINT_COLORS",
-    "JOINT_NAMES", "LINE_WIDTH", "MARKET1501_FRAME", "NUM_JOINTS", "POSE_JSON_FORMAT", "SIGMA", "Pose",
+    "JOINT_NAMES", "LINE_WIDTH", "MARKET1501_FRAME", "MAX_PICTURE_SIDE", "MAX_POSE_IMAGE_SIDE", "MAX_SIGMA", "NUM_JOINTS", "POSE_JSON_FORMAT", "SIGMA", "Pose",
     "PoseDetector", "PoseTable", "detect_pose", "draw_pose", "flat_name", "flip", "gallery", "guess_annotation_frame", "landmarks_to_openpose", "load_pose", "pose_for_source",
     "parse_annotation_row", "parse_size", "pose_format", "pose_from_json", "pose_from_openpose", "pose_grid",
     "pose_image",

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, path_kind, read_json, read_text
 from .skeleton import JOINT_NAMES, NUM_JOINTS, Pose, Size, parse_size
 
 #: Frames of the annotation files of the two datasets CFLD uses, as (height, width).
@@ -357,12 +357,13 @@ def pose_format(source: str | os.PathLike) -> str:
     """Which reader :func:`load_pose` will use: "annotation row", "openpose", "cfld json" or "annotation file"."""
     text = os.fspath(source)
     path = Path(text)
-    if not path.is_file():
+    kind = path_kind(path)
+    if kind != "file":
         if ":[" in text or text.lstrip().startswith("["):
             return "annotation row"
-        if path.exists():
-            raise InputError(text, "is not a file")
-        raise InputError(text, "no such file, and not an annotation row of the form name:[y0,...]:[x0,...]")
+        if kind is not None:
+            raise InputError(text[:200], "is not a file")
+        raise InputError(text[:200], "no such file, and not an annotation row of the form name:[y0,...]:[x0,...]")
     if path.suffix.lower() == ".json":
         data = _read_json(path)
         return "openpose" if isinstance(data, dict) and "people" in data else "cfld json"
@@ -423,25 +424,11 @@ def load_pose(
 
 
 def _read_text(path: str | os.PathLike) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(path, f"cannot be read as text ({err.__class__.__name__}: {err})") from None
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
+    return read_text(path, "pose or annotation file")
 
 
 def _read_json(path: str | os.PathLike) -> Any:
-    try:
-        return json.loads(_read_text(path), parse_constant=_reject_constant)
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
-    except ValueError as err:
-        raise InputError(path, f"is not valid JSON ({err})") from None
+    return read_json(path, "pose file")
 
 
 def _with_source(build, source: str) -> Pose:

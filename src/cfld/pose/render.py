@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 
 #: Standard deviation, in output pixels, of the joint heatmaps.
 SIGMA = 6.0
+#: The largest heatmap sigma accepted: beyond it the heatmaps are flat and their offset table would not fit.
+MAX_SIGMA = 100.0
+#: The largest side of a 21-channel pose image (the model's is 256; 2048 already takes 350 MB as float32).
+MAX_POSE_IMAGE_SIDE = 2048
+#: The largest side of a picture of a pose (8192 x 8192 x 3 bytes is 200 MB).
+MAX_PICTURE_SIDE = 8192
 #: Bone thickness of the original renderer; joints are discs of radius ``LINE_WIDTH + 1``.
 LINE_WIDTH = 2
 
@@ -70,11 +76,19 @@ def _gaussian_table(height: int, width: int, sigma: float) -> np.ndarray:
     return table
 
 
+def render_size(size: Size | int, limit: int, what: str = "pose image") -> Size:
+    """``size`` as ``(height, width)``, refusing sides above ``limit`` before anything is allocated."""
+    height, width = parse_size(size, f"{what} size")
+    if max(height, width) > limit:
+        raise InputError(f"{what} size", f"{height}x{width} is larger than the {limit}x{limit} a {what} may be")
+    return height, width
+
+
 def render_heatmaps(pose: Pose, size: Size | int, sigma: float = SIGMA) -> np.ndarray:
     """The 18 joint heatmaps, ``(18, H, W)`` float32, as the original renders them at ``size = (H, W)``."""
-    height, width = parse_size(size)
-    if not sigma > 0:
-        raise InputError("heatmaps", f"sigma must be positive, got {sigma}")
+    height, width = render_size(size, MAX_POSE_IMAGE_SIDE)
+    if not (isinstance(sigma, (int, float)) and 0 < sigma <= MAX_SIGMA):
+        raise InputError("heatmaps", f"sigma must be a number in (0, {MAX_SIGMA:g}] pixels, got {sigma}")
     reach = _zero_reach(sigma)
     table = _gaussian_table(height, width, float(sigma))
     frame_h, frame_w = pose.frame
@@ -101,7 +115,7 @@ def render_skeleton(
         line_width: bone thickness; joints get radius ``line_width + 1``. Only the default 2
             reproduces the model's input.
     """
-    height, width = parse_size(size)
+    height, width = render_size(size, MAX_PICTURE_SIDE, "picture")
     if canvas is None:
         image = np.zeros((height, width, 3), np.uint8)
     else:
@@ -126,6 +140,7 @@ def pose_image(pose: Pose, size: Size | int = (256, 256), sigma: float = SIGMA) 
     """The 21-channel pose image CFLD takes, ``(21, H, W)`` float32: skeleton / 255, then 18 heatmaps."""
     import torch
 
+    size = render_size(size, MAX_POSE_IMAGE_SIDE)
     skeleton = _UINT8_TO_UNIT[render_skeleton(pose, size)].transpose(2, 0, 1)
     return torch.from_numpy(np.concatenate([skeleton, render_heatmaps(pose, size, sigma)]))
 
@@ -145,7 +160,7 @@ def draw_pose(pose: Pose, size: Size | int | None = None, background: np.ndarray
     """
     if size is None:
         size = background.shape[:2] if background is not None else pose.frame
-    height, width = parse_size(size)
+    height, width = render_size(size, MAX_PICTURE_SIDE, "picture")
     canvas = None
     if background is not None:
         if background.ndim != 3 or background.shape[2] != 3 or background.dtype != np.uint8:
@@ -192,16 +207,11 @@ def _fit_text(text: str, width: int) -> str:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An RGB uint8 photo from any format Pillow reads, or an InputError naming the file."""
-    from PIL import Image, UnidentifiedImageError
+    """An RGB uint8 photo through :func:`cfld.images.load_image` (upright, 8-bit, size-checked), or an
+    InputError naming the file."""
+    from ..images import load_rgb_array
 
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except (OSError, UnidentifiedImageError) as err:
-        raise InputError(path, f"cannot be read as an image ({err})") from None
+    return load_rgb_array(path)
 
 
 def write_png(image: np.ndarray, path: str | os.PathLike, overwrite: bool = False) -> Path:
