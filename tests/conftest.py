@@ -10,6 +10,10 @@ import pytest
 
 from cfld.cli import main
 
+# An unexpected exception inside a command is a bug: under test it must raise with its traceback rather than
+# become the one-line "this is a bug" message users see (tests that check that message unset this).
+os.environ.setdefault("CFLD_DEBUG", "1")
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SHARED = REPO.parent / "shared"

@@ -22,10 +22,11 @@ import atexit
 import os
 import shutil
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import CFLDError, InputError, MissingDependencyError
+from .errors import CFLDError, InputError, MissingDependencyError, describe_unexpected
 
 HOST = "127.0.0.1"
 MAX_PIXELS = 25_000_000  # per uploaded photo; bigger photos gain nothing at 256x176
@@ -80,7 +81,7 @@ class App:
 
         frame = (source.height, source.width)
         if mode == POSE_MODES[0]:
-            index = 0 if gallery_index is None else int(gallery_index)
+            index = 0 if gallery_index is None else _whole(gallery_index, "gallery pose")
             if not 0 <= index < len(self.gallery):
                 raise InputError("gallery", f"has no pose number {index}")
             pose = self.gallery[self.gallery.names[index]]
@@ -138,10 +139,13 @@ class App:
         import torch
 
         a, b = self.photo(path_a, "photo A"), self.photo(path_b, "photo B")
-        count = int(count)
+        count = _whole(count, "number of images")
         if not 2 <= count <= 8:
             raise InputError("number of images", f"must lie between 2 and 8, got {count}")
-        pose = self.gallery[self.gallery.names[int(gallery_index or 0)]]
+        index = _whole(gallery_index or 0, "pose")
+        if not 0 <= index < len(self.gallery):
+            raise InputError("gallery", f"has no pose number {index}")
+        pose = self.gallery[self.gallery.names[index]]
         weights = [i / (count - 1) for i in range(count)]
         result = self.pipe.interpolate(a, b, pose, weights, num_inference_steps=_steps(steps),
                                        output_size=OUTPUT_SIZE, generator=torch.Generator().manual_seed(_seed(seed)))
@@ -188,6 +192,13 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
                 return action(*args)
             except CFLDError as err:
                 raise gr.Error(str(err), print_exception=False) from None
+            except gr.Error:
+                raise
+            except Exception as err:  # noqa: BLE001 - one sentence in the page; a bug's traceback in the server log
+                message, code = describe_unexpected(err)
+                if code == 1:
+                    traceback.print_exc()
+                raise gr.Error(message, print_exception=False) from None
 
         functools.update_wrapper(run, action)
         params = list(inspect.signature(action).parameters.values())
@@ -330,8 +341,18 @@ def _gallery_label(name: str) -> str:
     return "/".join(name.split("/")[-2:]).removesuffix(".jpg")
 
 
+def _whole(value: Any, what: str) -> int:
+    try:
+        number = float(value)
+        if number != int(number):
+            raise ValueError
+        return int(number)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(what, f"must be a whole number, got {value!r}") from None
+
+
 def _steps(value: Any) -> int:
-    steps = int(value)
+    steps = _whole(value, "steps")
     if not 1 <= steps <= 1000:
         raise InputError("steps", f"must lie between 1 and 1000, got {steps}")
     return steps
@@ -340,7 +361,7 @@ def _steps(value: Any) -> int:
 def _seed(value: Any) -> int:
     if value is None:
         return 0
-    seed = int(value)
+    seed = _whole(value, "seed")
     if not 0 <= seed < 2**63:
         raise InputError("seed", f"must be a whole number from 0 to 2^63-1, got {seed}")
     return seed

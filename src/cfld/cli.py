@@ -1,20 +1,25 @@
 """The ``cfld`` command line.
 
 Subcommands live in ``cfld.commands.<name>`` and are imported only when used, so ``cfld --help`` is
-instant. Errors about user input (:class:`cfld.errors.CFLDError`) are printed as one sentence and exit
-with status 2.
+instant. Every failure ends here as one line on stderr, ``error: <what>: <fault>`` (:func:`main`):
+
+* errors about user input (:class:`cfld.errors.CFLDError`), wrong options (click's usage errors) and
+  operating-system refusals that name a file (a read-only folder, a full disk) exit with status 2;
+* anything else is a bug of ours: one line says so and exits with status 1; ``cfld --debug ...`` or
+  ``CFLD_DEBUG=1`` shows its traceback instead (the test suite runs that way, so no bug hides there).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
 
 from . import __version__
-from .errors import CFLDError
+from .errors import CFLDError, describe_unexpected
 
 # name -> (module, attribute, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -55,8 +60,17 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+_debug_flag = [False]
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    _debug_flag[0] = _debug_flag[0] or value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cfld")
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+              help="Show the Python traceback of an unexpected error (also: CFLD_DEBUG=1).")
 def cli() -> None:
     """cfld: re-pose a person photo with Coarse-to-Fine Latent Diffusion (CVPR 2024).
 
@@ -64,22 +78,42 @@ def cli() -> None:
     """
 
 
+def debugging() -> bool:
+    """Whether unexpected errors show their traceback (``--debug`` or ``CFLD_DEBUG=1``)."""
+    return _debug_flag[0] or os.environ.get("CFLD_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: turn our input errors into one line on stderr and exit status 2."""
+    """Console entry point: every failure becomes one line on stderr (see the module docstring)."""
+    _debug_flag[0] = False
     try:
         cli.main(args=argv, prog_name="cfld", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         return 130
-    except click.ClickException as err:
-        err.show()
-        return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
-    except CFLDError as err:
-        click.echo(f"error: {err}", err=True)
+    except click.UsageError as err:
+        where = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+        _error(f"{err.format_message()}{where}")
         return 2
+    except click.ClickException as err:
+        _error(err.format_message())
+        return err.exit_code
+    except CFLDError as err:
+        _error(str(err))
+        return 2
+    except Exception as err:  # noqa: BLE001 - the boundary: one line, never a traceback (unless --debug)
+        message, code = describe_unexpected(err)
+        if code == 1 and debugging():
+            raise
+        _error(message)
+        return code
     return 0
+
+
+def _error(message: str) -> None:
+    click.echo("error: " + " ".join(message.split()), err=True)
 
 
 if __name__ == "__main__":

@@ -23,3 +23,21 @@ class InputError(CFLDError, ValueError):
 
 class MissingDependencyError(CFLDError, ImportError):
     """An optional extra that a feature needs (``pip install 'cfld[EXTRA]'``) is not installed."""
+
+
+def describe_unexpected(err: BaseException) -> tuple[str, int]:
+    """One sentence for an exception that is not one of our input errors, and the exit status.
+
+    A refusal of the operating system that names a file is the user's to fix (status 2); running out of
+    memory says so (status 1); anything else is a bug of ours (status 1).
+    """
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or type(err).__name__}", 2
+    if isinstance(err, OSError) and err.strerror:
+        return f"the system refused: {err.strerror}", 2
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return ("out of memory; use smaller sizes or batches (--batch-size), fp16 on a GPU, or a machine with "
+                "more memory"), 1
+    text = " ".join(str(err).split())[:300]
+    return (f"unexpected {type(err).__name__}: {text}; this is a bug in cfld: run again with --debug for the "
+            "traceback and please report it"), 1

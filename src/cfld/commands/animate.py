@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
-from .pose import parse_size_option
-from .transfer import DTYPES
+from ..devices import DTYPES
+from ..errors import InputError, MissingDependencyError
+from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, FiniteFloat, parse_size_option
 
 
 @click.command("animate")
@@ -22,16 +22,16 @@ from .transfer import DTYPES
 @click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder.")
 @click.option("-o", "--output", default="animation", show_default=True, type=click.Path(file_okay=False),
               help="Folder for frame_0000.png ..., animation.gif and animation.mp4.")
-@click.option("--fps", type=click.FloatRange(min=0.1, max=100), default=8, show_default=True,
+@click.option("--fps", type=FiniteFloat(0.1, 100), default=8, show_default=True,
               help="Frames per second of the GIF and MP4.")
 @click.option("--no-mp4", is_flag=True, help="Write the frames and the GIF only.")
 @click.option("--with-pose", is_flag=True, help="Show the pose skeleton beside each frame in the GIF and MP4.")
-@click.option("--steps", type=click.IntRange(min=1), default=50, show_default=True, help="Denoising steps.")
+@click.option("--steps", type=STEPS, default=50, show_default=True, help="Denoising steps (1 to 1000).")
 @click.option("--scheduler", default="ddim", show_default=True,
               help="ddim (no fresh noise per step: steadier frames), ddpm (the paper), dpm++, unipc, euler ...")
-@click.option("--guidance-pose", type=float, default=2.0, show_default=True, help="w_pose of Eq. 7.")
-@click.option("--guidance-appearance", type=float, default=2.0, show_default=True, help="w_app of Eq. 7.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial noise, shared by all frames.")
+@click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")
+@click.option("--guidance-appearance", type=GUIDANCE, default=2.0, show_default=True, help="w_app of Eq. 7.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initial noise, shared by all frames.")
 @click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Frame size.")
 @click.option("--pose-fit", type=click.Choice(["frame", "body"]), default="frame", show_default=True,
               help="For video frames: how their detected poses are fitted into the source's frame.")
@@ -39,7 +39,7 @@ from .transfer import DTYPES
 @click.option("--device", default=None, help="cpu, cuda, ... (default: cuda if available).")
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default=None,
               help="Weights' precision (default: fp16 on CUDA, fp32 elsewhere).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per UNet batch.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=4, show_default=True, help="Frames per UNet batch.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, steps, scheduler, guidance_pose,
             guidance_appearance, seed, size, pose_fit, pose_frame, device, dtype, batch_size, overwrite) -> None:
@@ -53,14 +53,24 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
       cfld animate -s person.jpg -p clip_frames/ -m cfld-folder -o dance/ --fps 12 --with-pose
     (`cfld pose detect` writes one pose file per photo; a folder of photos is detected on the fly.)
     """
-    import torch
-
     from .. import animation as A
     from .. import images as I
+    from ..devices import resolve_device, resolve_dtype
+    from ..io import check_output_folder
     from ..pipeline import CFLDPipeline
+    from ..schedulers import scheduler_key
 
-    out_size = parse_size_option(size, "--size")
+    out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     frame = parse_size_option(pose_frame, "--pose-frame")
+    scheduler_key(scheduler)
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    if not no_mp4:
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("writing animation.mp4 needs imageio-ffmpeg: pip install 'cfld[animate]', "
+                                         "or pass --no-mp4") from None
     kind, files = A.sequence_files(poses_dir)
     out_dir = Path(output)
     names = [f"frame_{i:04d}.png" for i in range(len(files))] + ["animation.gif"] + ([] if no_mp4 else ["animation.mp4"])
@@ -68,12 +78,11 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
         taken = [n for n in names if (out_dir / n).exists()]
         if taken:
             raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
+    check_output_folder(out_dir)
     I.load_image(source)  # a bad photo is reported before anything slow starts
     poses = A.load_pose_sequence(poses_dir, source, fit=pose_fit, frame=frame)
     click.echo(f"{len(poses)} poses from {kind} in {poses_dir}")
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else (torch.float16 if device.startswith("cuda") else None)
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     frames = A.animate(pipe, source, poses, num_inference_steps=steps, guidance_pose=guidance_pose,
                        guidance_appearance=guidance_appearance, scheduler=scheduler, seed=seed,

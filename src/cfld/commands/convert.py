@@ -32,8 +32,10 @@ def convert(source: str, dest: str, config_spec: str | None, unet_config: str | 
       cfld convert cfld-sd15/ original/             # and back
     """
     from .. import checkpoint as ckpt
+    from ..io import check_output_folder
 
     src = Path(source)
+    check_output_folder(dest)
     if ckpt.is_original_checkpoint(src):
         unet = ckpt.read_unet_config(unet_config) if unet_config else None
         model, unet = ckpt.load_original(src, ckpt.resolve_config(config_spec, src, unet))

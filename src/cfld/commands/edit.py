@@ -6,16 +6,15 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
-from .pose import parse_size_option
+from .options import MAX_OUTPUT_SIDE, SEED, STEPS, parse_size_option
 
 COMMON = [
     click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
                  help="CFLD model folder (as for `cfld transfer`)."),
     click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder."),
-    click.option("--steps", type=click.IntRange(min=1), default=50, show_default=True, help="Denoising steps."),
+    click.option("--steps", type=STEPS, default=50, show_default=True, help="Denoising steps (1 to 1000)."),
     click.option("--scheduler", default="ddpm", show_default=True, help="ddpm, ddim, dpm++, unipc, euler ..."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
+    click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed."),
     click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Output size."),
     click.option("--device", default=None, help="cpu, cuda, ... (default: cuda if available)."),
     click.option("--overwrite", is_flag=True, help="Replace an existing output file."),
@@ -28,14 +27,26 @@ def common_options(command):
     return command
 
 
-def _load(model_dir, base, device):
-    import torch
+def _check(output, overwrite, size, scheduler, device):
+    """Everything the options decide, checked before any model is loaded: (output size, device)."""
+    from ..devices import resolve_device
+    from ..images import image_format
+    from ..io import check_output_folder, check_writable
+    from ..schedulers import scheduler_key
 
+    out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
+    image_format(output)
+    check_writable(output, overwrite)
+    check_output_folder(Path(output).parent)
+    scheduler_key(scheduler)
+    return out_size, resolve_device(device)
+
+
+def _load(model_dir, base, device):
+    from ..devices import resolve_dtype
     from ..pipeline import CFLDPipeline
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.float16 if device.startswith("cuda") else None
-    return CFLDPipeline.from_pretrained(model_dir, base=base, device=device, torch_dtype=dtype)
+    return CFLDPipeline.from_pretrained(model_dir, base=base, device=device, torch_dtype=resolve_dtype(None, device))
 
 
 def _strip(images):
@@ -80,9 +91,10 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
 
     from ..images import load_image, save_image
 
-    out_size = parse_size_option(size, "--size")
-    if Path(output).exists() and not overwrite:
-        raise InputError(output, "already exists; pass --overwrite to replace it")
+    from ..pipeline import latent_mask
+
+    out_size, device = _check(output, overwrite, size, scheduler, device)
+    latent_mask(mask, (8, 8), load_image(reference))  # a bad photo or mask is reported before anything slow starts
     if reference_pose is None:
         from ..pose import detect_pose
 
@@ -115,9 +127,7 @@ def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, s
 
     from ..images import save_image
 
-    out_size = parse_size_option(size, "--size")
-    if Path(output).exists() and not overwrite:
-        raise InputError(output, "already exists; pass --overwrite to replace it")
+    out_size, device = _check(output, overwrite, size, scheduler, device)
     pipe = _load(model_dir, base, device)
     weights = [i / (num - 1) for i in range(num)]
     result = pipe.interpolate(source_a, source_b, pose, weights, num_inference_steps=steps, scheduler=scheduler,

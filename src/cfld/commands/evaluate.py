@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from ..errors import InputError
-from .pose import parse_size_option
+from .options import MAX_OUTPUT_SIDE, parse_size_option
 
 METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")
 
@@ -28,7 +29,7 @@ METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")
               help="CSV 'generated,ground_truth' of file names, when the names follow none of the known conventions.")
 @click.option("--size-mismatch", type=click.Choice(["resize", "error"]), default="resize", show_default=True,
               help="What to do with an image not already at --size: resize it (the original protocol) or stop.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Pairs per batch.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True, help="Pairs per batch.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False),
               help="torchvision's inception_v3_google-0cc3c7bd.pth (default: torchvision's cache).")
@@ -60,10 +61,12 @@ def evaluate(generated, ground_truth, fid_reference, size, metric_list, output, 
       cfld evaluate -g results/ -t gt/ --metrics psnr,ssim,ssim_256
       cfld evaluate -g pidm_results/ -t gt/ --size 512x352 --inception-weights inception_v3_google-0cc3c7bd.pth
     """
-    from ..io import atomic_write_text, check_writable
+    from ..devices import resolve_device
+    from ..io import atomic_write_text, check_output_folder, check_writable
     from ..metrics.evaluate import evaluate_folders
 
-    eval_size = parse_size_option(size, "--size")
+    eval_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
+    device = resolve_device(device)
     metrics = [m.strip() for m in metric_list.split(",") if m.strip()]
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown or not metrics:
@@ -71,6 +74,7 @@ def evaluate(generated, ground_truth, fid_reference, size, metric_list, output, 
                          if unknown else "name at least one metric")
     if output:
         check_writable(output, overwrite)
+        check_output_folder(Path(output).parent)
     result = evaluate_folders(
         generated, ground_truth, fid_reference, size=eval_size, metrics=metrics, name_map=name_map,
         on_size_mismatch=size_mismatch, batch_size=batch_size, device=device,

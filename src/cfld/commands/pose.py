@@ -11,6 +11,7 @@ import click
 from .. import pose as P
 from ..errors import InputError
 from ..io import atomic_write
+from .options import FiniteFloat, parse_size_option
 
 SOURCE_HELP = """
 \b
@@ -24,18 +25,6 @@ Annotation rows are read in a 256x176 frame (128x64 for files named market*) unl
 Joints a little outside the frame are kept and drawn clipped at the border, as the original CFLD
 renderer does (a note names them); joints more than a frame size outside are an error.
 """
-
-
-def parse_size_option(value: str | None, option: str) -> tuple[int, int] | None:
-    """``"256x176"`` -> (256, 176) (height x width); ``"256"`` -> (256, 256)."""
-    if value is None:
-        return None
-    parts = value.lower().replace("×", "x").split("x")
-    try:
-        numbers = [int(part) for part in parts]
-    except ValueError:
-        raise InputError(option, f"expected HEIGHTxWIDTH such as 256x176, got {value!r}") from None
-    return P.parse_size(numbers[0] if len(numbers) == 1 else numbers, option)
 
 
 def source_options(command):
@@ -117,7 +106,7 @@ def flip(pose: P.Pose, output: str, overwrite: bool) -> None:
 @click.option("--to", "to", required=True, metavar="HxW", help="The new frame, e.g. 256x176 (DeepFashion).")
 @click.option("--fit", type=click.Choice(["frame", "body"]), default="frame", show_default=True,
               help="frame: fit the whole old frame (like letterboxing the photo); body: fit the joints' box.")
-@click.option("--padding", type=click.FloatRange(0, 10), default=0.1, show_default=True,
+@click.option("--padding", type=FiniteFloat(0, 10), default=0.1, show_default=True,
               help="With --fit body, margin around the joints as a fraction of their box.")
 @output_options
 def retarget(pose: P.Pose, to: str, fit: str, padding: float, output: str, overwrite: bool) -> None:
@@ -128,7 +117,7 @@ def retarget(pose: P.Pose, to: str, fit: str, padding: float, output: str, overw
       cfld pose retarget photo_keypoints.json --frame 1080x720 --to 256x176 -o pose.json
       cfld pose retarget pose.json --to 256x176 --fit body --padding 0.05 -o tight.json
     """
-    moved = P.retarget(pose, parse_size_option(to, "--to"), fit=fit, padding=padding)
+    moved = P.retarget(pose, parse_size_option(to, "--to", P.MAX_PICTURE_SIDE), fit=fit, padding=padding)
     path = P.write_pose_json(moved, output, overwrite=overwrite)
     click.echo(f"wrote {path} (frame {moved.frame[0]}x{moved.frame[1]})")
 
@@ -163,7 +152,7 @@ def draw(source: str, name: str | None, person: int, frame: str | None, image: s
     note = pose.outside_note()
     if note:
         click.echo(f"note: {note}", err=True)
-    picture = P.draw_pose(pose, parse_size_option(size, "--size"), background)
+    picture = P.draw_pose(pose, parse_size_option(size, "--size", P.MAX_PICTURE_SIDE), background)
     path = P.write_png(picture, output, overwrite=overwrite)
     click.echo(f"wrote {path} ({picture.shape[0]}x{picture.shape[1]})")
 
@@ -172,7 +161,7 @@ def draw(source: str, name: str | None, person: int, frame: str | None, image: s
 @source_options
 @click.option("--size", metavar="HxW", default="256x256", show_default=True,
               help="Size of the pose image (the paper uses 256x256).")
-@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=P.SIGMA, show_default=True,
+@click.option("--sigma", type=FiniteFloat(0, P.MAX_SIGMA, min_open=True), default=P.SIGMA, show_default=True,
               help="Standard deviation of the joint heatmaps, in output pixels.")
 @output_options
 def render(pose: P.Pose, size: str, sigma: float, output: str, overwrite: bool) -> None:
@@ -191,7 +180,7 @@ def render(pose: P.Pose, size: str, sigma: float, output: str, overwrite: bool) 
     suffix = Path(output).suffix.lower()
     if suffix not in (".safetensors", ".npy"):
         raise InputError(output, "must end in .safetensors or .npy")
-    size_hw = parse_size_option(size, "--size")
+    size_hw = parse_size_option(size, "--size", P.MAX_POSE_IMAGE_SIDE)
     tensor = P.pose_image(pose, size_hw, sigma)
     if suffix == ".npy":
         import numpy as np
@@ -218,7 +207,7 @@ def render(pose: P.Pose, size: str, sigma: float, output: str, overwrite: bool) 
 
 @pose.command("detect")
 @click.argument("photo", type=click.Path(dir_okay=False))
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--min-confidence", type=FiniteFloat(0, 1), default=0.5, show_default=True,
               help="Joints MediaPipe sees less surely than this are written as missing.")
 @click.option("--draw", "drawing", type=click.Path(dir_okay=False),
               help="Also write a PNG of the skeleton over the photo (replaced only with --overwrite).")

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from .pose import parse_size_option
+from .options import parse_size_option
 
 COMMON_HELP = """
 \b

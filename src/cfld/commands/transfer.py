@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..devices import DTYPES
 from ..errors import InputError
-from .pose import parse_size_option
-
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, parse_size_option
 
 
 @click.command("transfer")
@@ -30,12 +29,12 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
               help="Stable Diffusion 1.5 for an original checkpoint folder: hub id, diffusers folder or single file.")
 @click.option("-o", "--output", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the results, one PNG per (source, pose): SOURCE_to_POSE.png.")
-@click.option("--steps", type=click.IntRange(min=1), default=50, show_default=True, help="Denoising steps.")
+@click.option("--steps", type=STEPS, default=50, show_default=True, help="Denoising steps (1 to 1000).")
 @click.option("--scheduler", default="ddpm", show_default=True,
               help="ddpm (the paper), ddim, dpm++, unipc, euler, euler-a or pndm.")
-@click.option("--guidance-pose", type=float, default=2.0, show_default=True, help="w_pose of Eq. 7.")
-@click.option("--guidance-appearance", type=float, default=2.0, show_default=True, help="w_app of Eq. 7.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same images).")
+@click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")
+@click.option("--guidance-appearance", type=GUIDANCE, default=2.0, show_default=True, help="w_app of Eq. 7.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same seed, same images).")
 @click.option("--size", default="256x176", show_default=True, metavar="HxW",
               help="Output size; 512x352 is the paper's other benchmark size.")
 @click.option("--pose-frame", metavar="HxW", help="Frame of OpenPose pose files (they do not record it).")
@@ -43,7 +42,7 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda if available).")
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default=None,
               help="Weights' precision (default: fp16 on CUDA, fp32 elsewhere).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=4, show_default=True,
               help="(source, pose) pairs per UNet batch.")
 @click.option("--overwrite", is_flag=True, help="Replace existing result files.")
 def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, steps, scheduler, guidance_pose,
@@ -62,12 +61,18 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     import torch
 
     from .. import images as I
+    from ..devices import resolve_device, resolve_dtype
+    from ..io import check_output_folder
     from ..pipeline import CFLDPipeline
+    from ..schedulers import scheduler_key
 
     if not poses and not pose_photos:
         raise click.UsageError("give a target pose: --pose POSE or --pose-from PHOTO")
-    out_size = parse_size_option(size, "--size")
+    out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     frame = parse_size_option(pose_frame, "--pose-frame")
+    scheduler_key(scheduler)
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
     out_dir = Path(output)
     stems = [_pose_stem(p, i) for i, p in enumerate(poses)] + [Path(p).stem for p in pose_photos]
     names = [f"{Path(s).stem}_to_{stem}.png" for s in sources for stem in stems]
@@ -77,6 +82,7 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
         taken = [n for n in names + (["grid.png"] if grid else []) if (out_dir / n).exists()]
         if taken:
             raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
+    check_output_folder(out_dir)
     # every (source, pose) pair, source-major; a pose from a photo is fitted into each source's own frame
     pair_sources, pair_poses = [], []
     detected = _detect_poses(pose_photos, sources, pose_fit) if pose_photos else {}
@@ -88,8 +94,6 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
             pair_sources.append(s_index)
             pair_poses.append(detected[photo, source])
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else (torch.float16 if device.startswith("cuda") else None)
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     generator = torch.Generator().manual_seed(seed)
     pose_maps = pipe.pose_images(pair_poses, frame)  # checks every pose before the long part starts

@@ -1,0 +1,73 @@
+"""Option types every command shares, so that a bad value is refused the same way everywhere, before any work.
+
+Numbers must be finite (click's own ``FloatRange`` lets ``nan`` through), seeds fit the random generators,
+step counts fit the 1,000 training timesteps, and sizes are bounded so that no option can ask for more
+memory than a machine has.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from ..errors import InputError
+from ..images import MAX_OUTPUT_SIDE  # noqa: F401 - the commands' --size limit
+from ..pose.skeleton import parse_size
+
+MAX_SEED = 2**63 - 1
+MAX_STEPS = 1000  # the DDPM training schedule has 1,000 timesteps; no sampler can take more steps
+
+
+class FiniteFloat(click.ParamType):
+    """A float that is finite (``nan``/``inf`` refused) and, optionally, within ``[min, max]``."""
+
+    name = "number"
+
+    def __init__(self, min: float | None = None, max: float | None = None, min_open: bool = False):
+        self.min, self.max, self.min_open = min, max, min_open
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+        below = self.min is not None and (number <= self.min if self.min_open else number < self.min)
+        if below or (self.max is not None and number > self.max):
+            self.fail(f"{value} is not in {self._range()}", param, ctx)
+        return number
+
+    def _range(self) -> str:
+        low = "-inf" if self.min is None else f"{self.min:g}"
+        high = "inf" if self.max is None else f"{self.max:g}"
+        return f"{'(' if self.min_open or self.min is None else '['}{low}, {high}]"
+
+    def __repr__(self) -> str:
+        return f"FiniteFloat{self._range()}"
+
+
+SEED = click.IntRange(0, MAX_SEED)
+STEPS = click.IntRange(1, MAX_STEPS)
+GUIDANCE = FiniteFloat(0, 100)
+
+
+def parse_size_option(value: str | None, option: str, max_side: int | None = None) -> tuple[int, int] | None:
+    """``"256x176"`` -> (256, 176) (height x width); ``"256"`` -> (256, 256); each side at most ``max_side``."""
+    if value is None:
+        return None
+    parts = value.lower().replace("×", "x").split("x")
+    try:
+        numbers = [int(part) for part in parts]
+    except ValueError:
+        raise InputError(option, f"expected HEIGHTxWIDTH such as 256x176, got {value[:40]!r}") from None
+    if len(numbers) > 2:
+        raise InputError(option, f"expected HEIGHTxWIDTH such as 256x176, got {value[:40]!r}")
+    size = parse_size(numbers[0] if len(numbers) == 1 else numbers, option)
+    if max_side is not None and max(size) > max_side:
+        raise InputError(option, f"{size[0]}x{size[1]} is larger than the {max_side}x{max_side} allowed here")
+    return size
