@@ -98,7 +98,7 @@ def test_json_round_trip_and_errors(tmp_path, preset):
     with pytest.raises(InputError, match="field swin_depths must be a list"):
         CFLDConfig.from_json(path)
     path.write_text("{")
-    with pytest.raises(InputError, match="cannot be read as a JSON config"):
+    with pytest.raises(InputError, match="is not valid JSON"):
         CFLDConfig.from_json(path)
     with pytest.raises(InputError, match="not a CFLD preset"):
         CFLDConfig.preset("sdxl")

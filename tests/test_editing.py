@@ -13,7 +13,7 @@ from PIL import Image
 from cfld.cli import main
 from cfld.errors import InputError
 from cfld.images import load_image, to_model_input
-from cfld.pipeline import _latent_mask
+from cfld.pipeline import latent_mask
 from cfld.pose import gallery
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -36,7 +36,7 @@ def test_style_transfer_keeps_the_reference_outside_the_mask(reference_pipeline)
     out = pipe.style_transfer(REFERENCE, _pose(), SOURCES, MASK, **_kwargs())
     assert out.latents.shape[0] == 2
     z_ref = pipe.encode_images(to_model_input(load_image(REFERENCE), pipe.config.image_size)[None])
-    mask = _latent_mask(MASK, pipe.latent_size)[0, 0]
+    mask = latent_mask(MASK, pipe.latent_size)[0, 0]
     outside, inside = mask == 0, mask == 1
     assert outside.any() and inside.any()
     # outside the mask: exactly the reference's latent; inside: generated, and different per source

@@ -31,16 +31,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import InputError
-from .io import atomic_path, atomic_write_text, check_writable
+from .io import atomic_path, atomic_write_text, check_writable, path_kind, read_json_object
 from .models.cfld import CFLDModel, build_unet
 from .models.config import CFLDConfig
 from .models.perception_refined_decoder import PerceptionRefinedDecoder
 from .models.source_encoder import SourceImageEncoder
-from .state_dict import add_prefix, check_keys, listing, strip_prefix
+from .state_dict import add_prefix, check_finite, check_keys, listing, load_torch_file, strip_prefix
 
 ORIGINAL_MODEL, ORIGINAL_UNET = "pytorch_model.bin", "pytorch_model_1.bin"
 CONFIG, MODEL, UNET = "config.json", "model.safetensors", "unet.safetensors"
 SWIN_BUFFERS = ("relative_position_index", "attn_mask")
+MAX_PARAMETERS = 8_000_000_000  # a config describing more is damaged or hostile, not a CFLD model
 
 # our CFLDModel attribute -> the original's top-level key prefix
 ORIGINAL_PREFIX = {
@@ -80,12 +81,7 @@ def from_original(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
     """A plain ``torch.save``-d state dict, unpickled safely (tensors and containers only)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(path, "does not exist") from None
-    except Exception as error:  # torch raises many types for corrupt or unsafe pickles
-        raise InputError(path, f"cannot be read as a PyTorch state dict ({type(error).__name__}: {error})") from None
+    state = load_torch_file(path, "PyTorch state dict")
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(path, "is not a state dict (a mapping of names to tensors)")
     return dict(state)
@@ -95,11 +91,12 @@ def load_original(folder: str | Path, config: CFLDConfig) -> tuple[CFLDModel, UN
     """Load an original checkpoint folder (``pytorch_model.bin`` + ``pytorch_model_1.bin``) into a model of
     ``config``; the stored Swin buffers must equal the ones of ``config`` (window and image size)."""
     folder = Path(folder)
-    model, unet = CFLDModel(config).eval(), _empty_unet(config)
+    model, unet = build_models(config, folder)
     expected_model, expected_unet = to_original(model, unet)
     model_state, unet_state = read_torch_file(folder / ORIGINAL_MODEL), read_torch_file(folder / ORIGINAL_UNET)
-    check_keys(expected_model, model_state, folder / ORIGINAL_MODEL)
-    check_keys(expected_unet, unet_state, folder / ORIGINAL_UNET)
+    for name, expected, state in ((ORIGINAL_MODEL, expected_model, model_state), (ORIGINAL_UNET, expected_unet, unet_state)):
+        check_keys(expected, state, folder / name)
+        check_finite(state, folder / name)
     buffers = [k for k in expected_model if k.endswith(SWIN_BUFFERS)]
     if differ := [k for k in buffers if not torch.equal(expected_model[k], model_state[k].to(expected_model[k]))]:
         problem = "was made for another Swin window or image size: " + listing("buffers differ", differ)
@@ -140,15 +137,41 @@ def load_checkpoint(folder: str | Path) -> tuple[CFLDModel, UNet2DConditionModel
     """Read our checkpoint folder (see :func:`save_checkpoint`); the UNet comes prepared for CFLD."""
     folder = Path(folder)
     config = CFLDConfig.from_json(folder / CONFIG)
-    model, unet = CFLDModel(config).eval(), _empty_unet(config)
+    model, unet = build_models(config, folder / CONFIG)
     for name, module, assign in ((MODEL, model, False), (UNET, unet, True)):
-        try:
-            state = load_file(str(folder / name))
-        except (OSError, SafetensorError) as error:
-            raise InputError(folder / name, f"cannot be read as safetensors ({error})") from None
+        state = read_safetensors(folder / name)
         check_keys(module.state_dict(), state, folder / name)
+        check_finite(state, folder / name)
         module.load_state_dict(state, assign=assign)
     return model, unet
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors on the CPU, or one InputError naming it (missing, truncated, not safetensors)."""
+    kind = path_kind(path)
+    if kind != "file":
+        raise InputError(path, "is missing" if kind is None else f"is a {kind}, not a safetensors file")
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError, ValueError, RuntimeError) as error:
+        raise InputError(path, f"cannot be read as safetensors; it may be truncated or damaged ({' '.join(str(error).split())[:200]})") from None
+
+
+def build_models(config: CFLDConfig, source: object) -> tuple[CFLDModel, UNet2DConditionModel]:
+    """The condition model (random weights) and the UNet (on the meta device, weights to be assigned) of
+    ``config``; a config that torch, timm or diffusers cannot build is one InputError naming ``source``."""
+    try:
+        unet = _empty_unet(config)
+        with torch.device("meta"):  # count first: a config must not make us allocate more than a real model
+            size = sum(p.numel() for p in CFLDModel(config).parameters()) + sum(p.numel() for p in unet.parameters())
+        if size > MAX_PARAMETERS:
+            raise InputError(source, f"describes a model of {size / 1e9:.1f} billion parameters; the paper's sd15 CFLD has 1.1 billion "
+                                     f"(sd15), and cfld refuses more than {MAX_PARAMETERS / 1e9:.0f} billion")
+        return CFLDModel(config).eval(), unet
+    except InputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the config's values did not make a model (e.g. heads not dividing dims)
+        raise InputError(source, f"does not describe a model cfld can build ({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
 
 
 def resolve_config(spec: "CFLDConfig | str | Path | None", folder: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:
@@ -175,12 +198,7 @@ def resolve_config(spec: "CFLDConfig | str | Path | None", folder: str | Path, u
 
 def read_unet_config(path: str | Path) -> dict[str, Any]:
     """A diffusers UNet ``config.json`` without its ``_``-prefixed bookkeeping keys."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise InputError(path, f"cannot be read as a diffusers UNet config.json ({error})") from None
-    if not isinstance(data, dict):
-        raise InputError(path, "is not a diffusers UNet config (a JSON object)")
+    data = read_json_object(path, "diffusers UNet config.json")
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 

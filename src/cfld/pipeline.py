@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 
 from . import __version__, checkpoint, guidance
 from .errors import InputError
-from .images import ImageInput, load_image, resize_output, to_model_input, to_pil
-from .io import usual_permissions
+from .images import BLACK, MAX_OUTPUT_SIDE, ImageInput, load_image, resize_output, to_model_input, to_pil
+from .io import atomic_folder, path_kind, read_json_object
 from .models.cfld import CFLDModel, Conditions
 from .models.config import SCALES, CFLDConfig
 from .pose import Pose, load_pose, pose_image
@@ -121,6 +121,17 @@ class CFLDPipeline:
         self.scheduler = make_scheduler(scheduler)
         self.guidance_type = guidance_type
         self.config = model.config
+        self.name_or_path = "the model"  # where from_pretrained found it: named by errors about its output
+
+    def check_parts(self, source: object) -> None:
+        """Refuse parts that do not fit together (e.g. a VAE whose latents the UNet cannot take)."""
+        latent, unet = self.vae.config.latent_channels, self.unet.config
+        if not (latent == unet.in_channels == unet.out_channels):
+            raise InputError(source, f"holds a VAE with {latent} latent channels but a UNet taking {unet.in_channels} "
+                                     f"and giving {unet.out_channels}; they do not belong together")
+        sizes = [s // 2 ** (len(self.vae.config.block_out_channels) - 1) for s in self.config.image_size]
+        if min(sizes) < 1:
+            raise InputError(source, f"has an image size {self.config.image_size} smaller than one VAE latent")
 
     # -- loading and saving ------------------------------------------------------------------------------
 
@@ -140,28 +151,36 @@ class CFLDPipeline:
         ``unet.safetensors``). The last two take the VAE and noise schedule from ``base`` (Stable Diffusion
         1.5: hub id, diffusers folder or single file; default the hub id).
         """
-        folder = Path(path)
-        if not folder.exists() and _looks_like_hub_id(str(path)):
-            from huggingface_hub import snapshot_download
+        from .devices import resolve_device
 
-            folder = Path(snapshot_download(str(path)))
-        if not folder.is_dir():
+        device = resolve_device(device) if device is not None else None
+        folder = Path(path)
+        if path_kind(folder) is None and _looks_like_hub_id(str(path)):
+            folder = _download(str(path))
+        if path_kind(folder) != "folder":
             raise InputError(path, MISSING_MODEL_HELP.format(path=path))
         if checkpoint.is_original_checkpoint(folder):
             pipe = cls.from_original(folder, base=base, config=config)
         elif (folder / MODEL_INDEX).is_file():
             index = _read_json(folder / MODEL_INDEX)
+            scheduler_file = folder / "scheduler" / "scheduler_config.json"
+            scheduler = make_scheduler(_index_entry(index, "scheduler", "ddpm", folder), _read_json(scheduler_file),
+                                       source=scheduler_file)
+            guidance_type = _index_entry(index, "guidance_type", "uc_down_full", folder)
+            if guidance_type not in guidance.GUIDANCE_TYPES:
+                raise InputError(folder / MODEL_INDEX, f"guidance_type must be one of {', '.join(guidance.GUIDANCE_TYPES)}, "
+                                                       f"got {guidance_type!r}")
             model, unet = checkpoint.load_checkpoint(folder / "cfld")
             vae = checkpoint.load_sd_component(AutoencoderKL, folder, "vae", {})
-            scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
-            pipe = cls(model, unet, vae, make_scheduler(index.get("scheduler", "ddpm"), scheduler_config),
-                       guidance_type=index.get("guidance_type", "uc_down_full"))
+            pipe = cls(model, unet, vae, scheduler, guidance_type=guidance_type)
         elif (folder / checkpoint.CONFIG).is_file() and (folder / checkpoint.MODEL).is_file():
             # a bare checkpoint folder (`cfld convert` output): VAE and schedule from Stable Diffusion
             model, unet = checkpoint.load_checkpoint(folder)
             pipe = cls(model, unet, *_base_components(base))
         else:
             raise InputError(folder, MISSING_MODEL_HELP.format(path=folder))
+        pipe.check_parts(folder)
+        pipe.name_or_path = str(path)
         return pipe.to(device, torch_dtype)
 
     @classmethod
@@ -194,32 +213,14 @@ class CFLDPipeline:
         Written into a temporary folder beside ``path`` and renamed into place, so an interrupted save
         never leaves a half-written model; an existing ``path`` is replaced only with ``overwrite``.
         """
-        import shutil
-        import tempfile
-
         target = Path(path)
-        if target.exists() and not overwrite:
-            raise InputError(target, "already exists; pass overwrite=True (--overwrite) to replace it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with atomic_folder(target, overwrite=overwrite) as tmp:
             checkpoint.save_checkpoint(tmp / "cfld", self.model, self.unet)
             self.vae.save_pretrained(tmp / "vae", safe_serialization=True)
             self.scheduler.save_pretrained(tmp / "scheduler")
             index = {"_class_name": type(self).__name__, "_cfld_version": __version__,
                      "guidance_type": self.guidance_type, "scheduler": _scheduler_name(self.scheduler)}
             (tmp / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
-            usual_permissions(tmp)
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                target.rename(old)
-                tmp.rename(target)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return target
 
     # -- devices and dtypes --------------------------------------------------------------------------
@@ -346,10 +347,11 @@ class CFLDPipeline:
                 latent noised to that step (paper Sec. 4.6, style transfer; see :meth:`style_transfer`).
             callback: called as ``callback(step, timestep, latents)`` after every step.
         """
-        if num_inference_steps < 1:
-            raise InputError("num_inference_steps", f"must be at least 1, got {num_inference_steps}")
         if output_type not in ("pil", "np", "pt", "latent"):
             raise InputError("output_type", f"must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+        scheduler = make_scheduler(scheduler, dict(self.scheduler.config)) if scheduler is not None else self.scheduler
+        check_sampling(num_inference_steps, guidance_pose, guidance_appearance, output_size, batch_size,
+                       scheduler.config.num_train_timesteps)
         encoding = source if isinstance(source, SourceEncoding) else self.encode_source(source)
         encoding = encoding.to(self.device, self.dtype)
         pose_maps_input = self.pose_images(pose, pose_frame).to(self.device, self.model_dtype)
@@ -363,7 +365,6 @@ class CFLDPipeline:
             pose_index = torch.arange(n_pose).repeat(n_src)
         pairs = len(source_index)
 
-        scheduler = make_scheduler(scheduler, dict(self.scheduler.config)) if scheduler is not None else self.scheduler
         branches, scales = guidance.plan(self.guidance_type, guidance_pose, guidance_appearance, fuse_branches)
         latent_shape = (pairs, self.unet.config.in_channels, *self.latent_size)
         if latents is None:
@@ -398,9 +399,15 @@ class CFLDPipeline:
             bar.update()
         bar.close()
 
+        if not torch.isfinite(latents).all():
+            raise InputError(self.name_or_path, "produced NaN or infinite latents: its weights are damaged, or the "
+                                                "precision overflowed (try --dtype fp32 or bf16)")
         if output_type == "latent":
             return CFLDPipelineOutput(latents, latents if return_latents else None)
         images = self.decode_latents(latents)
+        if not torch.isfinite(images).all():
+            raise InputError(self.name_or_path, "its VAE decoded NaN or infinite pixels: its weights are damaged, or "
+                                                "the precision overflowed (try --dtype fp32 or bf16)")
         if output_size is not None:
             images = resize_output(images, tuple(output_size))
         if output_type == "pil":
@@ -430,14 +437,16 @@ class CFLDPipeline:
         outside ``mask`` (a picture, white = edit, e.g. an upper-clothes mask) the reference is kept. No
         training is involved: this is the paper's Fig. 6(a). ``kwargs`` go to :meth:`__call__`.
         """
+        reference_image = load_image(reference)
+        region = latent_mask(mask, self.latent_size, reference_image)
         encoding = self.encode_source(source)
         n = len(encoding)
-        reference_pixels = to_model_input(load_image(reference), self.config.image_size).unsqueeze(0)
+        reference_pixels = to_model_input(reference_image, self.config.image_size).unsqueeze(0)
         z_ref = self.encode_images(reference_pixels).float().expand(n, -1, -1, -1)
-        latent_mask = _latent_mask(mask, self.latent_size).expand(n, -1, -1, -1)
+        region = region.expand(n, -1, -1, -1)
         latents = torch.randn(z_ref.shape, generator=generator)
         noise = torch.randn(z_ref.shape, generator=generator)
-        keep = KeepRegion(latent_mask.to(self.device), z_ref.to(self.device), noise.to(self.device))
+        keep = KeepRegion(region.to(self.device), z_ref.to(self.device), noise.to(self.device))
         return self(encoding, [reference_pose] * n, paired=True, latents=latents, keep=keep, generator=generator, **kwargs)
 
     @torch.no_grad()
@@ -493,12 +502,23 @@ class CFLDPipeline:
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
-def _latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A (1, 1, h, w) mask in [0, 1] at latent size from a picture (white = 1) or a (H, W) tensor."""
+def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], reference: Image.Image | None = None) -> torch.Tensor:
+    """A (1, 1, h, w) mask in [0, 1] at latent size from a picture (white = 1, transparent = 0) or a (H, W)
+    tensor. It must have the reference photo's shape: a mask of another aspect ratio was made for another
+    picture, and stretching it would edit the wrong region."""
     if isinstance(mask, torch.Tensor) and mask.ndim == 2:
         values = mask.float()
+        if not torch.isfinite(values).all():
+            raise InputError("mask", "contains NaN or infinite values")
     else:
-        values = torch.from_numpy(np.asarray(load_image(mask).convert("L"), dtype=np.float32) / 255.0)
+        name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
+        values = torch.from_numpy(np.asarray(load_image(mask, name, background=BLACK).convert("L"), dtype=np.float32) / 255.0)
+    if reference is not None:
+        mask_ratio, photo_ratio = values.shape[1] / values.shape[0], reference.width / reference.height
+        if abs(mask_ratio / photo_ratio - 1) > 0.02:
+            name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
+            raise InputError(name, f"is {values.shape[0]}x{values.shape[1]} (HxW) but the reference photo is "
+                                   f"{reference.height}x{reference.width}: a mask must have the photo's shape")
     if values.max() <= 0:
         raise InputError("mask", "is empty (no white pixel): nothing would be edited")
     return torch.nn.functional.interpolate(values[None, None], size=size, mode="area").clamp(0, 1)
@@ -509,15 +529,46 @@ def _looks_like_hub_id(text: str) -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    if path_kind(path) is None:
+        raise InputError(path, "is missing")
+    return read_json_object(path, "part of a CFLD model folder")
+
+
+def _index_entry(index: dict[str, Any], key: str, default: str, folder: Path) -> str:
+    value = index.get(key, default)
+    if not isinstance(value, str):
+        raise InputError(folder / MODEL_INDEX, f"{key} must be a name, got {value!r}")
+    return value
+
+
+def _download(repo_id: str) -> Path:
+    """A Hub repository's snapshot (downloaded once into huggingface_hub's cache), or one InputError saying why not."""
+    from huggingface_hub import snapshot_download
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "is missing") from None
-    except (OSError, ValueError) as error:
-        raise InputError(path, f"cannot be read as JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise InputError(path, "is not a JSON object")
-    return data
+        return Path(snapshot_download(repo_id))
+    except Exception as error:  # noqa: BLE001 - offline, unknown repository, gated, network errors ...
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise InputError(repo_id, f"is not a local folder and cannot be downloaded from the Hugging Face Hub "
+                                  f"({type(error).__name__}: {reason})") from None
+
+
+def check_sampling(steps: Any, guidance_pose: Any, guidance_appearance: Any, output_size: Any, batch_size: Any,
+                   train_steps: int) -> None:
+    """Refuse sampling options that would fail deep inside the sampler or silently give garbage."""
+    import math
+
+    from .validation import check_int
+
+    check_int(steps, "num_inference_steps", "sampling", 1, train_steps)
+    check_int(batch_size, "batch_size", "sampling", 1)
+    for name, value in (("guidance_pose", guidance_pose), ("guidance_appearance", guidance_appearance)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError("sampling", f"{name} must be a finite number, got {value!r}")
+    if output_size is not None:
+        from .validation import check_ints
+
+        check_ints(output_size, "output_size", "sampling", 2, 1, MAX_OUTPUT_SIDE)
 
 
 def _base_components(base: str | os.PathLike | None):
@@ -526,7 +577,7 @@ def _base_components(base: str | os.PathLike | None):
     vae = checkpoint.load_sd15_vae(base)
     scheduler_file = Path(base) / "scheduler" / "scheduler_config.json"
     scheduler_config = _read_json(scheduler_file) if scheduler_file.is_file() else None
-    return vae, make_scheduler("ddpm", scheduler_config)
+    return vae, make_scheduler("ddpm", scheduler_config, source=scheduler_file)
 
 
 def _scheduler_name(scheduler) -> str:

@@ -63,7 +63,10 @@ def list_images(folder: str | os.PathLike, what: str) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise InputError(root, f"no such folder (the {what})" if not root.exists() else f"is not a folder (the {what})")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    # hidden files are skipped: half-written temporaries of an interrupted run (.x.png.new-...tmp.png), and
+    # the ._x.png companions macOS leaves on shared drives; neither is an image of the set
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
     if not files:
         raise InputError(root, f"holds no images ({', '.join(IMAGE_SUFFIXES)}); it should be the {what}")
     return files
@@ -262,7 +265,9 @@ class Evaluator:
                              if unknown else f"choose at least one of {', '.join(ALL_METRICS)}")
         self.metrics = tuple(m for m in ALL_METRICS if m in metrics)
         self.size = check_size(size)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        from ..devices import resolve_device
+
+        self.device = resolve_device(device)
         self.batch_size = batch_size
         self.progress = progress
         self.cache_dir = cache_dir
@@ -374,14 +379,24 @@ def folder_stats(folder: str | os.PathLike, network: torch.nn.Module, size: tupl
         key = content_key(files, root, {"protocol": network.protocol, "size": list(size), "version": 1})
         cache_file = Path(cache_dir or default_cache_dir()) / f"{network.protocol}-{size[0]}x{size[1]}-{key[:32]}.safetensors"
         if cache_file.is_file():
-            return FeatureStats.load(cache_file), len(files)
+            try:
+                return FeatureStats.load(cache_file), len(files)
+            except InputError as error:  # a damaged cache entry is computed again and replaced
+                import warnings
+
+                warnings.warn(f"ignoring a damaged FID cache entry: {error}", stacklevel=2)
     feats = []
     batches = _load_batches([(f,) for f in files], size, "resize", batch_size)
     for batch in _progress(batches, math.ceil(len(files) / batch_size), f"FID reference ({network.protocol})", progress):
         feats.append(network(_to_batch([item[0] for item in batch], device)).double().cpu())
     stats = FeatureStats.from_features(torch.cat(feats), keep=False)
     if cache_file is not None:
-        stats.save(cache_file, {"protocol": network.protocol, "folder": str(root.resolve())})
+        try:
+            stats.save(cache_file, {"protocol": network.protocol, "folder": str(root.resolve())})
+        except InputError as error:  # a read-only cache costs time next run, not this result
+            import warnings
+
+            warnings.warn(f"FID reference statistics not cached: {error}", stacklevel=2)
     return stats, len(files)
 
 

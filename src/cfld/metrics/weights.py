@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..state_dict import load_torch_file
 
 
 def torchvision_cache_dir() -> Path:
@@ -40,10 +41,7 @@ def load_torchvision_weights(url: str, path: str | os.PathLike | None, what: str
                     f"the {what} weights are missing: download {url} into {file.parent}/ (torchvision's cache), "
                     f"pass {option} PATH, or allow the download (--download-weights / allow_download=True)")
             torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True, weights_only=True)
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's file to fix
-        raise InputError(file, f"cannot be read as the {what} weights ({type(err).__name__}: {err})") from None
+    state = load_torch_file(file, f"{what} weights")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(file, f"is not a state dict of tensors, so not the {what} weights")
     return state

@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import validation as V
 from ..errors import InputError
+from ..io import read_json, read_yaml
 
 SCALES = 3
 """Scales l = 1, 2, 3 that carry fine-grained appearance (HGA) and pose (adapter) conditions."""
+POSE_CHANNELS = 21
+"""Channels of a pose image: the RGB skeleton and one heatmap per OpenPose-18 joint (:func:`cfld.pose.pose_image`)."""
 
 SD15_UNET_CONFIG: dict[str, Any] = {
     "sample_size": 64,
@@ -118,15 +122,54 @@ class CFLDConfig:
             elif isinstance(default, dict) and not isinstance(value, dict):
                 raise InputError(source, f"field {name} must be an object, got {value!r}")
             values[name] = value
-        return cls(**values)
+        config = cls(**values)
+        config.validate(source)
+        return config
 
     @classmethod
     def from_json(cls, path: str | Path) -> "CFLDConfig":
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise InputError(path, f"cannot be read as a JSON config ({error})") from None
-        return cls.from_dict(data, source=path)
+        return cls.from_dict(read_json(path, "CFLD config.json"), source=path)
+
+    def validate(self, source: object = "config") -> "CFLDConfig":
+        """Check every field's type and range (and that the prompt fits the UNet's cross-attention), so a
+        damaged or hand-edited config is one InputError naming the field, not an error inside torch."""
+        V.check_ints(self.cond_size, "cond_size", source, 2, 1, 4096)
+        V.check_int(self.swin_embed_dim, "swin_embed_dim", source, 1, 4096)
+        depths = V.check_ints(self.swin_depths, "swin_depths", source, SCALES + 1, 1, 128)
+        V.check_ints(self.swin_heads, "swin_heads", source, len(depths), 1, 1024)
+        V.check_int(self.swin_window, "swin_window", source, 1, 256)
+        V.check_float(self.swin_drop_path, "swin_drop_path", source, 0, 1)
+        V.check_int(self.num_queries, "num_queries", source, 1, 4096)
+        V.check_int(self.prompt_dim, "prompt_dim", source, 1, 16384)
+        V.check_int(self.prd_depth, "prd_depth", source, 1, 128)
+        V.check_int(self.prd_heads, "prd_heads", source, 1, 1024)
+        V.check_int(self.hga_depth, "hga_depth", source, 1, 128)
+        V.check_ints(self.hga_embed_dims, "hga_embed_dims", source, SCALES, 1, 16384)
+        V.check_ints(self.hga_heads, "hga_heads", source, SCALES, 1, 1024)
+        if self.pose_channels != POSE_CHANNELS:
+            raise InputError(source, f"pose_channels must be {POSE_CHANNELS} (3 skeleton + 18 heatmap channels), "
+                                     f"got {V.shown(self.pose_channels)}")
+        V.check_int(self.pose_downscale, "pose_downscale", source, 1, 64)
+        V.check_ints(self.pose_size, "pose_size", source, 2, 1, 2048)
+        V.check_ints(self.image_size, "image_size", source, 2, 8, 4096)
+        V.check_float(self.uncond_prob, "uncond_prob", source, 0, 1)
+        unet = V.check_mapping(self.unet, "unet", source)
+        blocks = V.check_ints(unet.get("block_out_channels"), "unet block_out_channels", source, None, 1, 16384)
+        for key in ("down_block_types", "up_block_types"):
+            types = unet.get(key)
+            if not isinstance(types, (list, tuple)) or len(types) != len(blocks) or not all(isinstance(t, str) for t in types):
+                raise InputError(source, f"unet {key} must list one block type per entry of block_out_channels, "
+                                         f"got {V.shown(types)}")
+        if len(blocks) < SCALES + 1:
+            raise InputError(source, f"unet block_out_channels must have at least {SCALES + 1} entries, got {list(blocks)}")
+        V.check_int(unet.get("layers_per_block", 2), "unet layers_per_block", source, 1, 64)
+        for key in ("in_channels", "out_channels", "sample_size"):
+            if key in unet:
+                V.check_int(unet[key], f"unet {key}", source, 1, 4096)
+        if unet.get("cross_attention_dim", self.prompt_dim) != self.prompt_dim:
+            raise InputError(source, f"unet cross_attention_dim ({V.shown(unet.get('cross_attention_dim'))}) must equal "
+                                     f"prompt_dim ({self.prompt_dim}): the coarse prompt replaces the text prompt")
+        return self
 
     # -- quantities derived from the UNet ----------------------------------------------------------------
 
@@ -166,12 +209,9 @@ class CFLDConfig:
         Options of the original that CFLD does not use (masked source images, other HGA targets, other
         trainable UNet parameters, ...) are rejected with an InputError naming the key.
         """
-        import yaml
-
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as error:
-            raise InputError(path, f"cannot be read as a YAML config ({error})") from None
+        raw = read_yaml(path, "original CFLD config.yaml")
+        if not isinstance(raw, dict):
+            raise InputError(path, "is not a mapping of options, so not an original CFLD config.yaml")
 
         def get(dotted: str) -> Any:
             value = raw
@@ -197,6 +237,16 @@ class CFLDConfig:
             model + "UNET_CONFIG.TRAIN_SELF_ATTN_K": False, model + "UNET_CONFIG.TRAIN_SELF_ATTN_V": False,
         }.items():
             require(key, expected)
+        try:
+            return cls._from_original(get, require, path, unet)
+        except InputError:
+            raise
+        except (TypeError, ValueError) as error:  # a value of the wrong kind (a number where a list belongs ...)
+            raise InputError(path, f"holds a value of the wrong type or size ({error})") from None
+
+    @classmethod
+    def _from_original(cls, get, require, path, unet) -> "CFLDConfig":
+        model, hga, pose = "MODEL.", "MODEL.APPEARANCE_GUIDANCE_CONFIG.", "MODEL.POSE_GUIDANCE_CONFIG."
         branches = len(get(hga + "ATTN_RESIDUAL_BLOCK_IDX"))
         for key, value in (("CONVIN_KERNEL_SIZE", 1), ("CONVIN_STRIDE", 1), ("CONVIN_PADDING", 0)):
             require(hga + key, [value] * branches)
@@ -244,4 +294,4 @@ class CFLDConfig:
             require(key, expected, why)
         if sorted(get(model + "UNET_CONFIG.TRAINABLE_BLOCK_IDX")) != sorted(layers):
             raise InputError(path, f"{model}UNET_CONFIG.TRAINABLE_BLOCK_IDX must list the HGA layers {layers}")
-        return config
+        return config.validate(path)

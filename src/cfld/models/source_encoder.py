@@ -15,7 +15,6 @@ perception-refined decoder. We configure timm's ``SwinTransformer`` and only add
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from timm.models.swin_transformer import SwinTransformer
 from torch import nn
 
 from ..errors import InputError
-from ..state_dict import load_strict, strip_prefix
+from ..state_dict import load_strict, load_torch_file, strip_prefix
 
 BUFFERS = ("relative_position_index", "attn_mask")
 """Persistent buffers of the original layout that timm recomputes (non-persistent there)."""
@@ -142,10 +141,7 @@ class SourceImageEncoder(nn.Module):
         weights under ``'model'``), as the original does for training: classifier and final norm dropped,
         relative position bias tables resized bicubically (``align_corners=False``, no antialiasing) to our
         window sizes."""
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, pickle.UnpicklingError) as error:
-            raise InputError(path, f"cannot be read as a PyTorch checkpoint ({error})") from None
+        checkpoint = load_torch_file(path, "Swin checkpoint")
         state_dict = checkpoint.get("model", checkpoint) if isinstance(checkpoint, Mapping) else None
         if not isinstance(state_dict, Mapping):
             raise InputError(path, "holds no state dict (expected a dict, optionally under 'model')")
