@@ -183,7 +183,7 @@ def test_cli_train_lists_presets_and_reports_bad_configs(tmp_path, capsys):
     bad.write_text("epochs: -1\n")
     assert main(["train", "--config", str(bad), "--output", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "epochs must be a positive integer" in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: ") and "epochs must be a whole number from 1" in err and len(err.strip().splitlines()) == 1
     assert main(["train", "--output", str(tmp_path / "none"), "--resume"]) == 2
 
 

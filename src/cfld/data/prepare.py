@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from ..io import atomic_write, atomic_write_text
+from ..io import atomic_write, atomic_write_text, check_output_folder, remove_stale_temporaries
 from ..pose.formats import PoseTable
 from ..pose.skeleton import Size
 
@@ -239,6 +239,8 @@ class Plan:
         Returns the counts (``images_written``, ``images_skipped``, ``files_written``) and the names of
         the unreadable images.
         """
+        for folder in {self.out, *(job.dest.parent for job in self.images)}:
+            remove_stale_temporaries(folder)  # half-written files of a preparation that was killed
         image_states = [self.image_state(job) for job in self.images]
         self._refuse_differing([job.dest for job, s in zip(self.images, image_states) if s == "differs"])
         texts = self.texts(set())
@@ -334,7 +336,7 @@ def check_output_dir(out: Path, sources: Sequence[Path]) -> Path:
             raise InputError(out, f"lies inside the source folder {source}; preparation never writes into its sources")
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder")
-    return out
+    return check_output_folder(out)
 
 
 # -- one split, any dataset -----------------------------------------------------------------------------

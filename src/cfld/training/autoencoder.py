@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .. import validation as V
 from ..errors import InputError
 
 DEFAULTS: dict[str, Any] = {
@@ -29,14 +30,36 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def check_options(spec: Any, source: object = "training config vae") -> dict[str, Any]:
+    """The VAE options of a training config with :data:`DEFAULTS` filled in, each checked (type, range, and
+    channels that the group norm divides), or one InputError naming the option."""
+    if not isinstance(spec, dict):
+        raise InputError(source, f"must be a mapping of VAE options, got {V.shown(spec)}")
+    if unknown := sorted(str(k) for k in set(spec) - set(DEFAULTS)):
+        raise InputError(source, f"has unknown options {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+    options = DEFAULTS | spec
+    V.check_int(options["train_steps"], "train_steps", source, 1, 10**8)
+    V.check_int(options["batch_size"], "batch_size", source, 2, 4096)
+    V.check_float(options["lr"], "lr", source, 0, 1, low_open=True)
+    V.check_float(options["kl_weight"], "kl_weight", source, 0, 1)
+    channels = V.check_ints(options["block_out_channels"], "block_out_channels", source, None, 1, 1024)
+    if len(channels) > 6:
+        raise InputError(source, f"block_out_channels may have at most 6 entries, got {len(channels)}")
+    V.check_int(options["layers_per_block"], "layers_per_block", source, 1, 16)
+    groups = V.check_int(options["norm_num_groups"], "norm_num_groups", source, 1, 1024)
+    V.check_int(options["latent_channels"], "latent_channels", source, 1, 64)
+    if any(c % groups for c in channels):
+        raise InputError(source, f"every block_out_channels entry must be divisible by norm_num_groups ({groups}), "
+                                 f"got {list(channels)}")
+    return options
+
+
 def build_autoencoder(spec: dict[str, Any], image_size: tuple[int, int]):
     """An untrained ``AutoencoderKL`` of ``spec`` (see :data:`DEFAULTS`): one down block per entry of
     ``block_out_channels``, so latents are ``2 ** (len - 1)`` times smaller than images."""
     from diffusers import AutoencoderKL
 
-    options = DEFAULTS | spec
-    if unknown := sorted(set(options) - set(DEFAULTS)):
-        raise InputError("training config vae", f"has unknown options {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+    options = check_options(spec)
     blocks = len(options["block_out_channels"])
     return AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=options["latent_channels"],
@@ -57,6 +80,9 @@ def train_autoencoder(spec: dict[str, Any], dataset: Dataset, image_size: tuple[
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=max(1, options["batch_size"] // 2), shuffle=True, generator=generator,
                         drop_last=True)
+    if len(loader) == 0:  # else the loop below would wait forever for a batch
+        raise InputError("training config vae", f"batch_size {options['batch_size']} needs {options['batch_size'] // 2} "
+                                                f"pairs, but the dataset has {len(dataset)}")
     steps, bar = options["train_steps"], tqdm(total=options["train_steps"], desc="training the VAE", disable=not progress)
     done = 0
     while done < steps:

@@ -21,7 +21,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import validation as V
 from ..errors import InputError
+from ..io import path_kind, read_json, read_yaml
 from ..models.config import CFLDConfig
 
 TRAINABLE = ("paper", "unet")
@@ -82,42 +84,24 @@ class TrainConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if not isinstance(data, dict):
             raise InputError(source, "is not a mapping of training options")
-        if unknown := sorted(set(data) - set(fields)):
+        if unknown := sorted(str(k) for k in set(data) - set(fields)):
             raise InputError(source, f"has unknown training options {', '.join(unknown)} "
                                      f"(known: {', '.join(fields)})")
-        values = dict(data)
-        defaults = cls()
-        for name, value in values.items():  # YAML 1.1 reads 5e-7 (no dot) as a string
-            if isinstance(getattr(defaults, name), float) and isinstance(value, str):
-                try:
-                    values[name] = float(value)
-                except ValueError:
-                    raise InputError(source, f"{name} must be a number, got {value!r}") from None
-        for name in ("adam_betas", "decay_epochs"):
-            if name in values:
-                if not isinstance(values[name], (list, tuple)):
-                    raise InputError(source, f"{name} must be a list, got {values[name]!r}")
-                values[name] = tuple(values[name])
-        config = cls(**values)
+        config = cls(**data)
         config.validate(source)
         return config
 
     @classmethod
     def load(cls, spec: str | Path) -> "TrainConfig":
-        """A preset name (see :func:`presets`) or a YAML/JSON file."""
+        """A preset name (see :func:`presets`) or a YAML/JSON file (plain data: YAML tags that would build
+        Python objects are refused)."""
         path = Path(spec)
-        if not path.exists() and str(spec) in presets():
+        if path_kind(path) is None and str(spec) in presets():
             with resources.as_file(resources.files("cfld") / "assets" / "train" / f"{spec}.yaml") as preset:
                 return cls.load(preset)
-        if not path.is_file():
+        if path_kind(path) != "file":
             raise InputError(spec, f"is neither a training config file nor a preset ({', '.join(presets())})")
-        import yaml
-
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
-            raise InputError(path, f"cannot be read as a YAML/JSON training config ({error})") from None
+        data = read_json(path, "training config") if path.suffix.lower() == ".json" else read_yaml(path, "training config")
         return cls.from_dict(data, source=path)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,40 +110,77 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def validate(self, source: object = "training config") -> None:
-        def positive(name: str, allow_zero: bool = False) -> None:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
-                raise InputError(source, f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
+    def validate(self, source: object = "training config") -> "TrainConfig":
+        """Check every option's type and range, normalising lists to tuples and YAML's ``5e-7`` strings to
+        numbers; one InputError names the file and the option. Files the options name (weights, datasets)
+        are checked when the run starts, before anything is written."""
+        c = self
+        for name in ("batch_size", "gradient_accumulation_steps", "epochs", "keep_checkpoints", "log_every"):
+            setattr(c, name, V.check_int(getattr(c, name), name, source, 1, 10**9))
+        c.sample_steps = V.check_int(c.sample_steps, "sample_steps", source, 1, 1000)
+        for name in ("warmup_steps", "checkpoint_every", "sample_every"):
+            setattr(c, name, V.check_int(getattr(c, name), name, source, 0, 10**9))
+        c.num_workers = V.check_int(c.num_workers, "num_workers", source, 0, 256)
+        c.seed = V.check_int(c.seed, "seed", source, 0, 2**32 - 1)  # numpy's generators take 32 bits
+        if c.max_steps is not None:
+            c.max_steps = V.check_int(c.max_steps, "max_steps", source, 1, 10**12)
+        if c.torch_threads is not None:
+            c.torch_threads = V.check_int(c.torch_threads, "torch_threads", source, 1, 4096)
+        c.lr = V.check_float(c.lr, "lr", source, 0, 1, low_open=True)
+        c.adam_betas = V.check_floats(c.adam_betas, "adam_betas", source, 2, 0, 0.999999)
+        c.adam_eps = V.check_float(c.adam_eps, "adam_eps", source, 0, 1, low_open=True)
+        c.warmup_rate = V.check_float(c.warmup_rate, "warmup_rate", source, 0, 1)
+        c.decay_rate = V.check_float(c.decay_rate, "decay_rate", source, 0, 1, low_open=True)
+        if isinstance(c.decay_epochs, (list, tuple)) and not c.decay_epochs:
+            c.decay_epochs = ()
+        else:
+            c.decay_epochs = V.check_ints(c.decay_epochs, "decay_epochs", source, None, 0, 10**9)
+        for name in ("scale_lr", "cubic_sampling", "gradient_checkpointing", "allow_tf32"):
+            V.check_bool(getattr(c, name), name, source)
+        V.check_str(c.trainable, "trainable", source, TRAINABLE)
+        V.check_str(c.mixed_precision, "mixed_precision", source, MIXED_PRECISION)
+        for name in ("unet", "swin", "init_checkpoint"):
+            value = getattr(c, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise InputError(source, f"{name} must be a path or hub id (or null), got {V.shown(value)}")
+        if isinstance(c.vae, dict):
+            from .autoencoder import check_options
 
-        for name in ("batch_size", "gradient_accumulation_steps", "epochs", "keep_checkpoints", "log_every", "sample_steps"):
-            positive(name)
-        for name in ("warmup_steps", "checkpoint_every", "sample_every", "num_workers", "seed"):
-            positive(name, allow_zero=True)
-        if self.max_steps is not None:
-            positive("max_steps")
-        if self.torch_threads is not None:
-            positive("torch_threads")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise InputError(source, f"lr must be a positive number, got {self.lr!r}")
-        if self.trainable not in TRAINABLE:
-            raise InputError(source, f"trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise InputError(source, f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}")
-        if not isinstance(self.data, dict) or "kind" not in self.data:
-            raise InputError(source, "data must be a mapping with a 'kind' (synthetic, prepared, or package.module:Class)")
-        if self.unet is None and self.trainable == "paper" and self.init_checkpoint is None:
+            check_options(c.vae, f"{source} (vae)")
+        elif not isinstance(c.vae, str) or not c.vae.strip():
+            raise InputError(source, f"vae must be a path or hub id, or the options of a VAE to train, got {V.shown(c.vae)}")
+        if not isinstance(c.data, dict) or not isinstance(c.data.get("kind"), str):
+            raise InputError(source, "data must be a mapping with a 'kind' (synthetic, prepared, or a registered dataset)")
+        from .datasets import check_data_spec
+
+        check_data_spec(c.data, f"{source} (data)")
+        if c.noise_scheduler is not None:
+            from ..schedulers import make_scheduler
+
+            make_scheduler("ddpm", V.check_mapping(c.noise_scheduler, "noise_scheduler", source),
+                           f"{source} (noise_scheduler)")
+        if c.unet is None and c.trainable == "paper" and c.init_checkpoint is None:
             raise InputError(source, "a randomly initialised UNet (unet: null) must be trained whole: set trainable: unet")
+        model = c.model_config(source)
+        latent = c.vae.get("latent_channels", 4) if isinstance(c.vae, dict) else 4
+        if isinstance(c.vae, dict) and latent != model.unet.get("in_channels", 4):
+            raise InputError(source, f"vae latent_channels ({latent}) must equal the UNet's in_channels "
+                                     f"({model.unet.get('in_channels', 4)})")
+        return self
 
     def model_config(self, source: object = "training config") -> CFLDConfig:
         """The :class:`CFLDConfig` of ``model``."""
         spec = self.model
         if isinstance(spec, dict):
             spec = dict(spec)
-            base = CFLDConfig.preset(spec.pop("preset", "sd15")).to_dict()
-            return CFLDConfig.from_dict(base | spec, source=f"{source} (model)")
-        if str(spec) in ("sd15", "tiny"):
-            return CFLDConfig.preset(str(spec))
+            preset = spec.pop("preset", "sd15")
+            if preset not in ("sd15", "tiny"):
+                raise InputError(f"{source} (model)", f"preset must be sd15 or tiny, got {V.shown(preset)}")
+            return CFLDConfig.from_dict(CFLDConfig.preset(preset).to_dict() | spec, source=f"{source} (model)")
+        if not isinstance(spec, str):
+            raise InputError(source, f"model must be sd15, tiny, a config.json or a mapping, got {V.shown(spec)}")
+        if spec in ("sd15", "tiny"):
+            return CFLDConfig.preset(spec)
         return CFLDConfig.from_json(spec)
 
 

@@ -40,7 +40,6 @@ import shutil
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,13 +51,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .. import checkpoint as ckpt
+from .. import validation as V
 from ..errors import CFLDError, InputError
-from ..io import atomic_write_text, usual_permissions
+from ..io import (atomic_folder, atomic_write_text, check_output_folder, path_kind, read_json_object,
+                  remove_stale_temporaries, usual_permissions)
 from ..models.cfld import CFLDModel, Conditions, build_unet
 from ..models.config import SCALES, CFLDConfig
 from ..schedulers import SD15_SCHEDULER_CONFIG, make_scheduler
-from ..state_dict import check_keys
+from ..state_dict import check_finite, check_keys
 from .config import TrainConfig
+from .datasets import build_dataset, check_items  # noqa: F401 - build_dataset: part of this module's API
 
 ITEM_KEYS = ("img_src", "img_tgt", "img_cond", "pose_img_src", "pose_img_tgt")
 CHECKPOINTS, FINAL_MODEL, VAE_DIR = "checkpoints", "model", "vae"
@@ -132,39 +134,6 @@ class CFLDTrainingModule(nn.Module):
         )
         conditions = self.model.drop_conditions(conditions)
         return self.unet(noisy_latents, timesteps, **conditions.unet_kwargs()).sample
-
-
-def build_dataset(spec: dict[str, Any], model_config: CFLDConfig, split: str = "train") -> Dataset:
-    """The dataset of ``spec``: ``{"kind": "synthetic", ...}`` (:class:`cfld.data.synthetic.SyntheticPersons`,
-    sized by the model config; ``split`` and ``flip_cond`` default to the training ones), ``{"kind":
-    "prepared", "root": DIR, ...}`` (:class:`cfld.data.PoseTransferDataset` over a ``cfld prepare`` folder,
-    DeepFashion or Market-1501, sized by the model config) or ``{"kind": "package.module:Class", ...}``,
-    called with the remaining entries as keyword arguments."""
-    options = dict(spec)
-    kind = options.pop("kind")
-    if kind == "prepared":
-        from ..data.dataset import PoseTransferDataset
-
-        if "root" not in options:
-            raise InputError("data", "kind 'prepared' needs a 'root': the folder written by `cfld prepare`")
-        options.setdefault("split", split)
-        return PoseTransferDataset(config=model_config, **options)
-    if kind == "synthetic":
-        from ..data.synthetic import SyntheticPersons
-
-        options.setdefault("split", split)
-        options.setdefault("flip_cond", split == "train")
-        sizes = {"image_size": model_config.image_size, "cond_size": model_config.cond_size,
-                 "pose_size": model_config.pose_size}
-        return SyntheticPersons(**(sizes | options))
-    if not isinstance(kind, str) or ":" not in kind:
-        raise InputError(f"data kind {kind!r}", "must be 'synthetic', 'prepared' or 'package.module:Class'")
-    module, _, name = kind.partition(":")
-    try:
-        cls = getattr(import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        raise InputError(f"data kind {kind!r}", f"cannot be imported ({error})") from None
-    return cls(**options)
 
 
 def epoch_batches(length: int, seed: int, epoch: int, batch: int, rank: int, world: int, batches: int) -> list[list[int]]:
@@ -284,41 +253,60 @@ class Trainer:
             raise InputError(path, f"is not a training checkpoint (no {TRAINER_STATE})")
         return path
 
-    def _prepare_output(self, accelerator, resume_from: Path | None) -> None:
+    def _check_output(self) -> None:
+        """Refuse, before anything is written, an output folder that holds another run (unless resuming it or
+        asked to overwrite it), or that cannot be written."""
+        if path_kind(self.output_dir) not in (None, "folder"):
+            raise InputError(self.output_dir, "is a file, not a folder for the run")
         existing = find_checkpoint(self.output_dir) or ((self.output_dir / FINAL_MODEL).exists() or None)
-        if existing and resume_from is None:
-            if not self.overwrite:
-                raise InputError(self.output_dir, "already holds a training run; pass --resume to continue it or "
-                                                  "--overwrite to start again")
-            if accelerator.is_main_process:
-                for name in (CHECKPOINTS, FINAL_MODEL, VAE_DIR, "logs"):
-                    shutil.rmtree(self.output_dir / name, ignore_errors=True)
-        accelerator.wait_for_everyone()
+        if existing and not self.resume and not self.overwrite:
+            raise InputError(self.output_dir, "already holds a training run; pass --resume to continue it or "
+                                              "--overwrite to start again")
+        check_output_folder(self.output_dir)
+
+    def _start_writing(self, accelerator, resume_from: Path | None) -> None:
+        """The first writes, once everything is checked: what a killed run left half-written goes, an
+        overwritten run's files go, and the recipe is recorded."""
         if accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.output_dir)
+            for tmp in (self.output_dir / CHECKPOINTS).glob(".step-*.tmp"):
+                shutil.rmtree(tmp, ignore_errors=True)  # checkpoints being written when the last run was killed
+            for tmp in self.output_dir.glob(f".{VAE_DIR}.tmp"):
+                shutil.rmtree(tmp, ignore_errors=True)  # the name earlier versions gave the VAE being written
+            if resume_from is None and self.overwrite:
+                for name in (CHECKPOINTS, FINAL_MODEL, VAE_DIR, "logs"):
+                    shutil.rmtree(self.output_dir / name, ignore_errors=True)
             atomic_write_text(self.output_dir / "config.json", self.config.to_json() + "\n", overwrite=True)
+        accelerator.wait_for_everyone()
 
-    def _vae(self, accelerator, model_config: CFLDConfig, dataset: Dataset):
-        """The frozen VAE: Stable Diffusion's, or (a mapping in the config) one trained here first and kept in
-        ``output_dir/vae`` so that resuming reuses it."""
-        from diffusers import AutoencoderKL
-
+    def _ready_vae(self):
+        """The frozen VAE when it exists already: Stable Diffusion's, or the one this run trained before (in
+        ``output_dir/vae``); None when the config asks for a VAE that is still to be trained."""
         spec = self.config.vae
         if not isinstance(spec, dict):
             return ckpt.load_sd15_vae(spec)
         folder = self.output_dir / VAE_DIR
         if not (folder / "config.json").is_file():
-            if accelerator.is_main_process:
-                from .autoencoder import train_autoencoder
+            return None
+        from diffusers import AutoencoderKL
 
-                vae = train_autoencoder(spec, dataset, model_config.image_size, seed=self.config.seed,
-                                        device=accelerator.device, progress=self.progress)
-                tmp = folder.with_name(f".{VAE_DIR}.tmp")
-                shutil.rmtree(tmp, ignore_errors=True)
+        return ckpt.load_sd_component(AutoencoderKL, folder, "vae", {}).eval().requires_grad_(False)
+
+    def _train_vae(self, accelerator, model_config: CFLDConfig, dataset: Dataset):
+        """Train the VAE a config's mapping describes (on the main process), keep it in ``output_dir/vae`` so
+        that resuming reuses it, and load it on every process."""
+        from diffusers import AutoencoderKL
+
+        folder = self.output_dir / VAE_DIR
+        if accelerator.is_main_process:
+            from .autoencoder import train_autoencoder
+
+            vae = train_autoencoder(self.config.vae, dataset, model_config.image_size, seed=self.config.seed,
+                                    device=accelerator.device, progress=self.progress)
+            with atomic_folder(folder, overwrite=True) as tmp:
                 vae.save_pretrained(tmp, safe_serialization=True)
-                usual_permissions(tmp)
-                tmp.rename(folder)
-            accelerator.wait_for_everyone()
+        accelerator.wait_for_everyone()
         return AutoencoderKL.from_pretrained(str(folder)).eval().requires_grad_(False)
 
     def build_models(self, model_config: CFLDConfig) -> tuple[CFLDModel, nn.Module]:
@@ -355,25 +343,15 @@ class Trainer:
         from accelerate.utils import set_seed
 
         c = self.config
+        c.validate()
+        # 1. check everything (config, output folder, dataset, checkpoint, initial weights) before writing anything
         accelerator = self._accelerator()
         self.accelerator = accelerator
         resume_from = self._resume_from()
-        self._prepare_output(accelerator, resume_from)
-        set_seed(c.seed)
-
+        self._check_output()
         model_config = c.model_config()
         dataset = build_dataset(c.data, model_config, "train")
-        vae = self._vae(accelerator, model_config, dataset)
-        set_seed(c.seed)  # the same random stream whether the VAE was trained now or loaded
-        weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
-        vae.to(accelerator.device)
-        if accelerator.device.type == "cuda" and weight_dtype != torch.float32:
-            vae.to(dtype=weight_dtype)  # frozen: kept in 16 bits to save memory, as the original
-        scheduler = make_scheduler("ddpm", c.noise_scheduler or SD15_SCHEDULER_CONFIG)
-        steps_total = scheduler.config.num_train_timesteps
-        model, unet = self.build_models(model_config)
-        self.model, self.unet = model, unet  # for callbacks that look at the weights
-
+        check_items(dataset, model_config)
         world, accumulation = accelerator.num_processes, c.gradient_accumulation_steps
         if c.batch_size % (world * accumulation):
             raise InputError("training config", f"batch_size {c.batch_size} is not divisible by {world} processes x "
@@ -382,9 +360,22 @@ class Trainer:
         steps_per_epoch = len(dataset) // c.batch_size
         if steps_per_epoch < 1:
             raise InputError("training config", f"the dataset has {len(dataset)} pairs, fewer than one batch of {c.batch_size}")
+        if isinstance(c.vae, dict) and not (self.output_dir / VAE_DIR / "config.json").is_file():
+            vae_pairs = max(1, c.vae.get("batch_size", 16) // 2)
+            if vae_pairs > len(dataset):
+                raise InputError("training config", f"vae batch_size {c.vae.get('batch_size', 16)} needs {vae_pairs} pairs, "
+                                                    f"but the dataset has {len(dataset)}")
+        if resume_from is not None:
+            check_checkpoint(resume_from, accelerator.num_processes, accelerator.process_index, model_config)
+        vae = self._ready_vae()
         batches_per_epoch = steps_per_epoch * accumulation
         total_steps = steps_per_epoch * c.epochs if c.max_steps is None else min(c.max_steps, steps_per_epoch * c.epochs)
 
+        set_seed(c.seed)
+        scheduler = make_scheduler("ddpm", c.noise_scheduler or SD15_SCHEDULER_CONFIG, source="training config (noise_scheduler)")
+        steps_total = scheduler.config.num_train_timesteps
+        model, unet = self.build_models(model_config)
+        self.model, self.unet = model, unet  # for callbacks that look at the weights
         lr = c.lr * c.batch_size if c.scale_lr else c.lr
         params = [p for m in (model, unet) for p in m.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(c.adam_betas), eps=c.adam_eps)
@@ -392,11 +383,24 @@ class Trainer:
         lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, c.warmup_steps, c.warmup_rate, decay_steps, c.decay_rate))
         module, optimizer = accelerator.prepare(CFLDTrainingModule(model, unet), optimizer)
-
         step, epoch, batch_in_epoch = 0, 0, 0
         if resume_from is not None:
             step, epoch, batch_in_epoch = self._load(resume_from, accelerator, model, unet, optimizer, lr_scheduler)
             self.last_checkpoint = resume_from
+        accelerator.wait_for_everyone()
+
+        # 2. write: clean up after a killed run, record the recipe, train (or load) the VAE; training's random
+        # stream stays what it was after the models were built (or the checkpoint loaded) either way
+        random_state = rng_state()
+        self._start_writing(accelerator, resume_from)
+        if vae is None:
+            vae = self._train_vae(accelerator, model_config, dataset)
+        set_rng_state(*random_state)
+        weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+        vae.to(accelerator.device)
+        if accelerator.device.type == "cuda" and weight_dtype != torch.float32:
+            vae.to(dtype=weight_dtype)  # frozen: kept in 16 bits to save memory, as the original
+        if resume_from is not None:
             accelerator.print(f"resuming from {resume_from} (step {step}, epoch {epoch + 1})")
         if accelerator.is_main_process and accelerator.log_with:
             accelerator.init_trackers("cfld")
@@ -561,33 +565,86 @@ class Trainer:
         self.last_checkpoint = final
 
     def _load(self, folder: Path, accelerator, model, unet, optimizer, lr_scheduler) -> tuple[int, int, int]:
-        try:
-            state = json.loads((folder / TRAINER_STATE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise InputError(folder / TRAINER_STATE, f"cannot be read ({error})") from None
-        if state.get("num_processes") != accelerator.num_processes:
-            raise InputError(folder, f"was written by {state.get('num_processes')} processes; resume it with as many "
-                                     f"(now {accelerator.num_processes}) to continue exactly")
-        config = CFLDConfig.from_json(folder / ckpt.CONFIG)
-        if config.to_dict() != model.config.to_dict():
-            raise InputError(folder, "holds a model of another configuration than the training config's")
+        """Restore weights, optimizer, schedules and random streams from a checkpoint that
+        :func:`check_checkpoint` passed; whatever still does not fit is one InputError naming the checkpoint."""
+        state = read_json_object(folder / TRAINER_STATE, "training checkpoint state")
         for name, module in ((ckpt.MODEL, model), (ckpt.UNET, unet)):
-            weights = load_file(str(folder / name))
+            weights = ckpt.read_safetensors(folder / name)
             check_keys(module.state_dict(), weights, folder / name)
+            check_finite(weights, folder / name)
             module.load_state_dict(weights)
-        tensors = load_file(str(folder / OPTIMIZER), device="cpu")
-        optimizer.load_state_dict(optimizer_from_files(tensors, state["optimizer_param_groups"]))
-        lr_scheduler.load_state_dict(state["lr_scheduler"])
-        if accelerator.scaler is not None and state.get("grad_scaler"):
-            accelerator.scaler.load_state_dict(state["grad_scaler"])
-        rng_file = folder / f"rng-{accelerator.process_index}.safetensors"
-        from safetensors import safe_open
-
-        with safe_open(str(rng_file), "pt") as handle:
-            meta = handle.metadata()
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-        set_rng_state(tensors, meta)
+        try:
+            tensors = load_file(str(folder / OPTIMIZER), device="cpu")
+            optimizer.load_state_dict(optimizer_from_files(tensors, state["optimizer_param_groups"]))
+            lr_scheduler.load_state_dict(state["lr_scheduler"])
+            if accelerator.scaler is not None and state.get("grad_scaler"):
+                accelerator.scaler.load_state_dict(state["grad_scaler"])
+            tensors, meta = read_rng_file(folder / f"rng-{accelerator.process_index}.safetensors")
+            set_rng_state(tensors, meta)
+        except InputError:
+            raise
+        except Exception as error:  # noqa: BLE001 - torch's optimizer and RNG loaders raise many kinds
+            raise InputError(folder, f"cannot be resumed: its optimizer, schedule or random state does not fit this "
+                                     f"run ({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
         return state["step"], state["epoch"], state["batch_in_epoch"]
+
+
+def read_rng_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A process's random states (``rng-N.safetensors``), checked, or one InputError naming the file."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise InputError(path, "is missing: the checkpoint is incomplete")
+    try:
+        with safe_open(str(path), "pt") as handle:
+            meta = handle.metadata() or {}
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        numpy_state, python_state = json.loads(meta["numpy"]), json.loads(meta["python"])
+        ok = (isinstance(numpy_state, list) and len(numpy_state) == 4 and isinstance(python_state, list)
+              and len(python_state) == 3 and isinstance(python_state[1], list)
+              and tensors["torch"].dtype == torch.uint8 and tensors["numpy"].numel() == 624)
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError) as error:
+        raise InputError(path, f"is not a random-state file of a checkpoint ({type(error).__name__}: {error})") from None
+    if not ok:
+        raise InputError(path, "is not a random-state file of a checkpoint (its states have the wrong form)")
+    return tensors, meta
+
+
+def check_checkpoint(folder: Path, num_processes: int, process_index: int, model_config: CFLDConfig) -> dict[str, Any]:
+    """Check a training checkpoint before a resumed run writes anything: its state file's entries, its model
+    configuration, and that every file is there and complete (safetensors headers cover the whole file)."""
+    from safetensors import SafetensorError, safe_open
+
+    state_file = folder / TRAINER_STATE
+    state = read_json_object(state_file, "training checkpoint state")
+    for key in ("step", "epoch", "batch_in_epoch", "num_processes"):
+        V.check_int(state.get(key), key, state_file, 1 if key == "num_processes" else 0)
+    groups = state.get("optimizer_param_groups")
+    if not (isinstance(groups, list) and groups and all(isinstance(g, dict) and isinstance(g.get("params"), list)
+                                                      for g in groups)):
+        raise InputError(state_file, "optimizer_param_groups must be a list of parameter groups")
+    if not isinstance(state.get("lr_scheduler"), dict):
+        raise InputError(state_file, "lr_scheduler must be a mapping (the learning-rate schedule's state)")
+    if state.get("grad_scaler") is not None and not isinstance(state["grad_scaler"], dict):
+        raise InputError(state_file, "grad_scaler must be a mapping or null")
+    if state["num_processes"] != num_processes:
+        raise InputError(folder, f"was written by {state['num_processes']} processes; resume it with as many "
+                                 f"(now {num_processes}) to continue exactly")
+    config = CFLDConfig.from_json(folder / ckpt.CONFIG)
+    if config.to_dict() != model_config.to_dict():
+        raise InputError(folder, "holds a model of another configuration than the training config's")
+    for name in (ckpt.MODEL, ckpt.UNET, OPTIMIZER):
+        path = folder / name
+        if not path.is_file():
+            raise InputError(path, "is missing: the checkpoint is incomplete")
+        try:
+            with safe_open(str(path), "pt") as handle:
+                handle.keys()
+        except (OSError, SafetensorError) as error:
+            raise InputError(path, f"cannot be read as safetensors; it may be truncated or damaged ({error})") from None
+    for index in range(num_processes):
+        read_rng_file(folder / f"rng-{index}.safetensors")
+    return state
 
 
 def _json_default(value: Any) -> Any:
