@@ -46,8 +46,8 @@ def test_style_transfer_keeps_the_reference_outside_the_mask(reference_pipeline)
 
 
 def test_empty_mask_is_refused(reference_pipeline, tmp_path):
-    Image.new("L", (64, 64)).save(tmp_path / "empty.png")
-    with pytest.raises(InputError, match="mask: is empty"):
+    Image.new("L", Image.open(REFERENCE).size).save(tmp_path / "empty.png")
+    with pytest.raises(InputError, match="empty.png: is empty"):
         reference_pipeline.style_transfer(REFERENCE, _pose(), SOURCES[0], tmp_path / "empty.png", **_kwargs())
 
 

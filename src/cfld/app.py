@@ -180,33 +180,6 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
     gr = _import_gradio()
     app = App(pipe, default_steps)
 
-    def guarded(action):
-        """Show our input errors as one sentence in the page instead of a generic 'Error', and the sampling
-        progress bar (Gradio passes a Progress to a function whose signature asks for one)."""
-        import functools
-        import inspect
-
-        def run(*args):
-            args = [a for a in args if not isinstance(a, gr.Progress)]
-            try:
-                return action(*args)
-            except CFLDError as err:
-                raise gr.Error(str(err), print_exception=False) from None
-            except gr.Error:
-                raise
-            except Exception as err:  # noqa: BLE001 - one sentence in the page; a bug's traceback in the server log
-                message, code = describe_unexpected(err)
-                if code == 1:
-                    traceback.print_exc()
-                raise gr.Error(message, print_exception=False) from None
-
-        functools.update_wrapper(run, action)
-        params = list(inspect.signature(action).parameters.values())
-        progress = inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                     default=gr.Progress(track_tqdm=True))
-        run.__signature__ = inspect.Signature([*params, progress])
-        return run
-
     steps_slider = dict(minimum=1, maximum=100, step=1, value=default_steps, label="denoising steps")
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as blocks:
         gr.Markdown(
@@ -310,6 +283,37 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
     blocks.queue(default_concurrency_limit=1, max_size=16)
     blocks.cfld_app = app
     return blocks
+
+
+def guarded(action):
+    """``action`` as a Gradio event handler: our input errors, and any other failure, are one sentence in the
+    page instead of a generic 'Error' (a bug's traceback goes to the server's log), and the sampling progress
+    bar shows (Gradio passes a Progress to a function whose signature asks for one)."""
+    import functools
+    import inspect
+
+    gr = _import_gradio()
+
+    def run(*args):
+        args = [a for a in args if not isinstance(a, gr.Progress)]
+        try:
+            return action(*args)
+        except CFLDError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - one sentence in the page; a bug's traceback in the server log
+            message, code = describe_unexpected(err, "the server's log shows the traceback")
+            if code == 1:
+                traceback.print_exc()
+            raise gr.Error(message, print_exception=False) from None
+
+    functools.update_wrapper(run, action)
+    params = list(inspect.signature(action).parameters.values())
+    progress = inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                 default=gr.Progress(track_tqdm=True))
+    run.__signature__ = inspect.Signature([*params, progress])
+    return run
 
 
 def launch(blocks, port: int = 7860, open_browser: bool = False, block: bool = True):

@@ -19,6 +19,7 @@ each module's own converter, so a checkpoint converted one way and back is ident
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from collections.abc import Mapping
@@ -91,12 +92,14 @@ def load_original(folder: str | Path, config: CFLDConfig) -> tuple[CFLDModel, UN
     """Load an original checkpoint folder (``pytorch_model.bin`` + ``pytorch_model_1.bin``) into a model of
     ``config``; the stored Swin buffers must equal the ones of ``config`` (window and image size)."""
     folder = Path(folder)
-    model, unet = build_models(config, folder)
-    expected_model, expected_unet = to_original(model, unet)
     model_state, unet_state = read_torch_file(folder / ORIGINAL_MODEL), read_torch_file(folder / ORIGINAL_UNET)
-    for name, expected, state in ((ORIGINAL_MODEL, expected_model, model_state), (ORIGINAL_UNET, expected_unet, unet_state)):
-        check_keys(expected, state, folder / name)
+    model, unet = build_models(config, folder, materialize=False)
+    meta_model, meta_unet = to_original(model, unet)
+    for name, expected, state in ((ORIGINAL_MODEL, meta_model, model_state), (ORIGINAL_UNET, meta_unet, unet_state)):
+        check_keys(expected, state, folder / name)  # against shapes only: nothing allocated yet
         check_finite(state, folder / name)
+    model = CFLDModel(config).eval()
+    expected_model, _ = to_original(model, unet)
     buffers = [k for k in expected_model if k.endswith(SWIN_BUFFERS)]
     if differ := [k for k in buffers if not torch.equal(expected_model[k], model_state[k].to(expected_model[k]))]:
         problem = "was made for another Swin window or image size: " + listing("buffers differ", differ)
@@ -137,7 +140,10 @@ def load_checkpoint(folder: str | Path) -> tuple[CFLDModel, UNet2DConditionModel
     """Read our checkpoint folder (see :func:`save_checkpoint`); the UNet comes prepared for CFLD."""
     folder = Path(folder)
     config = CFLDConfig.from_json(folder / CONFIG)
-    model, unet = build_models(config, folder / CONFIG)
+    model, unet = build_models(config, folder / CONFIG, materialize=False)
+    for name, module in ((MODEL, model), (UNET, unet)):  # shapes from the headers: nothing allocated yet
+        check_keys(module.state_dict(), safetensors_shapes(folder / name), folder / name)
+    model = CFLDModel(config).eval()
     for name, module, assign in ((MODEL, model, False), (UNET, unet, True)):
         state = read_safetensors(folder / name)
         check_keys(module.state_dict(), state, folder / name)
@@ -157,21 +163,61 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise InputError(path, f"cannot be read as safetensors; it may be truncated or damaged ({' '.join(str(error).split())[:200]})") from None
 
 
-def build_models(config: CFLDConfig, source: object) -> tuple[CFLDModel, UNet2DConditionModel]:
-    """The condition model (random weights) and the UNet (on the meta device, weights to be assigned) of
-    ``config``; a config that torch, timm or diffusers cannot build is one InputError naming ``source``."""
+def build_models(config: CFLDConfig, source: object, materialize: bool = True) -> tuple[CFLDModel, UNet2DConditionModel]:
+    """The condition model (random weights; on the meta device unless ``materialize``) and the UNet (on the meta
+    device, weights to be assigned) of ``config``. A config that torch, timm or diffusers cannot build, or that
+    describes an absurdly large model, is one InputError naming ``source``; nothing is allocated before that."""
     try:
         unet = _empty_unet(config)
         with torch.device("meta"):  # count first: a config must not make us allocate more than a real model
-            size = sum(p.numel() for p in CFLDModel(config).parameters()) + sum(p.numel() for p in unet.parameters())
-        if size > MAX_PARAMETERS:
-            raise InputError(source, f"describes a model of {size / 1e9:.1f} billion parameters; the paper's sd15 CFLD has 1.1 billion "
-                                     f"(sd15), and cfld refuses more than {MAX_PARAMETERS / 1e9:.0f} billion")
-        return CFLDModel(config).eval(), unet
-    except InputError:
-        raise
+            model = CFLDModel(config).eval()
     except Exception as error:  # noqa: BLE001 - the config's values did not make a model (e.g. heads not dividing dims)
-        raise InputError(source, f"does not describe a model cfld can build ({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
+        raise InputError(source, f"does not describe a model cfld can build ({type(error).__name__}: "
+                                 f"{' '.join(str(error).split())[:200]})") from None
+    size = sum(p.numel() for p in model.parameters()) + sum(p.numel() for p in unet.parameters())
+    if size > MAX_PARAMETERS:
+        raise InputError(source, f"describes a model of {size / 1e9:.1f} billion parameters; the paper's sd15 CFLD "
+                                 f"has 1.1 billion, and cfld refuses more than {MAX_PARAMETERS / 1e9:.0f} billion")
+    return (CFLDModel(config).eval() if materialize else model), unet
+
+
+def check_runnable(config: CFLDConfig, latent_size: tuple[int, int], source: object) -> None:
+    """Run the whole model once on the meta device (shapes only, no arithmetic, no memory) at ``latent_size``:
+    a config whose parts do not fit together (pose maps or HGA biases of another resolution than the UNet's
+    blocks, a Swin that cannot tile its input ...) is one InputError naming ``source`` now, not a shape
+    error in the middle of sampling or training. Checked once per configuration and size."""
+    _check_runnable(config.to_json(), tuple(latent_size), str(source))
+
+
+@functools.lru_cache(maxsize=16)
+def _check_runnable(config_json: str, latent_size: tuple[int, int], source: str) -> None:
+    config = CFLDConfig.from_dict(json.loads(config_json), source)
+    model, unet = build_models(config, source, materialize=False)
+    try:
+        with torch.device("meta"), torch.no_grad():
+            conditions = model(torch.zeros(1, 3, *config.cond_size), torch.zeros(1, config.pose_channels, *config.pose_size))
+            latents = torch.zeros(1, unet.config.in_channels, *latent_size)
+            unet(latents, torch.tensor([1]), **conditions.unet_kwargs())
+    except Exception as error:  # noqa: BLE001 - whichever part does not fit raises its own kind
+        raise InputError(source, f"describes parts that do not fit together at {latent_size[0]}x{latent_size[1]} "
+                                 f"latents ({type(error).__name__}: {' '.join(str(error).split())[:200]}); check "
+                                 "image_size, cond_size, pose_size and pose_downscale against the UNet") from None
+
+
+def safetensors_shapes(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors a safetensors file declares, as empty meta tensors of their shapes (nothing is read but
+    the header), or one InputError naming the file (missing, truncated, not safetensors)."""
+    from safetensors import safe_open
+
+    kind = path_kind(path)
+    if kind != "file":
+        raise InputError(path, "is missing" if kind is None else f"is a {kind}, not a safetensors file")
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return {k: torch.empty(handle.get_slice(k).get_shape(), device="meta") for k in handle.keys()}
+    except (OSError, SafetensorError, ValueError, RuntimeError) as error:
+        raise InputError(path, f"cannot be read as safetensors; it may be truncated or damaged "
+                               f"({' '.join(str(error).split())[:200]})") from None
 
 
 def resolve_config(spec: "CFLDConfig | str | Path | None", folder: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:
@@ -198,7 +244,10 @@ def resolve_config(spec: "CFLDConfig | str | Path | None", folder: str | Path, u
 
 def read_unet_config(path: str | Path) -> dict[str, Any]:
     """A diffusers UNet ``config.json`` without its ``_``-prefixed bookkeeping keys."""
+    from .models.config import check_unet_config
+
     data = read_json_object(path, "diffusers UNet config.json")
+    check_unet_config(data, path)
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 

@@ -25,7 +25,8 @@ class MissingDependencyError(CFLDError, ImportError):
     """An optional extra that a feature needs (``pip install 'cfld[EXTRA]'``) is not installed."""
 
 
-def describe_unexpected(err: BaseException) -> tuple[str, int]:
+def describe_unexpected(err: BaseException, traceback_hint: str = "run again with --debug for the traceback"
+                        ) -> tuple[str, int]:
     """One sentence for an exception that is not one of our input errors, and the exit status.
 
     A refusal of the operating system that names a file is the user's to fix (status 2); running out of
@@ -39,5 +40,4 @@ def describe_unexpected(err: BaseException) -> tuple[str, int]:
         return ("out of memory; use smaller sizes or batches (--batch-size), fp16 on a GPU, or a machine with "
                 "more memory"), 1
     text = " ".join(str(err).split())[:300]
-    return (f"unexpected {type(err).__name__}: {text}; this is a bug in cfld: run again with --debug for the "
-            "traceback and please report it"), 1
+    return f"unexpected {type(err).__name__}: {text}; this is a bug in cfld: {traceback_hint} and please report it", 1

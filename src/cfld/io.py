@@ -156,12 +156,16 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
 
 
 def _make_parent(path: Path) -> None:
+    for folder in (path.parent, *path.parent.parents):  # the nearest existing folder must be one
+        kind = path_kind(folder)
+        if kind == "folder":
+            break
+        if kind is not None:
+            raise InputError(folder, f"is a {kind}, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise write_failure(path.parent, error) from None
-    if not path.parent.is_dir():
-        raise InputError(path.parent, "is a file, not a folder")
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ from .io import atomic_folder, path_kind, read_json_object
 from .models.cfld import CFLDModel, Conditions
 from .models.config import SCALES, CFLDConfig
 from .pose import Pose, load_pose, pose_image
-from .schedulers import make_scheduler
+from .schedulers import make_scheduler, scheduler_key
 
 PoseInput = Union[str, os.PathLike, Pose, torch.Tensor]
 
@@ -129,9 +129,11 @@ class CFLDPipeline:
         if not (latent == unet.in_channels == unet.out_channels):
             raise InputError(source, f"holds a VAE with {latent} latent channels but a UNet taking {unet.in_channels} "
                                      f"and giving {unet.out_channels}; they do not belong together")
-        sizes = [s // 2 ** (len(self.vae.config.block_out_channels) - 1) for s in self.config.image_size]
-        if min(sizes) < 1:
-            raise InputError(source, f"has an image size {self.config.image_size} smaller than one VAE latent")
+        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        if any(s % factor for s in self.config.image_size):
+            raise InputError(source, f"has an image size {self.config.image_size} that its VAE does not divide into "
+                                     f"latents (a multiple of {factor} is needed)")
+        checkpoint.check_runnable(self.config, self.latent_size, source)
 
     # -- loading and saving ------------------------------------------------------------------------------
 
@@ -164,8 +166,12 @@ class CFLDPipeline:
         elif (folder / MODEL_INDEX).is_file():
             index = _read_json(folder / MODEL_INDEX)
             scheduler_file = folder / "scheduler" / "scheduler_config.json"
-            scheduler = make_scheduler(_index_entry(index, "scheduler", "ddpm", folder), _read_json(scheduler_file),
-                                       source=scheduler_file)
+            name = _index_entry(index, "scheduler", "ddpm", folder)
+            try:
+                scheduler_key(name)
+            except InputError as error:
+                raise InputError(folder / MODEL_INDEX, f"{error.source} {error.problem}") from None
+            scheduler = make_scheduler(name, _read_json(scheduler_file), source=scheduler_file)
             guidance_type = _index_entry(index, "guidance_type", "uc_down_full", folder)
             if guidance_type not in guidance.GUIDANCE_TYPES:
                 raise InputError(folder / MODEL_INDEX, f"guidance_type must be one of {', '.join(guidance.GUIDANCE_TYPES)}, "
@@ -520,7 +526,8 @@ def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], referenc
             raise InputError(name, f"is {values.shape[0]}x{values.shape[1]} (HxW) but the reference photo is "
                                    f"{reference.height}x{reference.width}: a mask must have the photo's shape")
     if values.max() <= 0:
-        raise InputError("mask", "is empty (no white pixel): nothing would be edited")
+        name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
+        raise InputError(name, "is empty (no white pixel): nothing would be edited")
     return torch.nn.functional.interpolate(values[None, None], size=size, mode="area").clamp(0, 1)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from .errors import InputError
 from .io import path_kind
 
 REFUSED_PICKLE = (
-    "holds Python code or objects that safe loading (torch.load with weights_only=True) refuses to run; cfld "
+    "holds Python code or objects ({}) that safe loading (torch.load with weights_only=True) refuses to run; cfld "
     "never executes code from a weight file: re-save it as a plain dict of tensors, or as safetensors"
 )
 
@@ -29,11 +31,15 @@ def load_torch_file(path: str | os.PathLike, what: str = "PyTorch weight file") 
     if kind != "file":
         raise InputError(path, f"no such file (the {what})" if kind is None else f"is a {kind}, not the {what}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it is about to refuse
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower():
-            raise InputError(path, REFUSED_PICKLE) from None
-        raise InputError(path, f"cannot be read as a {what} (damaged pickle: {_first_line(error)})") from None
+        refused = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if refused:
+            raise InputError(path, REFUSED_PICKLE.format(refused[1])) from None
+        raise InputError(path, f"cannot be read as a {what}: it is not a file written by torch.save, or it is "
+                               "damaged") from None
     except Exception as error:  # noqa: BLE001 - torch raises RuntimeError, EOFError, ValueError ... for damaged files
         raise InputError(path, f"cannot be read as a {what} ({type(error).__name__}: {_first_line(error)})") from None
 

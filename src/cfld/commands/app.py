@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .transfer import DTYPES
+from ..devices import DTYPES
+from ..errors import InputError
 
 
 def default_model() -> Path | None:
@@ -42,9 +43,8 @@ def app(model_dir, base, port, default_steps, device, dtype, open_browser) -> No
       cfld app -m checkpoints --base stable-diffusion-v1-5/stable-diffusion-v1-5 --port 8080
       cfld app -m cfld-folder --device cpu --steps 20
     """
-    import torch
-
     from .. import app as web
+    from ..devices import resolve_device, resolve_dtype
     from ..pipeline import CFLDPipeline
 
     web._import_gradio()  # a missing extra is reported before the model loads
@@ -53,8 +53,12 @@ def app(model_dir, base, port, default_steps, device, dtype, open_browser) -> No
         if model_dir is None:
             raise click.UsageError("give the model to serve with --model (a folder from `cfld convert` / "
                                    "save_pretrained, or the released checkpoints; see the README, 'Weights')")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else (torch.float16 if device.startswith("cuda") else None)
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     click.echo(f"model {model_dir} on {device}; serving on http://{web.HOST}:{port} (Ctrl+C stops)")
-    web.launch(web.build_app(pipe, default_steps), port=port, open_browser=open_browser)
+    try:
+        web.launch(web.build_app(pipe, default_steps), port=port, open_browser=open_browser)
+    except OSError as error:  # Gradio's "Cannot find empty port", or the operating system's "address in use"
+        raise InputError(f"--port {port}", f"cannot be served on ({' '.join(str(error).split())[:200]}); "
+                                           "is another server using it? Pass another --port") from None

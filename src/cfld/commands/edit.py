@@ -16,6 +16,7 @@ COMMON = [
     click.option("--scheduler", default="ddpm", show_default=True, help="ddpm, ddim, dpm++, unipc, euler ..."),
     click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed."),
     click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Output size."),
+    click.option("--pose-frame", metavar="HxW", help="Frame of OpenPose pose files (they do not record it)."),
     click.option("--device", default=None, help="cpu, cuda, ... (default: cuda if available)."),
     click.option("--overwrite", is_flag=True, help="Replace an existing output file."),
 ]
@@ -27,8 +28,8 @@ def common_options(command):
     return command
 
 
-def _check(output, overwrite, size, scheduler, device):
-    """Everything the options decide, checked before any model is loaded: (output size, device)."""
+def _check(output, overwrite, size, scheduler, device, pose_frame):
+    """Everything the options decide, checked before any model is loaded: (output size, device, pose frame)."""
     from ..devices import resolve_device
     from ..images import image_format
     from ..io import check_output_folder, check_writable
@@ -39,7 +40,7 @@ def _check(output, overwrite, size, scheduler, device):
     check_writable(output, overwrite)
     check_output_folder(Path(output).parent)
     scheduler_key(scheduler)
-    return out_size, resolve_device(device)
+    return out_size, resolve_device(device), parse_size_option(pose_frame, "--pose-frame")
 
 
 def _load(model_dir, base, device):
@@ -78,7 +79,7 @@ def edit() -> None:
               help="PNG: reference | result per source, side by side.")
 @common_options
 def style_transfer(reference, reference_pose, sources, mask, output, model_dir, base, steps, scheduler, seed, size,
-                   device, overwrite) -> None:
+                   pose_frame, device, overwrite) -> None:
     """Keep the reference's pose and the unmasked regions; take the masked region's look from each source.
 
     \b
@@ -93,7 +94,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
 
     from ..pipeline import latent_mask
 
-    out_size, device = _check(output, overwrite, size, scheduler, device)
+    out_size, device, frame = _check(output, overwrite, size, scheduler, device, pose_frame)
     latent_mask(mask, (8, 8), load_image(reference))  # a bad photo or mask is reported before anything slow starts
     if reference_pose is None:
         from ..pose import detect_pose
@@ -103,7 +104,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     pipe = _load(model_dir, base, device)
     result = pipe.style_transfer(reference, reference_pose, list(sources), mask, num_inference_steps=steps,
                                  scheduler=scheduler, generator=torch.Generator().manual_seed(seed),
-                                 output_size=out_size)
+                                 output_size=out_size, pose_frame=frame)
     first = load_image(reference).resize((out_size[1], out_size[0]))
     click.echo(f"wrote {save_image(_strip([first, *result.images]), output, overwrite=overwrite)}")
 
@@ -115,8 +116,8 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
 @click.option("-n", "--num", type=click.IntRange(min=2), default=5, show_default=True, help="Images in the strip.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG strip, A to B.")
 @common_options
-def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, scheduler, seed, size, device,
-                overwrite) -> None:
+def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, scheduler, seed, size, pose_frame,
+                device, overwrite) -> None:
     """Shift the appearance smoothly from A to B: coarse prompts and HGA biases interpolated linearly.
 
     \b
@@ -127,9 +128,10 @@ def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, s
 
     from ..images import save_image
 
-    out_size, device = _check(output, overwrite, size, scheduler, device)
+    out_size, device, frame = _check(output, overwrite, size, scheduler, device, pose_frame)
     pipe = _load(model_dir, base, device)
     weights = [i / (num - 1) for i in range(num)]
     result = pipe.interpolate(source_a, source_b, pose, weights, num_inference_steps=steps, scheduler=scheduler,
-                              generator=torch.Generator().manual_seed(seed), output_size=out_size)
+                              generator=torch.Generator().manual_seed(seed), output_size=out_size,
+                              pose_frame=frame)
     click.echo(f"wrote {save_image(_strip(result.images), output, overwrite=overwrite)}")

@@ -152,7 +152,11 @@ def draw(source: str, name: str | None, person: int, frame: str | None, image: s
     note = pose.outside_note()
     if note:
         click.echo(f"note: {note}", err=True)
-    picture = P.draw_pose(pose, parse_size_option(size, "--size", P.MAX_PICTURE_SIDE), background)
+    picture_size = parse_size_option(size, "--size", P.MAX_PICTURE_SIDE)
+    if picture_size is None and background is None and max(pose.frame) > P.MAX_PICTURE_SIDE:
+        raise InputError(source, f"has a {pose.frame[0]}x{pose.frame[1]} frame, too large to draw at its own size; "
+                                 "pass --size HxW (or --image)")
+    picture = P.draw_pose(pose, picture_size, background)
     path = P.write_png(picture, output, overwrite=overwrite)
     click.echo(f"wrote {path} ({picture.shape[0]}x{picture.shape[1]})")
 

@@ -52,6 +52,25 @@ TINY_UNET_CONFIG: dict[str, Any] = {
 }
 
 
+def check_unet_config(unet: Any, source: object) -> dict[str, Any]:
+    """The structure of a diffusers UNet config that CFLD relies on (a block type per width, at least four
+    blocks, whole numbers), or one InputError naming ``source``; diffusers checks the rest when it builds."""
+    unet = V.check_mapping(unet, "unet", source)
+    blocks = V.check_ints(unet.get("block_out_channels"), "unet block_out_channels", source, None, 1, 16384)
+    for key in ("down_block_types", "up_block_types"):
+        types = unet.get(key)
+        if not isinstance(types, (list, tuple)) or len(types) != len(blocks) or not all(isinstance(t, str) for t in types):
+            raise InputError(source, f"unet {key} must list one block type per entry of block_out_channels, "
+                                     f"got {V.shown(types)}")
+    if len(blocks) < SCALES + 1:
+        raise InputError(source, f"unet block_out_channels must have at least {SCALES + 1} entries, got {list(blocks)}")
+    V.check_int(unet.get("layers_per_block", 2), "unet layers_per_block", source, 1, 64)
+    for key in ("in_channels", "out_channels", "sample_size", "cross_attention_dim", "norm_num_groups"):
+        if key in unet:
+            V.check_int(unet[key], f"unet {key}", source, 1, 16384)
+    return unet
+
+
 @dataclass
 class CFLDConfig:
     """Sizes of every CFLD component. Field groups follow Fig. 2: H_S, H_D, H_A, H_P, the UNet H_N."""
@@ -153,19 +172,7 @@ class CFLDConfig:
         V.check_ints(self.pose_size, "pose_size", source, 2, 1, 2048)
         V.check_ints(self.image_size, "image_size", source, 2, 8, 4096)
         V.check_float(self.uncond_prob, "uncond_prob", source, 0, 1)
-        unet = V.check_mapping(self.unet, "unet", source)
-        blocks = V.check_ints(unet.get("block_out_channels"), "unet block_out_channels", source, None, 1, 16384)
-        for key in ("down_block_types", "up_block_types"):
-            types = unet.get(key)
-            if not isinstance(types, (list, tuple)) or len(types) != len(blocks) or not all(isinstance(t, str) for t in types):
-                raise InputError(source, f"unet {key} must list one block type per entry of block_out_channels, "
-                                         f"got {V.shown(types)}")
-        if len(blocks) < SCALES + 1:
-            raise InputError(source, f"unet block_out_channels must have at least {SCALES + 1} entries, got {list(blocks)}")
-        V.check_int(unet.get("layers_per_block", 2), "unet layers_per_block", source, 1, 64)
-        for key in ("in_channels", "out_channels", "sample_size"):
-            if key in unet:
-                V.check_int(unet[key], f"unet {key}", source, 1, 4096)
+        unet = check_unet_config(self.unet, source)
         if unet.get("cross_attention_dim", self.prompt_dim) != self.prompt_dim:
             raise InputError(source, f"unet cross_attention_dim ({V.shown(unet.get('cross_attention_dim'))}) must equal "
                                      f"prompt_dim ({self.prompt_dim}): the coarse prompt replaces the text prompt")
@@ -226,7 +233,7 @@ class CFLDConfig:
             if (list(value) if isinstance(value, (list, tuple)) else value) != expected:
                 raise InputError(path, f"{dotted} is {value!r}; {why} {expected!r}")
 
-        model, hga, pose = "MODEL.", "MODEL.APPEARANCE_GUIDANCE_CONFIG.", "MODEL.POSE_GUIDANCE_CONFIG."
+        model, hga = "MODEL.", "MODEL.APPEARANCE_GUIDANCE_CONFIG."
         for key, expected in {
             model + "COND_STAGE_CONFIG.LAST_NORM": False, model + "DECODER_CONFIG.POSE_QUERY": False,
             "INPUT.COND.PRED_RATIO": [], hga + "TO_SELF_ATTN": False, hga + "TO_QUERIES": True,

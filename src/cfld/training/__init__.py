@@ -8,6 +8,8 @@ for several GPUs or machines.
 """
 
 from .config import TrainConfig, presets
+from .datasets import register_dataset
 from .trainer import StepResult, Trainer, TrainingError, cubic_timesteps, lr_factor
 
-__all__ = ["StepResult", "TrainConfig", "Trainer", "TrainingError", "cubic_timesteps", "lr_factor", "presets"]
+__all__ = ["StepResult", "TrainConfig", "Trainer", "TrainingError", "cubic_timesteps", "lr_factor", "presets",
+           "register_dataset"]

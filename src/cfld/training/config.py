@@ -89,6 +89,7 @@ class TrainConfig:
                                      f"(known: {', '.join(fields)})")
         config = cls(**data)
         config.validate(source)
+        config.origin = str(source)  # named by errors found when the run starts (not a field: not saved)
         return config
 
     @classmethod
@@ -176,7 +177,10 @@ class TrainConfig:
             preset = spec.pop("preset", "sd15")
             if preset not in ("sd15", "tiny"):
                 raise InputError(f"{source} (model)", f"preset must be sd15 or tiny, got {V.shown(preset)}")
-            return CFLDConfig.from_dict(CFLDConfig.preset(preset).to_dict() | spec, source=f"{source} (model)")
+            base = CFLDConfig.preset(preset).to_dict()
+            if isinstance(spec.get("unet"), dict):  # UNet options change the preset's UNet, not replace it
+                spec["unet"] = base["unet"] | spec["unet"]
+            return CFLDConfig.from_dict(base | spec, source=f"{source} (model)")
         if not isinstance(spec, str):
             raise InputError(source, f"model must be sd15, tiny, a config.json or a mapping, got {V.shown(spec)}")
         if spec in ("sd15", "tiny"):

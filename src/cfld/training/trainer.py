@@ -59,6 +59,7 @@ from ..models.cfld import CFLDModel, Conditions, build_unet
 from ..models.config import SCALES, CFLDConfig
 from ..schedulers import SD15_SCHEDULER_CONFIG, make_scheduler
 from ..state_dict import check_finite, check_keys
+from .autoencoder import check_options as check_vae_options
 from .config import TrainConfig
 from .datasets import build_dataset, check_items  # noqa: F401 - build_dataset: part of this module's API
 
@@ -222,7 +223,7 @@ class Trainer:
 
         c = self.config
         if c.mixed_precision == "fp16" and not torch.cuda.is_available():
-            raise InputError("training config", "mixed_precision fp16 needs a CUDA GPU; use bf16 or no on this machine")
+            raise InputError(getattr(c, "origin", "training config"), "mixed_precision fp16 needs a CUDA GPU; use bf16 or no on this machine")
         log_with = None
         try:
             import tensorboard  # noqa: F401
@@ -318,6 +319,7 @@ class Trainer:
             if model.config.to_dict() != model_config.to_dict():
                 raise InputError(c.init_checkpoint, "was written for another model configuration than the training config's")
         else:
+            ckpt.build_models(model_config, "training config (model)", materialize=False)  # refuses absurd sizes
             model = CFLDModel(model_config)
             unet = build_unet(model_config) if c.unet is None else ckpt.load_sd15_unet(c.unet, model_config)
             if c.swin:
@@ -349,25 +351,33 @@ class Trainer:
         self.accelerator = accelerator
         resume_from = self._resume_from()
         self._check_output()
-        model_config = c.model_config()
-        dataset = build_dataset(c.data, model_config, "train")
-        check_items(dataset, model_config)
+        origin = getattr(c, "origin", "training config")
+        model_config = c.model_config(origin)
+        dataset = build_dataset(c.data, model_config, "train", source=f"{origin} (data)")
+        check_items(dataset, model_config, source=f"{origin} (data)")
         world, accumulation = accelerator.num_processes, c.gradient_accumulation_steps
         if c.batch_size % (world * accumulation):
-            raise InputError("training config", f"batch_size {c.batch_size} is not divisible by {world} processes x "
+            raise InputError(origin, f"batch_size {c.batch_size} is not divisible by {world} processes x "
                                                 f"{accumulation} accumulation steps")
         micro = c.batch_size // (world * accumulation)
         steps_per_epoch = len(dataset) // c.batch_size
         if steps_per_epoch < 1:
-            raise InputError("training config", f"the dataset has {len(dataset)} pairs, fewer than one batch of {c.batch_size}")
+            raise InputError(origin, f"the dataset has {len(dataset)} pairs, fewer than one batch of {c.batch_size}")
         if isinstance(c.vae, dict) and not (self.output_dir / VAE_DIR / "config.json").is_file():
             vae_pairs = max(1, c.vae.get("batch_size", 16) // 2)
             if vae_pairs > len(dataset):
-                raise InputError("training config", f"vae batch_size {c.vae.get('batch_size', 16)} needs {vae_pairs} pairs, "
+                raise InputError(origin, f"vae batch_size {c.vae.get('batch_size', 16)} needs {vae_pairs} pairs, "
                                                     f"but the dataset has {len(dataset)}")
         if resume_from is not None:
             check_checkpoint(resume_from, accelerator.num_processes, accelerator.process_index, model_config)
         vae = self._ready_vae()
+        blocks = (vae.config.block_out_channels if vae is not None
+                  else check_vae_options(c.vae, f"{origin} (vae)")["block_out_channels"])
+        factor = 2 ** (len(blocks) - 1)
+        if any(size % factor for size in model_config.image_size):
+            raise InputError(origin, f"the model's image_size {list(model_config.image_size)} is not a multiple of the "
+                                     f"VAE's downscaling ({factor})")
+        ckpt.check_runnable(model_config, tuple(size // factor for size in model_config.image_size), f"{origin} (model)")
         batches_per_epoch = steps_per_epoch * accumulation
         total_steps = steps_per_epoch * c.epochs if c.max_steps is None else min(c.max_steps, steps_per_epoch * c.epochs)
 
