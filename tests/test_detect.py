@@ -175,3 +175,26 @@ def test_cli_pose_detect_without_a_person(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "sky.jpg: no person found" in err and "Traceback" not in err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_mediapipe_start_up_chatter_never_reaches_stderr(tmp_path):
+    """In a real process (MediaPipe's C++ side writes to file descriptor 2 itself): a detection prints nothing
+    on stderr, and a photo without a person prints exactly the one error line."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.new("RGB", (176, 256), (240, 240, 240)).save(tmp_path / "empty_room.png")
+    env = dict(os.environ, CFLD_DEBUG="1")
+    photo = Path(__file__).resolve().parent / "data" / "women1.jpg"
+    found = subprocess.run([sys.executable, "-m", "cfld", "pose", "detect", str(photo), "-o", str(tmp_path / "p.json")],
+                           capture_output=True, text=True, env=env)
+    assert found.returncode == 0 and found.stderr == "", found.stderr
+    nobody = subprocess.run([sys.executable, "-m", "cfld", "pose", "detect", str(tmp_path / "empty_room.png"),
+                             "-o", str(tmp_path / "q.json")], capture_output=True, text=True, env=env)
+    assert nobody.returncode == 2
+    assert nobody.stderr.splitlines() == [f"error: {tmp_path / 'empty_room.png'}: no person found in the photo "
+                                          "(MediaPipe's pose detector saw nobody)"]
+    assert not (tmp_path / "q.json").exists()

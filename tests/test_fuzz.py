@@ -501,6 +501,7 @@ TRANSFER = ["transfer", "-s", "{photo}", "-p", "{pose}", "-m", "{model}", "--ste
 TRANSFER_OPTIONS = {
     "steps_zero": (["--steps", "0"], "--steps"),
     "steps_over": (["--steps", "5000"], "--steps"),
+    "steps_spacing": (["--steps", "1000"], "scheduler 'ddpm': cannot take 1000 steps"),
     "steps_text": (["--steps", "many"], "--steps"),
     "size_zero": (["--size", "0x0"], "--size"),
     "size_huge": (["--size", "100000x100000"], "--size"),
@@ -549,6 +550,9 @@ def _cases():
         add(f"edit-interpolate-a-{name}", ["edit", "interpolate", "-a", key, "-b", "{photo}", "-p", "{pose}", "-m", "{model}",
                                            "-o", "{out}/s.png", "--steps", "1"], [name, fault])
         add(f"animate-source-{name}", ["animate", "-s", key, "-p", "{poses}", "-m", "{model}", "-o", "{out}", "--no-mp4"], [name, fault])
+        add(f"pose-detect-{name}", ["pose", "detect", key, "-o", "{out}/p.json"], [name, fault])
+        add(f"transfer-pose-from-{name}", ["transfer", "-s", "{photo}", "--pose-from", key, "-m", "{model}", "-o", "{out}"],
+            [name, fault])
     for name, fault in POSE_FAULTS.items():
         key = "{pose_" + name.replace(".", "_") + "}"
         frame = ["--frame", "256x176"] if name.startswith("openpose") else []
@@ -621,6 +625,12 @@ def _cases():
     add("pose-convert-name", ["pose", "convert", "{pose_short_csv}", "--name", "nobody.jpg", "-o", "{out}/p.json"], ["short.csv"])
     add("pose-convert-existing", ["pose", "convert", "{pose}", "-o", "{out}/keep.txt"], ["keep.txt", "already exists"])
     add("pose-convert-read-only", ["pose", "convert", "{pose}", "-o", f"{READ_ONLY}/p.json"], [str(READ_ONLY)], None)
+    for value in ("nan", "2", "-0.5"):
+        add(f"pose-detect-min-confidence-{value}", ["pose", "detect", "{photo}", "--min-confidence", value,
+                                                    "-o", "{out}/p.json"], ["--min-confidence"])
+    add("pose-detect-nobody", ["pose", "detect", "{black_mask}", "-o", "{out}/p.json"], ["black_mask.png", "no person found"])
+    add("pose-detect-draw-existing", ["pose", "detect", "{photo}", "-o", "{out}/p.json", "--draw", "{out}/keep.txt"],
+        ["keep.txt", "already exists"])
     # edit
     add("edit-mask-aspect", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose", "{pose}", "--mask", "{wide_mask}",
                              "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"], ["wide_mask.png", "shape"])
@@ -753,6 +763,8 @@ def test_malformed_input_fails_cleanly(request, capsys, monkeypatch, ws, cid, ar
         request.getfixturevalue("runs")
     if cid.startswith("evaluate-alexnet"):
         pytest.importorskip("lpips", reason="LPIPS needs the 'metrics' extra")
+    if cid.startswith(("pose-detect", "transfer-pose-from")):
+        pytest.importorskip("mediapipe", reason="pose detection needs the 'detect' extra")
     ws.paths["out"] = str(_output(ws, cid))
     ws.paths["fresh"] = str(ws.root / "fresh" / cid)
     ws.paths["root"] = str(ws.root)
@@ -843,3 +855,75 @@ def test_app_shows_an_unexpected_error_as_one_sentence(capsys):
         web.guarded(broken)("photo.png")
     assert error.value.message.startswith("unexpected KeyError: 'boom'; this is a bug in cfld: the server's log")
     assert "Traceback" in capsys.readouterr().err  # for the server's log, not the page
+
+
+# -- mutation fuzzing: valid files with random bytes changed are read correctly or refused as input errors ------------
+
+
+def _mutate(data: bytes, rng: random.Random, alphabet: bytes | None = None) -> bytes:
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 12)):
+        where = rng.randrange(len(out) + 1)
+        byte = lambda: rng.choice(alphabet) if alphabet else rng.randrange(256)  # noqa: E731
+        kind = rng.random()
+        if kind < 0.45 and out:
+            out[min(where, len(out) - 1)] = byte()
+        elif kind < 0.7:
+            del out[where:where + rng.randint(1, 40)]
+        elif kind < 0.9:
+            out[where:where] = bytes(byte() for _ in range(rng.randint(1, 16)))
+        else:
+            del out[where:]
+    return bytes(out)
+
+
+def _image_seeds() -> dict[str, bytes]:
+    photo = Image.open(PHOTO).convert("RGB").resize((88, 128))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    seeds = {}
+    for suffix, fmt, kwargs in ((".png", "PNG", {}), (".jpg", "JPEG", {"exif": exif}), (".gif", "GIF", {}),
+                                (".tif", "TIFF", {}), (".webp", "WEBP", {}), (".bmp", "BMP", {})):
+        buffer = io.BytesIO()
+        photo.save(buffer, format=fmt, **kwargs)
+        seeds[suffix] = buffer.getvalue()
+    return seeds
+
+
+@pytest.mark.parametrize("kind", ["image", "pose", "training-config", "model-config"])
+def test_mutated_files_are_read_or_refused_as_input_errors(tmp_path, kind):
+    """Hundreds of valid files with random damage: each is either read or an InputError; never another
+    exception (which the command line would report as a bug)."""
+    from cfld.checkpoint import build_models
+    from cfld.errors import InputError
+    from cfld.images import load_image
+    from cfld.models.config import CFLDConfig
+    from cfld.pose import load_pose, pose_to_json
+    from cfld.training import TrainConfig
+
+    rng = random.Random(kind)
+    yaml_text = (Path(__file__).resolve().parents[1] / "src/cfld/assets/train/synthetic-cpu.yaml").read_bytes()
+    structured = b"0123456789-.,:[]{}\"' \nabcxyz!&*#"
+    if kind == "image":
+        trials = [(suffix, data, None) for suffix, data in _image_seeds().items() for _ in range(50)]
+        read = load_image
+    elif kind == "pose":
+        trials = [(".json", json.dumps(_pose_dict()).encode(), structured)] * 400
+        read = load_pose
+    elif kind == "training-config":
+        trials = [(".yaml", yaml_text, structured)] * 400
+        read = lambda path: TrainConfig.load(path).to_json()  # noqa: E731
+    else:
+        trials = [(".json", CFLDConfig.preset("tiny").to_json().encode(), structured)] * 150
+        read = lambda path: build_models(CFLDConfig.from_json(path), path, materialize=False)  # noqa: E731
+    outcomes = {"read": 0, "refused": 0}
+    for i, (suffix, seed, alphabet) in enumerate(trials):
+        path = tmp_path / f"case{i}{suffix}"
+        path.write_bytes(_mutate(seed, rng, alphabet))
+        try:
+            read(path)
+            outcomes["read"] += 1
+        except InputError as error:
+            assert "\n" not in str(error)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0, outcomes  # the damage was real

@@ -358,6 +358,7 @@ class CFLDPipeline:
         scheduler = make_scheduler(scheduler, dict(self.scheduler.config)) if scheduler is not None else self.scheduler
         check_sampling(num_inference_steps, guidance_pose, guidance_appearance, output_size, batch_size,
                        scheduler.config.num_train_timesteps)
+        check_schedule_runs(scheduler, num_inference_steps)
         encoding = source if isinstance(source, SourceEncoding) else self.encode_source(source)
         encoding = encoding.to(self.device, self.dtype)
         pose_maps_input = self.pose_images(pose, pose_frame).to(self.device, self.model_dtype)
@@ -558,6 +559,28 @@ def _download(repo_id: str) -> Path:
         reason = " ".join(str(error).split())[:200] or type(error).__name__
         raise InputError(repo_id, f"is not a local folder and cannot be downloaded from the Hugging Face Hub "
                                   f"({type(error).__name__}: {reason})") from None
+
+
+def check_schedule_runs(scheduler, steps: int) -> None:
+    """Step a copy of ``scheduler`` through all ``steps`` on a one-number latent (no model, no randomness of
+    the caller's): a scheduler that cannot take that many steps (PNDM below 4, the DDPM-style spacings above
+    999) is one InputError now rather than an IndexError at the end of the sampling."""
+    trial = type(scheduler).from_config(scheduler.config)
+    kwargs = {"generator": torch.Generator().manual_seed(0)} if "generator" in inspect.signature(trial.step).parameters else {}
+    try:
+        trial.set_timesteps(steps)
+        train_steps = trial.config.num_train_timesteps
+        if len(trial.timesteps) and not 0 <= int(trial.timesteps.max()) < train_steps:
+            raise ValueError(f"its spacing reaches timestep {int(trial.timesteps.max())} of {train_steps}")
+        sample = torch.zeros(1, 1, 1, 1)
+        for t in trial.timesteps:
+            sample = trial.step(trial.scale_model_input(sample, t), t, sample, **kwargs).prev_sample
+    except Exception as error:  # noqa: BLE001 - each scheduler fails in its own way
+        from .schedulers import SCHEDULERS
+
+        name = {cls: key for key, (cls, _) in SCHEDULERS.items()}.get(type(scheduler).__name__, type(scheduler).__name__)
+        raise InputError(f"scheduler {name!r}", f"cannot take {steps} steps ({type(error).__name__}: "
+                                                f"{' '.join(str(error).split())[:120]}); choose another number of steps") from None
 
 
 def check_sampling(steps: Any, guidance_pose: Any, guidance_appearance: Any, output_size: Any, batch_size: Any,

@@ -230,15 +230,19 @@ def detect(photo: str, min_confidence: float, drawing: str | None, output: str, 
       cfld pose detect photo.jpg -o pose.json
       cfld pose detect photo.jpg -o pose.json --draw pose.png --min-confidence 0.3
     """
+    import numpy as np
+
+    from ..images import load_image
     from ..pose.detect import detect_pose
 
     for path in (output, drawing):
         if path and Path(path).exists() and not overwrite:
             raise InputError(path, "already exists; pass --overwrite to replace it")
-    found = detect_pose(photo, min_confidence=min_confidence)
+    picture = load_image(photo)  # a bad photo is reported before MediaPipe starts
+    found = detect_pose(picture, min_confidence=min_confidence, source=photo)
     written = P.write_pose_json(found, output, overwrite=overwrite)
     height, width = found.frame
     click.echo(f"wrote {written} ({found.num_visible} of {P.NUM_JOINTS} joints found, frame {height}x{width})")
     if drawing:
-        picture = P.draw_pose(found, None, P.read_image(photo))
+        picture = P.draw_pose(found, None, np.asarray(picture))
         click.echo(f"wrote {P.write_png(picture, drawing, overwrite=overwrite)}")

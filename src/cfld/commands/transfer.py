@@ -83,8 +83,8 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
         if taken:
             raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
     check_output_folder(out_dir)
-    for source in sources:  # a bad photo is reported before anything slow starts
-        I.load_image(source)
+    for photo in (*sources, *pose_photos):  # a bad photo is reported before anything slow starts
+        I.load_image(photo)
     # every (source, pose) pair, source-major; a pose from a photo is fitted into each source's own frame
     pair_sources, pair_poses = [], []
     detected = _detect_poses(pose_photos, sources, pose_fit) if pose_photos else {}

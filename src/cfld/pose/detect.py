@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sys
+import threading
 import warnings
 from typing import Iterator
 
@@ -109,6 +112,9 @@ class PoseDetector:
             raise InputError("min_detection_confidence", f"must lie in [0, 1], got {min_detection_confidence}")
         solutions = _import_mediapipe()
         self.min_confidence = min_confidence
+        self._pose = None
+        _STDERR.start()  # MediaPipe's C++ start-up chatter is dropped while a detector lives
+        self._filtering = True
         # model_complexity=1 is pose_landmark_full.tflite, the model inside the wheel (0 and 2 would be
         # downloaded on first use)
         with _quiet():
@@ -158,6 +164,13 @@ class PoseDetector:
         if self._pose is not None:
             self._pose.close()
             self._pose = None
+        if getattr(self, "_filtering", False):
+            self._filtering = False
+            _STDERR.stop()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __enter__(self) -> "PoseDetector":
         return self
@@ -225,9 +238,80 @@ def _import_mediapipe():
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Hide the protobuf deprecation warnings MediaPipe 0.10.14 raises inside itself. (Its C++ side also
-    prints a few start-up lines to stderr from its own threads, at times of its choosing; they are harmless.)"""
+    """Hide the protobuf deprecation warnings MediaPipe 0.10.14 raises inside itself (its C++ side's lines:
+    :class:`_StderrFilter`)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module="google.protobuf")
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         yield
+
+
+class _StderrFilter:
+    """While a detector lives, drop MediaPipe's C++ start-up lines from stderr and pass everything else on.
+
+    MediaPipe's C++ side writes its chatter (``INFO: Created TensorFlow Lite XNNPACK delegate ...``, absl's
+    ``WARNING: All log messages before absl::InitializeLog() ...``, glog-style ``W0000 ...
+    inference_feedback_manager.cc ...`` lines) straight to file descriptor 2, from its own threads and at
+    times of its choosing, so no Python setting reaches it. File descriptor 2 is pointed at a pipe instead;
+    a thread forwards every line to the real stderr except those, so real errors (glog ``E``/``F`` lines,
+    Python's own output, progress bars) still reach the terminal. Nested detectors share one filter.
+    """
+
+    CHATTER = re.compile(rb"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
+                         rb"|[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\])")
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.lock = threading.Lock()
+        self.saved: int | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self.lock:
+            self.users += 1
+            if self.users > 1:
+                return
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                read, write = os.pipe()
+                os.dup2(write, 2)
+                os.close(write)
+            except (OSError, ValueError, AttributeError):  # no usable fd 2 (an embedding host): filter nothing
+                return
+            self.saved = saved
+            self.thread = threading.Thread(target=self._pump, args=(read, saved), daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users > 0 or self.saved is None:
+                return
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(self.saved, 2)  # closes the pipe's last writer: the pump sees its end
+            self.thread.join(timeout=2)
+            os.close(self.saved)
+            self.saved, self.thread = None, None
+
+    @classmethod
+    def _pump(cls, read: int, out: int) -> None:
+        pending = b""
+        with os.fdopen(read, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not cls.CHATTER.match(line):
+                        os.write(out, line + b"\n")
+                # a partial line that may still become chatter waits for its end; anything else (a progress
+                # bar redrawn with \r) goes out now
+                if pending and not (pending[:1] in (b"I", b"W") and len(pending) < 300 and b"\r" not in pending):
+                    os.write(out, pending)
+                    pending = b""
+        if pending and not cls.CHATTER.match(pending):
+            os.write(out, pending)
+
+
+_STDERR = _StderrFilter()
