@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cfld.cli import main
+# The suite never reaches the network: a Hub id that is not a local folder fails at once. Set before
+# huggingface_hub is first imported, which reads it once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from cfld.cli import main  # noqa: E402
 
 # An unexpected exception inside a command is a bug: under test it must raise with its traceback rather than
 # become the one-line "this is a bug" message users see (tests that check that message unset this).
@@ -18,6 +22,20 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SHARED = REPO.parent / "shared"
 BUNDLED_REFERENCE = TESTS / "data" / "reference_tiny"
+
+
+# The smallest training recipe that runs the whole loop in seconds on a CPU (a 2-step VAE, 8 synthetic pairs),
+# as a plain mapping: what a user's YAML would hold. Tests copy it and change what they test.
+TINY_TRAINING = {
+    "model": {"preset": "tiny", "image_size": [64, 64]},
+    "unet": None,
+    "vae": {"train_steps": 2, "batch_size": 4, "block_out_channels": [8, 8, 8], "norm_num_groups": 4},
+    "trainable": "unet",
+    "data": {"kind": "synthetic", "length": 8, "seed": 0, "photo_size": [64, 44]},
+    "batch_size": 2, "epochs": 1, "decay_epochs": [1], "warmup_steps": 1, "mixed_precision": "no",
+    "gradient_checkpointing": False, "num_workers": 0, "torch_threads": 1, "checkpoint_every": 2,
+    "sample_every": 0, "log_every": 1,
+}
 
 
 def reference_dir() -> Path:

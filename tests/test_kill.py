@@ -13,20 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_TRAINING
 
 from cfld.io import is_temporary
 from cfld.training import TrainConfig, Trainer
 
-CONFIG = {
-    "model": {"preset": "tiny", "image_size": [64, 64]},
-    "unet": None,
-    "vae": {"train_steps": 2, "batch_size": 4, "block_out_channels": [8, 8, 8], "norm_num_groups": 4},
-    "trainable": "unet",
-    "data": {"kind": "synthetic", "length": 16, "seed": 0, "photo_size": [64, 44]},
-    "batch_size": 2, "epochs": 1, "decay_epochs": [1], "warmup_steps": 2, "mixed_precision": "no",
-    "gradient_checkpointing": False, "num_workers": 0, "torch_threads": 1, "checkpoint_every": 1,
-    "keep_checkpoints": 2, "sample_every": 0, "log_every": 1, "max_steps": 6,
-}
+CONFIG = {**TINY_TRAINING, "data": {**TINY_TRAINING["data"], "length": 16}, "warmup_steps": 2, "checkpoint_every": 1,
+          "keep_checkpoints": 2, "max_steps": 6}
 
 
 def _weights(run: Path) -> dict[str, str]:

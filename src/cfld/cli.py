@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 
 import click
 
@@ -87,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: every failure becomes one line on stderr (see the module docstring)."""
     _debug_flag[0] = False
     try:
-        cli.main(args=argv, prog_name="cfld", standalone_mode=False)
+        with warnings.catch_warnings():
+            if not debugging():  # the libraries' own deprecation notes are not the user's business; ours are
+                warnings.filterwarnings("ignore", module=r"(?!cfld(\.|$))")
+            cli.main(args=argv, prog_name="cfld", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         return 130
