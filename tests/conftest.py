@@ -125,6 +125,26 @@ def assert_fails(capsys, args, *fragments):
     return lines[0]
 
 
+def dead_pid() -> int:
+    """The process id of a process that has ended (as a killed run's is)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def temporary_name_of(folder: Path, name: str, pid: int, kind: str = "new", host: str | None = None) -> Path:
+    """The name cfld's atomic writes give ``folder/name`` while process ``pid`` (of ``host``) writes it."""
+    from cfld import io as cio
+
+    parts = cio.temporary_name(folder / name, kind).name.split("-")  # .NAME.KIND, HOST, PID, RANDOM.tmp.SUFFIX
+    path = folder / "-".join([parts[0], host or parts[1], str(pid), parts[3]])
+    assert cio.is_temporary(path)
+    return path
+
+
 def assert_usual_permissions(folder: Path) -> None:
     """Every file and folder under ``folder`` is as readable as what ``open`` / ``mkdir`` make (the umask's),
     not owner-only like a temporary file."""

@@ -197,6 +197,26 @@ def test_prepare_completes_an_interrupted_run(inshop, tmp_path):
     assert counts["images_written"] == 1 and counts["files_written"] == 1  # one photo, the manifest
 
 
+def test_a_killed_preparation_leaves_nothing_that_is_read_or_kept(inshop, tmp_path):
+    """What a preparation killed mid-write leaves (a half-written image under its temporary name) is not an
+    image to `cfld evaluate`, and the next preparation removes it."""
+    from conftest import dead_pid, temporary_name_of
+
+    from cfld.metrics.evaluate import list_images
+
+    out = tmp_path / "df"
+    prepare_deepfashion(inshop["images"], inshop["annotations"], out, splits=["test"], progress=False)
+    images = out / "test_highres"
+    victim = next(iter(sorted(images.iterdir())))
+    half = temporary_name_of(images, victim.name, dead_pid())
+    half.write_bytes(victim.read_bytes()[:100])
+    victim.unlink()  # killed before the rename: the image itself is not there yet
+    assert list_images(images, "generated images") == sorted(p for p in images.iterdir() if p != half)
+    _, _, counts = prepare_deepfashion(inshop["images"], inshop["annotations"], out, splits=["test"], progress=False)
+    assert counts["images_written"] == 1 and victim.is_file() and not half.exists()
+    assert not [p for p in out.rglob(".*")]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_prepare_reports_an_unreadable_photo(inshop, tmp_path, damage):
     images = tmp_path / "img_highres"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import run
+from conftest import dead_pid, run, temporary_name_of
 from PIL import Image
 
 from cfld import io as cio
@@ -149,29 +148,15 @@ def test_documents_are_plain_bounded_data(tmp_path):
 # -- writing: atomic, and the temporaries a killed process leaves ---------------------------------------------------
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def _temporary(folder: Path, name: str, pid: int, kind: str = "new", host: str | None = None) -> Path:
-    """The name cfld's atomic writes give ``folder/name`` while process ``pid`` (of ``host``) writes it."""
-    parts = cio.temporary_name(folder / name, kind).name.split("-")  # .NAME.KIND, HOST, PID, RANDOM.tmp.SUFFIX
-    path = folder / "-".join([parts[0], host or parts[1], str(pid), parts[3]])
-    assert cio.is_temporary(path)
-    return path
-
-
 def test_stale_temporaries_go_live_ones_stay(tmp_path):
-    dead = _dead_pid()
-    stale = _temporary(tmp_path, "a_to_b.png", dead)
+    dead = dead_pid()
+    stale = temporary_name_of(tmp_path, "a_to_b.png", dead)
     stale.write_bytes(b"half a picture")
-    live = _temporary(tmp_path, "c_to_d.png", os.getpid())
+    live = temporary_name_of(tmp_path, "c_to_d.png", os.getpid())
     live.write_bytes(b"being written right now")
-    foreign = _temporary(tmp_path, "e.png", dead, host="0123abcd")
+    foreign = temporary_name_of(tmp_path, "e.png", dead, host="0123abcd")
     foreign.write_bytes(b"another machine's")
-    old_foreign = _temporary(tmp_path, "f.png", dead, host="0123abcd")
+    old_foreign = temporary_name_of(tmp_path, "f.png", dead, host="0123abcd")
     old_foreign.write_bytes(b"another machine's, long ago")
     os.utime(old_foreign, (time.time() - 3 * 86400,) * 2)
     kept = tmp_path / ".hidden_but_mine.png"
@@ -183,10 +168,10 @@ def test_stale_temporaries_go_live_ones_stay(tmp_path):
 
 def test_an_interrupted_folder_replacement_is_put_back(tmp_path):
     """Killed between renaming the old folder aside and moving the new one in: the old one comes back."""
-    aside = _temporary(tmp_path, "model", _dead_pid(), kind="old")
+    aside = temporary_name_of(tmp_path, "model", dead_pid(), kind="old")
     aside.mkdir()
     (aside / "weights").write_text("the model that was there")
-    new = _temporary(tmp_path, "model", _dead_pid())
+    new = temporary_name_of(tmp_path, "model", dead_pid())
     new.mkdir()
     cio.remove_stale_temporaries(tmp_path)
     assert (tmp_path / "model" / "weights").read_text() == "the model that was there"
@@ -196,9 +181,9 @@ def test_an_interrupted_folder_replacement_is_put_back(tmp_path):
 def test_writes_clean_up_after_a_killed_writer_and_readers_ignore_its_files(tmp_path, capsys):
     from cfld.metrics.evaluate import list_images
 
-    left = _temporary(tmp_path, "x_to_y.png", _dead_pid())
+    left = temporary_name_of(tmp_path, "x_to_y.png", dead_pid())
     left.write_bytes(b"\x89PNG half")
-    assert cio.is_temporary(left) and left.suffix == ".png"
+    assert cio.istemporary_name_of(left) and left.suffix == ".png"
     Image.open(PHOTO).save(tmp_path / "x_to_y.png")
     assert list_images(tmp_path, "generated images") == [tmp_path / "x_to_y.png"]  # the temporary is not an image
     cio._cleaned.discard(tmp_path.resolve())

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from .options import SEED, STEPS
+
 SHARED_POSES = Path("..") / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
 
@@ -28,13 +30,13 @@ def demo_model_dir() -> Path:
               help="Folder for the demo's pictures (created if needed; the demo's own files in it are replaced).")
 @click.option("--pairs", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Held-out synthetic persons to re-pose.")
-@click.option("--steps", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--steps", type=STEPS, default=50, show_default=True,
               help="DDPM denoising steps (the paper's sampler).")
 @click.option("--poses", type=click.Path(dir_okay=False), default=None,
               help="DeepFashion annotation CSV to take the target poses from (held-out rows). "
                    "Default: ../shared's test keypoints when present, else the 24 bundled real poses.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise.")
-@click.option("--columns", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise.")
+@click.option("--columns", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Poses per row of the pose gallery picture.")
 def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, columns: int) -> None:
     """Run the offline demo: re-pose synthetic persons with the bundled CFLD model, no downloads.
@@ -55,27 +57,29 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     from .. import pose as P
     from ..data.synthetic import HELD_OUT_SEED, SyntheticPersons
     from ..images import to_uint8
+    from ..io import check_output_folder
     from ..metrics.image_quality import pixel_metrics
-    from ..pipeline import CFLDPipeline
+    from ..pipeline import CFLDPipeline, check_schedule_runs
     from ..training import TrainConfig
 
-    out = Path(output)
-    gallery = P.gallery()
-    labels = ["/".join(name.split("/")[-2:]).removesuffix(".jpg") for name in gallery]  # id/view
-    pictures = [P.draw_pose(pose) for pose in gallery.values()]
-    path = P.write_png(P.pose_grid(pictures, labels, columns), out / "pose_gallery.png", overwrite=True)
-    click.echo(f"wrote {path} ({len(pictures)} real DeepFashion poses)")
-
+    out = check_output_folder(output)
     model_dir = demo_model_dir()
     if not (model_dir / "model_index.json").is_file():
         raise click.ClickException(f"the demo model is missing from the installation ({model_dir}); reinstall cfld")
     torch.manual_seed(seed)
     pipe = CFLDPipeline.from_pretrained(model_dir, device="cpu")
+    check_schedule_runs(pipe.scheduler, steps)
     config = pipe.config
     if poses is None and SHARED_POSES.is_file():
         poses = str(SHARED_POSES)
     persons = SyntheticPersons(pairs, config.image_size, config.cond_size, config.pose_size, seed=HELD_OUT_SEED,
                                poses=poses, split="test", photo_size=TrainConfig.load("synthetic-cpu").data["photo_size"])  # as trained
+
+    gallery = P.gallery()
+    labels = ["/".join(name.split("/")[-2:]).removesuffix(".jpg") for name in gallery]  # id/view
+    pictures = [P.draw_pose(pose) for pose in gallery.values()]
+    path = P.write_png(P.pose_grid(pictures, labels, columns), out / "pose_gallery.png", overwrite=True)
+    click.echo(f"wrote {path} ({len(pictures)} real DeepFashion poses)")
     where = f"held-out rows of {poses}" if poses else "the bundled gallery of real DeepFashion poses"
     click.echo(f"re-posing {pairs} held-out synthetic persons into real DeepFashion poses ({where}), "
                f"DDPM {steps} steps, on the bundled demo model")

@@ -47,7 +47,8 @@ class TrainConfig:
     init_checkpoint: str | None = None  # our checkpoint folder to start from instead (fine-tuning)
     trainable: str = "paper"
     # data: {"kind": "synthetic", ...SyntheticPersons arguments}, {"kind": "prepared", "root": DIR, ...
-    # PoseTransferDataset arguments} or {"kind": "package.module:Class", ...}
+    # PoseTransferDataset arguments} or {"kind": NAME, ...} of a Dataset class registered with
+    # cfld.training.register_dataset or a "cfld.datasets" entry point (a config never imports code)
     data: dict[str, Any] = field(default_factory=lambda: {"kind": "synthetic", "length": 1000})
     # optimisation (paper Sec. 4.1 / the original's defaults)
     batch_size: int = 224  # total over processes and gradient accumulation

@@ -28,6 +28,10 @@ and split across processes, so a run is a function of its config; a checkpoint h
 safetensors format), Adam's moments, the scheduler, every process's random generators and the position
 in the epoch, so ``--resume`` continues with exactly the batches and random numbers it would have had.
 A non-finite loss stops every process before the optimizer step, leaving the last checkpoint untouched.
+
+Starting: the config, the output folder, the dataset (its first pair), a resume checkpoint (every file, its
+state) and the initial weights are all checked, and the models built, before the run writes anything, so a
+run that cannot start leaves its folder exactly as it was; then what a killed run left half-written is removed.
 """
 
 from __future__ import annotations
