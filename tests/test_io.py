@@ -183,7 +183,7 @@ def test_writes_clean_up_after_a_killed_writer_and_readers_ignore_its_files(tmp_
 
     left = temporary_name_of(tmp_path, "x_to_y.png", dead_pid())
     left.write_bytes(b"\x89PNG half")
-    assert cio.istemporary_name_of(left) and left.suffix == ".png"
+    assert cio.is_temporary(left) and left.suffix == ".png"
     Image.open(PHOTO).save(tmp_path / "x_to_y.png")
     assert list_images(tmp_path, "generated images") == [tmp_path / "x_to_y.png"]  # the temporary is not an image
     cio._cleaned.discard(tmp_path.resolve())
