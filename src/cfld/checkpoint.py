@@ -164,13 +164,13 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_models(config: CFLDConfig, source: object, materialize: bool = True) -> tuple[CFLDModel, UNet2DConditionModel]:
-    """The condition model (random weights; on the meta device unless ``materialize``) and the UNet (on the meta
-    device, weights to be assigned) of ``config``. A config that torch, timm or diffusers cannot build, or that
-    describes an absurdly large model, is one InputError naming ``source``; nothing is allocated before that."""
+    """The condition model (random weights; unless ``materialize``, a shared meta-device model to read shapes
+    from, never to change) and the UNet (on the meta device, weights to be assigned) of ``config``. A config
+    that torch, timm or diffusers cannot build, or that describes an absurdly large model, is one InputError
+    naming ``source``; nothing is allocated before that."""
     try:
         unet = _empty_unet(config)
-        with torch.device("meta"):  # count first: a config must not make us allocate more than a real model
-            model = CFLDModel(config).eval()
+        model = _meta_condition_model(config.to_json())
     except Exception as error:  # noqa: BLE001 - the config's values did not make a model (e.g. heads not dividing dims)
         raise InputError(source, f"does not describe a model cfld can build ({type(error).__name__}: "
                                  f"{' '.join(str(error).split())[:200]})") from None
@@ -179,6 +179,14 @@ def build_models(config: CFLDConfig, source: object, materialize: bool = True) -
         raise InputError(source, f"describes a model of {size / 1e9:.1f} billion parameters; the paper's sd15 CFLD "
                                  f"has 1.1 billion, and cfld refuses more than {MAX_PARAMETERS / 1e9:.0f} billion")
     return (CFLDModel(config).eval() if materialize else model), unet
+
+
+@functools.lru_cache(maxsize=8)
+def _meta_condition_model(config_json: str) -> CFLDModel:
+    """The condition model of a config on the meta device (shapes, no memory); cached: building it costs as
+    much as building the real one."""
+    with torch.device("meta"):
+        return CFLDModel(CFLDConfig.from_dict(json.loads(config_json))).eval()
 
 
 def check_runnable(config: CFLDConfig, latent_size: tuple[int, int], source: object) -> None:

@@ -52,8 +52,14 @@ def _first_line(error: BaseException) -> str:
 def check_finite(state_dict: Mapping[str, torch.Tensor], source: object) -> None:
     """Raise an InputError if a floating-point tensor holds NaN or infinity (damaged weights, or a run that
     diverged): such a model would silently draw black images."""
+    def finite(value: torch.Tensor) -> bool:
+        # a finite sum means every element is finite (inf or NaN anywhere makes it inf or NaN), and a sum is
+        # ~25x faster than an element-wise test; only a sum that overflowed or is NaN needs that test
+        wide = torch.float32 if value.element_size() < 4 else None  # fp16 sums overflow at 65504
+        return bool(torch.isfinite(value.sum(dtype=wide))) or bool(torch.isfinite(value).all())
+
     bad = [key for key, value in state_dict.items()
-           if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]
+           if isinstance(value, torch.Tensor) and value.is_floating_point() and not finite(value)]
     if bad:
         raise InputError(source, "is damaged: " + listing("tensors hold NaN or infinite values", bad))
 
