@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
+from ..images import load_image
 from ..io import atomic_write, atomic_write_text, check_output_folder, remove_stale_temporaries
 from ..pose.formats import PoseTable
 from ..pose.skeleton import Size
@@ -286,9 +287,11 @@ def _image_bytes(job: ImageJob) -> bytes | None:
                 image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
                 image.load()
             return job.source.read_bytes()
-        with Image.open(job.source) as image:
-            resized = image.convert("RGB").resize((job.size[1], job.size[0]), Image.BICUBIC)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError):
+        # the one reader every other part uses (upright by EXIF, 16-bit scaled, size-guarded), so a resized copy
+        # shows what training on the original would see
+        resized = load_image(job.source).resize((job.size[1], job.size[0]), Image.BICUBIC)
+    except (InputError, OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning):
         return None
     buffer = io.BytesIO()
     resized.save(buffer, format="PNG", compress_level=1)  # lossless either way; level 1 is ~1.7x faster
