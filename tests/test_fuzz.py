@@ -912,7 +912,7 @@ def test_mutated_files_are_read_or_refused_as_input_errors(tmp_path, kind):
     from cfld.errors import InputError
     from cfld.images import load_image
     from cfld.models.config import CFLDConfig
-    from cfld.pose import load_pose, pose_to_json
+    from cfld.pose import load_pose
     from cfld.training import TrainConfig
 
     rng = random.Random(kind)

@@ -19,19 +19,20 @@ each module's own converter, so a checkpoint converted one way and back is ident
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from diffusers import UNet2DConditionModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import InputError
+from .errors import InputError, one_line
 from .io import atomic_path, atomic_write_text, check_writable, path_kind, read_json_object
 from .models.cfld import CFLDModel, build_unet
 from .models.config import CFLDConfig
@@ -154,13 +155,21 @@ def load_checkpoint(folder: str | Path) -> tuple[CFLDModel, UNet2DConditionModel
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file's tensors on the CPU, or one InputError naming it (missing, truncated, not safetensors)."""
+    with _safetensors_errors(path):
+        return load_file(str(path))
+
+
+@contextlib.contextmanager
+def _safetensors_errors(path: Path) -> Iterator[None]:
+    """Around reading a safetensors file: a missing file, or one that safetensors refuses, is one InputError."""
     kind = path_kind(path)
     if kind != "file":
         raise InputError(path, "is missing" if kind is None else f"is a {kind}, not a safetensors file")
     try:
-        return load_file(str(path))
+        yield
     except (OSError, SafetensorError, ValueError, RuntimeError) as error:
-        raise InputError(path, f"cannot be read as safetensors; it may be truncated or damaged ({' '.join(str(error).split())[:200]})") from None
+        raise InputError(path, f"cannot be read as safetensors; it may be truncated or damaged "
+                               f"({one_line(error, 200)})") from None
 
 
 def build_models(config: CFLDConfig, source: object, materialize: bool = True) -> tuple[CFLDModel, UNet2DConditionModel]:
@@ -173,7 +182,7 @@ def build_models(config: CFLDConfig, source: object, materialize: bool = True) -
         model = _meta_condition_model(config.to_json())
     except Exception as error:  # noqa: BLE001 - the config's values did not make a model (e.g. heads not dividing dims)
         raise InputError(source, f"does not describe a model cfld can build ({type(error).__name__}: "
-                                 f"{' '.join(str(error).split())[:200]})") from None
+                                 f"{one_line(error, 200)})") from None
     size = sum(p.numel() for p in model.parameters()) + sum(p.numel() for p in unet.parameters())
     if size > MAX_PARAMETERS:
         raise InputError(source, f"describes a model of {size / 1e9:.1f} billion parameters; the paper's sd15 CFLD "
@@ -208,24 +217,18 @@ def _check_runnable(config_json: str, latent_size: tuple[int, int], source: str)
             unet(latents, torch.tensor([1]), **conditions.unet_kwargs())
     except Exception as error:  # noqa: BLE001 - whichever part does not fit raises its own kind
         raise InputError(source, f"describes parts that do not fit together at {latent_size[0]}x{latent_size[1]} "
-                                 f"latents ({type(error).__name__}: {' '.join(str(error).split())[:200]}); check "
+                                 f"latents ({type(error).__name__}: {one_line(error, 200)}); check "
                                  "image_size, cond_size, pose_size and pose_downscale against the UNet") from None
 
 
 def safetensors_shapes(path: Path) -> dict[str, torch.Tensor]:
     """The tensors a safetensors file declares, as empty meta tensors of their shapes (nothing is read but
-    the header), or one InputError naming the file (missing, truncated, not safetensors)."""
+    the header, whose sizes safetensors checks against the file's: a truncated file is refused), or one
+    InputError naming the file (missing, truncated, not safetensors)."""
     from safetensors import safe_open
 
-    kind = path_kind(path)
-    if kind != "file":
-        raise InputError(path, "is missing" if kind is None else f"is a {kind}, not a safetensors file")
-    try:
-        with safe_open(str(path), "pt") as handle:
-            return {k: torch.empty(handle.get_slice(k).get_shape(), device="meta") for k in handle.keys()}
-    except (OSError, SafetensorError, ValueError, RuntimeError) as error:
-        raise InputError(path, f"cannot be read as safetensors; it may be truncated or damaged "
-                               f"({' '.join(str(error).split())[:200]})") from None
+    with _safetensors_errors(path), safe_open(str(path), "pt") as handle:
+        return {k: torch.empty(handle.get_slice(k).get_shape(), device="meta") for k in handle.keys()}
 
 
 def resolve_config(spec: "CFLDConfig | str | Path | None", folder: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:

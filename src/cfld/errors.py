@@ -25,6 +25,13 @@ class MissingDependencyError(CFLDError, ImportError):
     """An optional extra that a feature needs (``pip install 'cfld[EXTRA]'``) is not installed."""
 
 
+def one_line(error: BaseException, limit: int | None = None) -> str:
+    """An exception's message as one line (white space folded), cut to ``limit`` characters; its type's name
+    when it has no message. For the ``(Type: message)`` part of an error sentence."""
+    text = " ".join(str(error).split())[:limit]
+    return text or type(error).__name__
+
+
 def describe_unexpected(err: BaseException, traceback_hint: str = "run again with --debug for the traceback"
                         ) -> tuple[str, int]:
     """One sentence for an exception that is not one of our input errors, and the exit status.
@@ -39,5 +46,4 @@ def describe_unexpected(err: BaseException, traceback_hint: str = "run again wit
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
         return ("out of memory; use smaller sizes or batches (--batch-size), fp16 on a GPU, or a machine with "
                 "more memory"), 1
-    text = " ".join(str(err).split())[:300]
-    return f"unexpected {type(err).__name__}: {text}; this is a bug in cfld: {traceback_hint} and please report it", 1
+    return f"unexpected {type(err).__name__}: {one_line(err, 300)}; this is a bug in cfld: {traceback_hint} and please report it", 1

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import InputError, one_line
 
 if TYPE_CHECKING:
     import torch
@@ -95,7 +95,7 @@ def _read_file(path: Path, name: str, background: tuple[int, int, int]) -> Image
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning,
             MemoryError, TypeError, IndexError, KeyError, ZeroDivisionError) as error:
         # Pillow's plugins raise all of these on damaged files
-        raise InputError(name, f"cannot be read as an image ({_one_line(error)})") from None
+        raise InputError(name, f"cannot be read as an image ({one_line(error)})") from None
 
 
 def _check_pixels(image: Image.Image, name: str) -> None:
@@ -120,11 +120,6 @@ def _to_rgb(image: Image.Image, name: str, background: tuple[int, int, int]) -> 
         canvas.alpha_composite(rgba)
         return canvas.convert("RGB")
     return image.convert("RGB")
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 def _is_tensor(value) -> bool:

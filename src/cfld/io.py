@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import InputError
+from .errors import InputError, one_line
 
 MAX_TEXT_BYTES = 256 * 2**20  # the largest annotation file of the datasets is ~10 MB
 MAX_NODES = 1_000_000  # values in one JSON/YAML document after YAML aliases are expanded
@@ -131,6 +131,17 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest parent that exists, which must be a folder (else an InputError naming it)."""
+    for folder in (path, *path.parents):
+        kind = path_kind(folder)
+        if kind == "folder":
+            return folder
+        if kind is not None:
+            raise InputError(folder, f"is a {kind}, not a folder")
+    return Path(path.anchor or ".")
+
+
 def check_output_folder(folder: str | os.PathLike) -> Path:
     """Refuse, before any long work, an output folder that cannot be written; leave the disk as it was.
 
@@ -139,15 +150,8 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
     a root user make meaningless), and the trial file is removed again.
     """
     folder = Path(folder)
-    probe_in = folder
-    while not probe_in.exists():
-        if probe_in.parent == probe_in:
-            break
-        probe_in = probe_in.parent
-    if probe_in.exists() and not probe_in.is_dir():
-        raise InputError(folder if probe_in == folder else probe_in, "is a file, not a folder")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".cfld-write-check.", dir=probe_in)
+        fd, probe = tempfile.mkstemp(prefix=".cfld-write-check.", dir=_nearest_existing(folder))
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
@@ -155,13 +159,16 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def check_output_file(path: str | os.PathLike, overwrite: bool) -> Path:
+    """:func:`check_writable` and :func:`check_output_folder` of its folder: a result file that cannot be
+    written is refused before the work that would make it."""
+    path = check_writable(path, overwrite)
+    check_output_folder(path.parent)
+    return path
+
+
 def _make_parent(path: Path) -> None:
-    for folder in (path.parent, *path.parent.parents):  # the nearest existing folder must be one
-        kind = path_kind(folder)
-        if kind == "folder":
-            break
-        if kind is not None:
-            raise InputError(folder, f"is a {kind}, not a folder")
+    _nearest_existing(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -350,7 +357,7 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
     except RecursionError:
         raise InputError(path, f"is nested too deeply to be a {what}") from None
     except yaml.YAMLError as error:
-        raise InputError(path, f"is not valid YAML ({' '.join(str(error).split())})") from None
+        raise InputError(path, f"is not valid YAML ({one_line(error)})") from None
     check_document(data, path, what)
     return data
 
@@ -378,7 +385,7 @@ def check_document(data: Any, source: object, what: str) -> None:
                 if not isinstance(key, str):
                     raise InputError(source, f"has the key {key!r}, which is not text; write keys as names")
                 walk(item, depth + 1)
-        elif isinstance(value, (list, tuple, set)):
+        elif isinstance(value, list):
             for item in value:
                 walk(item, depth + 1)
 

@@ -31,7 +31,7 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from . import __version__, checkpoint, guidance
-from .errors import InputError
+from .errors import InputError, one_line
 from .images import BLACK, MAX_OUTPUT_SIDE, ImageInput, load_image, resize_output, to_model_input, to_pil
 from .io import atomic_folder, path_kind, read_json_object
 from .models.cfld import CFLDModel, Conditions
@@ -513,21 +513,19 @@ def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], referenc
     """A (1, 1, h, w) mask in [0, 1] at latent size from a picture (white = 1, transparent = 0) or a (H, W)
     tensor. It must have the reference photo's shape: a mask of another aspect ratio was made for another
     picture, and stretching it would edit the wrong region."""
+    name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
     if isinstance(mask, torch.Tensor) and mask.ndim == 2:
         values = mask.float()
         if not torch.isfinite(values).all():
-            raise InputError("mask", "contains NaN or infinite values")
+            raise InputError(name, "contains NaN or infinite values")
     else:
-        name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
         values = torch.from_numpy(np.asarray(load_image(mask, name, background=BLACK).convert("L"), dtype=np.float32) / 255.0)
     if reference is not None:
         mask_ratio, photo_ratio = values.shape[1] / values.shape[0], reference.width / reference.height
         if abs(mask_ratio / photo_ratio - 1) > 0.02:
-            name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
             raise InputError(name, f"is {values.shape[0]}x{values.shape[1]} (HxW) but the reference photo is "
                                    f"{reference.height}x{reference.width}: a mask must have the photo's shape")
     if values.max() <= 0:
-        name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
         raise InputError(name, "is empty (no white pixel): nothing would be edited")
     return torch.nn.functional.interpolate(values[None, None], size=size, mode="area").clamp(0, 1)
 
@@ -556,9 +554,8 @@ def _download(repo_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id))
     except Exception as error:  # noqa: BLE001 - offline, unknown repository, gated, network errors ...
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
         raise InputError(repo_id, f"is not a local folder and cannot be downloaded from the Hugging Face Hub "
-                                  f"({type(error).__name__}: {reason})") from None
+                                  f"({type(error).__name__}: {one_line(error, 200)})") from None
 
 
 def check_schedule_runs(scheduler, steps: int) -> None:
@@ -576,11 +573,9 @@ def check_schedule_runs(scheduler, steps: int) -> None:
         for t in trial.timesteps:
             sample = trial.step(trial.scale_model_input(sample, t), t, sample, **kwargs).prev_sample
     except Exception as error:  # noqa: BLE001 - each scheduler fails in its own way
-        from .schedulers import SCHEDULERS
-
-        name = {cls: key for key, (cls, _) in SCHEDULERS.items()}.get(type(scheduler).__name__, type(scheduler).__name__)
+        name = _scheduler_name(scheduler, default=type(scheduler).__name__)
         raise InputError(f"scheduler {name!r}", f"cannot take {steps} steps ({type(error).__name__}: "
-                                                f"{' '.join(str(error).split())[:120]}); choose another number of steps") from None
+                                                f"{one_line(error, 120)}); choose another number of steps") from None
 
 
 def check_sampling(steps: Any, guidance_pose: Any, guidance_appearance: Any, output_size: Any, batch_size: Any,
@@ -610,8 +605,9 @@ def _base_components(base: str | os.PathLike | None):
     return vae, make_scheduler("ddpm", scheduler_config, source=scheduler_file)
 
 
-def _scheduler_name(scheduler) -> str:
+def _scheduler_name(scheduler, default: str = "ddpm") -> str:
+    """Our name of a diffusers scheduler (see :data:`cfld.schedulers.SCHEDULERS`), ``default`` for others."""
     from .schedulers import SCHEDULERS
 
     names = {class_name: name for name, (class_name, _) in SCHEDULERS.items()}
-    return names.get(type(scheduler).__name__, "ddpm")
+    return names.get(type(scheduler).__name__, default)

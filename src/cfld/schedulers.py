@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, one_line
 
 # user-facing name -> (diffusers class name, extra config)
 SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -103,7 +103,7 @@ def make_scheduler(name: str | Any = "ddpm", config: dict[str, Any] | None = Non
     try:
         scheduler = getattr(diffusers, class_name).from_config({**base, **extra})
     except Exception as error:  # noqa: BLE001 - diffusers raises ValueError, NotImplementedError, TypeError ...
-        raise InputError(source, f"cannot make a {class_name} ({type(error).__name__}: {error})") from None
+        raise InputError(source, f"cannot make a {class_name} ({type(error).__name__}: {one_line(error)})") from None
     alphas = getattr(scheduler, "alphas_cumprod", None)
     if alphas is not None and not (torch.isfinite(alphas).all() and (alphas > 0).all() and (alphas <= 1).all()):
         raise InputError(source, "gives noise levels outside (0, 1]; check beta_start, beta_end and beta_schedule")

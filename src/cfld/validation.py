@@ -58,9 +58,10 @@ def check_float(value: Any, name: str, source: object, low: float | None = None,
     if ok and high is not None:
         ok = value <= high
     if not ok:
-        wanted = "a finite number" + (f" above {low:g}" if low_open and high is None else _range(low, high))
-        if low_open and high is not None:
-            wanted = f"a finite number above {low:g} and at most {high:g}"
+        if low_open:
+            wanted = f"a finite number above {low:g}" + (f" and at most {high:g}" if high is not None else "")
+        else:
+            wanted = "a finite number" + _range(low, high)
         raise _fail(source, name, wanted, value)
     return float(value)
 

@@ -79,12 +79,12 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
         if taken:
             raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
     check_output_folder(out_dir)
-    I.load_image(source)  # a bad photo is reported before anything slow starts
-    poses = A.load_pose_sequence(poses_dir, source, fit=pose_fit, frame=frame)
+    picture = I.load_image(source)  # read once; a bad photo is reported before anything slow starts
+    poses = A.load_pose_sequence(poses_dir, picture, fit=pose_fit, frame=frame)
     click.echo(f"{len(poses)} poses from {kind} in {poses_dir}")
 
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
-    frames = A.animate(pipe, source, poses, num_inference_steps=steps, guidance_pose=guidance_pose,
+    frames = A.animate(pipe, picture, poses, num_inference_steps=steps, guidance_pose=guidance_pose,
                        guidance_appearance=guidance_appearance, scheduler=scheduler, seed=seed,
                        output_size=out_size, batch_size=batch_size)
     for name, image in zip(names, frames):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..devices import DTYPES
-from ..errors import InputError
+from ..errors import InputError, one_line
 
 
 def default_model() -> Path | None:
@@ -60,5 +60,5 @@ def app(model_dir, base, port, default_steps, device, dtype, open_browser) -> No
     try:
         web.launch(web.build_app(pipe, default_steps), port=port, open_browser=open_browser)
     except OSError as error:  # Gradio's "Cannot find empty port", or the operating system's "address in use"
-        raise InputError(f"--port {port}", f"cannot be served on ({' '.join(str(error).split())[:200]}); "
+        raise InputError(f"--port {port}", f"cannot be served on ({one_line(error, 200)}); "
                                            "is another server using it? Pass another --port") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
@@ -32,13 +31,12 @@ def _check(output, overwrite, size, scheduler, device, pose_frame):
     """Everything the options decide, checked before any model is loaded: (output size, device, pose frame)."""
     from ..devices import resolve_device
     from ..images import image_format
-    from ..io import check_output_folder, check_writable
+    from ..io import check_output_file
     from ..schedulers import scheduler_key
 
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     image_format(output)
-    check_writable(output, overwrite)
-    check_output_folder(Path(output).parent)
+    check_output_file(output, overwrite)
     scheduler_key(scheduler)
     return out_size, resolve_device(device), parse_size_option(pose_frame, "--pose-frame")
 
@@ -91,21 +89,21 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     import torch
 
     from ..images import load_image, save_image
-
     from ..pipeline import latent_mask
 
     out_size, device, frame = _check(output, overwrite, size, scheduler, device, pose_frame)
-    latent_mask(mask, (8, 8), load_image(reference))  # a bad photo or mask is reported before anything slow starts
+    picture = load_image(reference)  # read once; a bad photo or mask is reported before anything slow starts
+    latent_mask(mask, (8, 8), picture)
     if reference_pose is None:
         from ..pose import detect_pose
 
-        reference_pose = detect_pose(reference)
+        reference_pose = detect_pose(picture, source=reference)
         click.echo(f"{reference}: pose detected ({reference_pose.num_visible} of 18 joints)")
     pipe = _load(model_dir, base, device)
-    result = pipe.style_transfer(reference, reference_pose, list(sources), mask, num_inference_steps=steps,
+    result = pipe.style_transfer(picture, reference_pose, list(sources), mask, num_inference_steps=steps,
                                  scheduler=scheduler, generator=torch.Generator().manual_seed(seed),
                                  output_size=out_size, pose_frame=frame)
-    first = load_image(reference).resize((out_size[1], out_size[0]))
+    first = picture.resize((out_size[1], out_size[0]))
     click.echo(f"wrote {save_image(_strip([first, *result.images]), output, overwrite=overwrite)}")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -62,7 +61,7 @@ def evaluate(generated, ground_truth, fid_reference, size, metric_list, output, 
       cfld evaluate -g pidm_results/ -t gt/ --size 512x352 --inception-weights inception_v3_google-0cc3c7bd.pth
     """
     from ..devices import resolve_device
-    from ..io import atomic_write_text, check_output_folder, check_writable
+    from ..io import atomic_write_text, check_output_file
     from ..metrics.evaluate import evaluate_folders
 
     eval_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
@@ -73,8 +72,7 @@ def evaluate(generated, ground_truth, fid_reference, size, metric_list, output, 
         raise InputError("--metrics", f"unknown metric {unknown[0]!r}; choose from {', '.join(METRIC_NAMES)}"
                          if unknown else "name at least one metric")
     if output:
-        check_writable(output, overwrite)
-        check_output_folder(Path(output).parent)
+        check_output_file(output, overwrite)
     result = evaluate_folders(
         generated, ground_truth, fid_reference, size=eval_size, metrics=metrics, name_map=name_map,
         on_size_mismatch=size_mismatch, batch_size=batch_size, device=device,

@@ -83,11 +83,11 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
         if taken:
             raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
     check_output_folder(out_dir)
-    for photo in (*sources, *pose_photos):  # a bad photo is reported before anything slow starts
-        I.load_image(photo)
+    # every photo read once, here: a bad one is reported before anything slow starts
+    pictures = {photo: I.load_image(photo) for photo in (*sources, *pose_photos)}
     # every (source, pose) pair, source-major; a pose from a photo is fitted into each source's own frame
     pair_sources, pair_poses = [], []
-    detected = _detect_poses(pose_photos, sources, pose_fit) if pose_photos else {}
+    detected = _detect_poses(pose_photos, sources, pose_fit, pictures) if pose_photos else {}
     for s_index, source in enumerate(sources):
         for pose in poses:
             pair_sources.append(s_index)
@@ -99,7 +99,7 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     generator = torch.Generator().manual_seed(seed)
     pose_maps = pipe.pose_images(pair_poses, frame)  # checks every pose before the long part starts
-    encoding = pipe.encode_source(list(sources)).select(torch.tensor(pair_sources))
+    encoding = pipe.encode_source([pictures[s] for s in sources]).select(torch.tensor(pair_sources))
     result = pipe(encoding, pose_maps, paired=True, num_inference_steps=steps, guidance_pose=guidance_pose,
                   guidance_appearance=guidance_appearance, scheduler=scheduler, generator=generator,
                   output_size=out_size, batch_size=batch_size)
@@ -107,23 +107,21 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
         path = I.save_image(image, out_dir / name, overwrite=overwrite)
         click.echo(f"wrote {path}")
     if grid:
-        rows = I.comparison_rows([sources[i] for i in pair_sources], pose_maps, result.images, out_size, paired=True)
+        rows = I.comparison_rows([pictures[sources[i]] for i in pair_sources], pose_maps, result.images, out_size,
+                                 paired=True)
         click.echo(f"wrote {I.save_image(rows, out_dir / 'grid.png', overwrite=overwrite)}")
 
 
-def _detect_poses(photos, sources, fit):
-    """{(photo, source): the pose of photo's person fitted into source's frame}, one detection per photo."""
-    from .. import images as I
+def _detect_poses(photos, sources, fit, pictures):
+    """{(photo, source): the pose of photo's person fitted into source's frame}, one detection per photo;
+    ``pictures``: every photo, read."""
     from ..pose import PoseDetector, retarget
 
-    frames = {}
-    for source in sources:
-        picture = I.load_image(source)
-        frames[source] = (picture.height, picture.width)
+    frames = {source: (pictures[source].height, pictures[source].width) for source in sources}
     found = {}
     with PoseDetector() as detector:
         for photo in photos:
-            pose = detector(photo)
+            pose = detector(pictures[photo], photo)
             click.echo(f"{photo}: {pose.num_visible} of 18 joints found")
             for source in sources:
                 found[photo, source] = retarget(pose, frames[source], fit=fit)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from torch.utils.data import Dataset
 
 from .. import validation as V
-from ..errors import InputError
+from ..errors import InputError, one_line
 
 ENTRY_POINT_GROUP = "cfld.datasets"
 BUILTIN = ("synthetic", "prepared")
@@ -133,7 +133,7 @@ def build_dataset(spec: dict[str, Any], model_config, split: str = "train",
         raise InputError(source, f"{error.source}: {error.problem}") from None
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, OSError) as error:
         raise InputError(source, f"cannot make a {spec['kind']} dataset from these options "
-                                 f"({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
+                                 f"({type(error).__name__}: {one_line(error, 200)})") from None
 
 
 def check_items(dataset: Dataset, model_config, source: object = "training config (data)") -> None:
@@ -152,7 +152,7 @@ def check_items(dataset: Dataset, model_config, source: object = "training confi
         raise InputError(source, f"{error.source}: {error.problem}") from None
     except Exception as error:  # noqa: BLE001 - whatever a dataset raises reading its first item
         raise InputError(source, f"the dataset fails to read its first pair ({type(error).__name__}: "
-                                 f"{' '.join(str(error).split())[:200]})") from None
+                                 f"{one_line(error, 200)})") from None
     if not length:
         raise InputError(source, "the dataset is empty")
     if not isinstance(item, dict):

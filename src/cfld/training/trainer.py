@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from .. import checkpoint as ckpt
 from .. import validation as V
-from ..errors import CFLDError, InputError
+from ..errors import CFLDError, InputError, one_line
 from ..io import (atomic_folder, atomic_write_text, check_output_folder, path_kind, read_json_object,
                   remove_stale_temporaries, usual_permissions)
 from ..models.cfld import CFLDModel, Conditions, build_unet
@@ -301,18 +301,15 @@ class Trainer:
     def _train_vae(self, accelerator, model_config: CFLDConfig, dataset: Dataset):
         """Train the VAE a config's mapping describes (on the main process), keep it in ``output_dir/vae`` so
         that resuming reuses it, and load it on every process."""
-        from diffusers import AutoencoderKL
-
-        folder = self.output_dir / VAE_DIR
         if accelerator.is_main_process:
             from .autoencoder import train_autoencoder
 
             vae = train_autoencoder(self.config.vae, dataset, model_config.image_size, seed=self.config.seed,
                                     device=accelerator.device, progress=self.progress)
-            with atomic_folder(folder, overwrite=True) as tmp:
+            with atomic_folder(self.output_dir / VAE_DIR, overwrite=True) as tmp:
                 vae.save_pretrained(tmp, safe_serialization=True)
         accelerator.wait_for_everyone()
-        return AutoencoderKL.from_pretrained(str(folder)).eval().requires_grad_(False)
+        return self._ready_vae()
 
     def build_models(self, model_config: CFLDConfig) -> tuple[CFLDModel, nn.Module]:
         """The condition model and UNet training starts from (after ``accelerate.utils.set_seed(seed)``, as in
@@ -362,21 +359,20 @@ class Trainer:
         world, accumulation = accelerator.num_processes, c.gradient_accumulation_steps
         if c.batch_size % (world * accumulation):
             raise InputError(origin, f"batch_size {c.batch_size} is not divisible by {world} processes x "
-                                                f"{accumulation} accumulation steps")
+                                     f"{accumulation} accumulation steps")
         micro = c.batch_size // (world * accumulation)
         steps_per_epoch = len(dataset) // c.batch_size
         if steps_per_epoch < 1:
             raise InputError(origin, f"the dataset has {len(dataset)} pairs, fewer than one batch of {c.batch_size}")
-        if isinstance(c.vae, dict) and not (self.output_dir / VAE_DIR / "config.json").is_file():
-            vae_pairs = max(1, c.vae.get("batch_size", 16) // 2)
+        vae_options = check_vae_options(c.vae, f"{origin} (vae)") if isinstance(c.vae, dict) else None
+        if vae_options and not (self.output_dir / VAE_DIR / "config.json").is_file():
+            vae_pairs = max(1, vae_options["batch_size"] // 2)
             if vae_pairs > len(dataset):
-                raise InputError(origin, f"vae batch_size {c.vae.get('batch_size', 16)} needs {vae_pairs} pairs, "
-                                                    f"but the dataset has {len(dataset)}")
-        if resume_from is not None:
-            check_checkpoint(resume_from, accelerator.num_processes, accelerator.process_index, model_config)
+                raise InputError(origin, f"vae batch_size {vae_options['batch_size']} needs {vae_pairs} pairs, "
+                                         f"but the dataset has {len(dataset)}")
+        resume_state = check_checkpoint(resume_from, accelerator.num_processes, model_config) if resume_from else None
         vae = self._ready_vae()
-        blocks = (vae.config.block_out_channels if vae is not None
-                  else check_vae_options(c.vae, f"{origin} (vae)")["block_out_channels"])
+        blocks = vae.config.block_out_channels if vae is not None else vae_options["block_out_channels"]
         factor = 2 ** (len(blocks) - 1)
         if any(size % factor for size in model_config.image_size):
             raise InputError(origin, f"the model's image_size {list(model_config.image_size)} is not a multiple of the "
@@ -386,7 +382,7 @@ class Trainer:
         total_steps = steps_per_epoch * c.epochs if c.max_steps is None else min(c.max_steps, steps_per_epoch * c.epochs)
 
         set_seed(c.seed)
-        scheduler = make_scheduler("ddpm", c.noise_scheduler or SD15_SCHEDULER_CONFIG, source="training config (noise_scheduler)")
+        scheduler = make_scheduler("ddpm", c.noise_scheduler or SD15_SCHEDULER_CONFIG, source=f"{origin} (noise_scheduler)")
         steps_total = scheduler.config.num_train_timesteps
         model, unet = self.build_models(model_config)
         self.model, self.unet = model, unet  # for callbacks that look at the weights
@@ -399,7 +395,8 @@ class Trainer:
         module, optimizer = accelerator.prepare(CFLDTrainingModule(model, unet), optimizer)
         step, epoch, batch_in_epoch = 0, 0, 0
         if resume_from is not None:
-            step, epoch, batch_in_epoch = self._load(resume_from, accelerator, model, unet, optimizer, lr_scheduler)
+            step, epoch, batch_in_epoch = self._load(resume_from, resume_state, accelerator, model, unet, optimizer,
+                                                     lr_scheduler)
             self.last_checkpoint = resume_from
         accelerator.wait_for_everyone()
 
@@ -578,10 +575,10 @@ class Trainer:
         accelerator.wait_for_everyone()
         self.last_checkpoint = final
 
-    def _load(self, folder: Path, accelerator, model, unet, optimizer, lr_scheduler) -> tuple[int, int, int]:
-        """Restore weights, optimizer, schedules and random streams from a checkpoint that
+    def _load(self, folder: Path, state: dict[str, Any], accelerator, model, unet, optimizer,
+              lr_scheduler) -> tuple[int, int, int]:
+        """Restore weights, optimizer, schedules and random streams from a checkpoint and the ``state`` that
         :func:`check_checkpoint` passed; whatever still does not fit is one InputError naming the checkpoint."""
-        state = read_json_object(folder / TRAINER_STATE, "training checkpoint state")
         for name, module in ((ckpt.MODEL, model), (ckpt.UNET, unet)):
             weights = ckpt.read_safetensors(folder / name)
             check_keys(module.state_dict(), weights, folder / name)
@@ -599,7 +596,7 @@ class Trainer:
             raise
         except Exception as error:  # noqa: BLE001 - torch's optimizer and RNG loaders raise many kinds
             raise InputError(folder, f"cannot be resumed: its optimizer, schedule or random state does not fit this "
-                                     f"run ({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
+                                     f"run ({type(error).__name__}: {one_line(error, 200)})") from None
         return state["step"], state["epoch"], state["batch_in_epoch"]
 
 
@@ -624,11 +621,10 @@ def read_rng_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, meta
 
 
-def check_checkpoint(folder: Path, num_processes: int, process_index: int, model_config: CFLDConfig) -> dict[str, Any]:
+def check_checkpoint(folder: Path, num_processes: int, model_config: CFLDConfig) -> dict[str, Any]:
     """Check a training checkpoint before a resumed run writes anything: its state file's entries, its model
-    configuration, and that every file is there and complete (safetensors headers cover the whole file)."""
-    from safetensors import SafetensorError, safe_open
-
+    configuration, and that every file is there and complete (safetensors headers cover the whole file).
+    Returns the state."""
     state_file = folder / TRAINER_STATE
     state = read_json_object(state_file, "training checkpoint state")
     for key in ("step", "epoch", "batch_in_epoch", "num_processes"):
@@ -651,11 +647,7 @@ def check_checkpoint(folder: Path, num_processes: int, process_index: int, model
         path = folder / name
         if not path.is_file():
             raise InputError(path, "is missing: the checkpoint is incomplete")
-        try:
-            with safe_open(str(path), "pt") as handle:
-                handle.keys()
-        except (OSError, SafetensorError) as error:
-            raise InputError(path, f"cannot be read as safetensors; it may be truncated or damaged ({error})") from None
+        ckpt.safetensors_shapes(path)
     for index in range(num_processes):
         read_rng_file(folder / f"rng-{index}.safetensors")
     return state
