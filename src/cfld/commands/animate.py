@@ -8,7 +8,7 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError, MissingDependencyError
-from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, FiniteFloat, parse_size_option
+from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, FiniteFloat, parse_size_option
 
 
 @click.command("animate")
@@ -26,7 +26,7 @@ from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, FiniteFloat, parse_
               help="Frames per second of the GIF and MP4.")
 @click.option("--no-mp4", is_flag=True, help="Write the frames and the GIF only.")
 @click.option("--with-pose", is_flag=True, help="Show the pose skeleton beside each frame in the GIF and MP4.")
-@click.option("--steps", type=STEPS, default=50, show_default=True, help="Denoising steps (1 to 1000).")
+@click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP)
 @click.option("--scheduler", default="ddim", show_default=True,
               help="ddim (no fresh noise per step: steadier frames), ddpm (the paper), dpm++, unipc, euler ...")
 @click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")

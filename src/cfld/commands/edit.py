@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import click
 
-from .options import MAX_OUTPUT_SIDE, SEED, STEPS, parse_size_option
+from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option
 
 COMMON = [
     click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
                  help="CFLD model folder (as for `cfld transfer`)."),
     click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder."),
-    click.option("--steps", type=STEPS, default=50, show_default=True, help="Denoising steps (1 to 1000)."),
+    click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP),
     click.option("--scheduler", default="ddpm", show_default=True, help="ddpm, ddim, dpm++, unipc, euler ..."),
     click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed."),
     click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Output size."),

@@ -53,6 +53,7 @@ class FiniteFloat(click.ParamType):
 
 SEED = click.IntRange(0, MAX_SEED)
 STEPS = click.IntRange(1, MAX_STEPS)
+STEPS_HELP = "Denoising steps: 1 to 1000, and at most 999 with ddpm, ddim and pndm (their spacing would reach t=1000)."
 GUIDANCE = FiniteFloat(0, 100)
 
 

@@ -8,7 +8,7 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, parse_size_option
+from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option
 
 
 @click.command("transfer")
@@ -29,7 +29,7 @@ from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, parse_size_option
               help="Stable Diffusion 1.5 for an original checkpoint folder: hub id, diffusers folder or single file.")
 @click.option("-o", "--output", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the results, one PNG per (source, pose): SOURCE_to_POSE.png.")
-@click.option("--steps", type=STEPS, default=50, show_default=True, help="Denoising steps (1 to 1000).")
+@click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP)
 @click.option("--scheduler", default="ddpm", show_default=True,
               help="ddpm (the paper), ddim, dpm++, unipc, euler, euler-a or pndm.")
 @click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")
