@@ -213,14 +213,18 @@ class CFLDPipeline:
         model, unet = checkpoint.load_original(folder, config)
         return cls(model, unet, *_base_components(base))
 
-    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False,
+                        extra_files: dict[str, str] | None = None) -> Path:
         """Write a self-contained folder (configs + safetensors) that :meth:`from_pretrained` loads offline.
 
         Written into a temporary folder beside ``path`` and renamed into place, so an interrupted save
         never leaves a half-written model; an existing ``path`` is replaced only with ``overwrite``.
+        ``extra_files`` (name -> text) are written into the folder with it (e.g. what a model was selected by).
         """
         target = Path(path)
         with atomic_folder(target, overwrite=overwrite) as tmp:
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text, encoding="utf-8")
             checkpoint.save_checkpoint(tmp / "cfld", self.model, self.unet)
             self.vae.save_pretrained(tmp / "vae", safe_serialization=True)
             self.scheduler.save_pretrained(tmp / "scheduler")
@@ -383,12 +387,14 @@ class CFLDPipeline:
         scheduler.set_timesteps(num_inference_steps)
         # stochastic schedulers draw their noise from our generator; deterministic ones take none
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-        pose_maps = self.model.pose_adapter(pose_maps_input)
         chunks = []
         for start in range(0, pairs, batch_size):
+            # the pose adapter runs on each chunk's own poses, like the UNet: a pair's result then depends on the
+            # batch it shares only through float rounding, and not at all with batch_size=1
             index = slice(start, start + batch_size)
             src = encoding.select(source_index[index])
-            conditions = Conditions(src.prompt, [m[pose_index[index]] for m in pose_maps], src.query_biases)
+            pose_maps = self.model.pose_adapter(pose_maps_input[pose_index[index]])
+            conditions = Conditions(src.prompt, pose_maps, src.query_biases)
             chunks.append(self.model.guidance_batch(conditions, branches))
         timesteps = scheduler.timesteps
         bar = tqdm(total=len(timesteps), desc="CFLD sampling", disable=not progress, leave=False)

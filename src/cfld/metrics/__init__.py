@@ -7,11 +7,11 @@
   ``cfld evaluate``.
 """
 
-from .evaluate import ALL_METRICS, EVAL_SIZE, Evaluator, evaluate_folders, match_pairs
+from .evaluate import ALL_METRICS, EVAL_SIZE, Evaluator, available_metrics, evaluate_folders, match_pairs
 from .fid import FeatureStats, OriginalInception, StandardInception, frechet_distance, frechet_distance_from_features
 from .image_quality import pixel_metrics, psnr, ssim, ssim_256
 from .lpips import LPIPSAlex
 
 __all__ = ["ALL_METRICS", "EVAL_SIZE", "Evaluator", "FeatureStats", "LPIPSAlex", "OriginalInception",
-           "StandardInception", "evaluate_folders", "frechet_distance", "frechet_distance_from_features",
+           "StandardInception", "available_metrics", "evaluate_folders", "frechet_distance", "frechet_distance_from_features",
            "match_pairs", "pixel_metrics", "psnr", "ssim", "ssim_256"]

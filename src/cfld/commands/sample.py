@@ -1,0 +1,137 @@
+"""``cfld sample``: generate every pair of a prepared dataset split (the paper's test sets), resumable."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..devices import DTYPES
+from ..errors import InputError
+from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option
+
+METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")
+
+
+@click.command("sample")
+@click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="A CFLD folder (save_pretrained / `cfld convert`) or the original checkpoint folder (then --base).")
+@click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder.")
+@click.option("-d", "--data", "data_dir", required=True, type=click.Path(file_okay=False),
+              help="A folder written by `cfld prepare` (DeepFashion or Market-1501).")
+@click.option("--split", default="test", show_default=True, help="Which prepared split's pairs to generate.")
+@click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False),
+              help="A pair file (header from,to) to generate instead of the split's own pair list.")
+@click.option("--pairs-from", type=click.IntRange(0), default=0, show_default=True,
+              help="Skip the first K pairs of the list.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Generate at most N pairs (after --pairs-from).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Results folder: OUTPUT/HxW/<source>_2_<target>.png per --size, cfld-sample.json.")
+@click.option("--size", "sizes", multiple=True, metavar="HxW",
+              help="Output size (repeat for several, all from one generation; DeepFashion: 256x176 and "
+                   "512x352). Default: the dataset's annotation frame (256x176, Market 128x64).")
+@click.option("--vis", is_flag=True, help="Also write OUTPUT/vis/<source>_2_<target>.png: source | pose | result.")
+@click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP)
+@click.option("--scheduler", default="ddpm", show_default=True,
+              help="ddpm (the paper), ddim, dpm++, unipc, euler, euler-a or pndm.")
+@click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")
+@click.option("--guidance-appearance", type=GUIDANCE, default=2.0, show_default=True, help="w_app of Eq. 7.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Each pair's noise comes from (seed, source, target) alone.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=8, show_default=True,
+              help="Pairs per batch (per process).")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: this process's GPU if any).")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default=None,
+              help="Weights' precision (default: fp16 on CUDA, fp32 elsewhere).")
+@click.option("--overwrite", is_flag=True, help="Generate every selected pair again, replacing its files.")
+@click.option("--evaluate", "run_evaluation", is_flag=True,
+              help="Then score the results with `cfld evaluate` against the split's photos (metrics.json beside them).")
+@click.option("--metrics", "metric_list", default=None,
+              help="With --evaluate: comma-separated metrics (default: those whose weights are on this machine).")
+@click.option("--fid-reference", metavar="DIR",
+              help="With --evaluate: FID's reference images (default: the prepared train photos, as the paper).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, output, sizes, vis, steps, scheduler,
+           guidance_pose, guidance_appearance, seed, batch_size, device, dtype, overwrite, run_evaluation,
+           metric_list, fid_reference, quiet) -> None:
+    """Generate one image per pair of a prepared split, as the paper's Table 2 needs.
+
+    Pairs come from the split's pair list (as `cfld prepare` wrote it) or --pairs. A rerun skips pairs whose
+    images already exist and read back, so an interrupted run continues where it stopped. Each pair's noise
+    comes from (seed, source, target) alone: the images do not depend on the batch size, the number of
+    processes or interruptions (bit-identical on the CPU, where pairs go through the networks one at a time).
+    Under `accelerate launch` the pairs are shared out over the processes.
+
+    \b
+    Examples:
+      cfld sample -m cfld-sd15 -d data/deepfashion -o results/ --evaluate
+      cfld sample -m cfld-sd15 -d data/deepfashion -o results/ --size 256x176 --size 512x352 --vis
+      cfld sample -m cfld-sd15 -d data/deepfashion -o results/ --limit 100 --steps 25
+      accelerate launch --num_processes 8 -m cfld sample -m cfld-sd15 -d data/deepfashion -o results/
+    """
+    import torch
+    from accelerate import PartialState
+
+    from .. import split_sampling as S
+    from ..devices import resolve_device, resolve_dtype
+    from ..metrics.evaluate import available_metrics
+    from ..pipeline import CFLDPipeline, check_sampling
+    from ..schedulers import scheduler_key
+
+    out_sizes = [parse_size_option(s, "--size", MAX_OUTPUT_SIDE) for s in sizes]
+    scheduler_key(scheduler)
+    check_sampling(steps, guidance_pose, guidance_appearance, None, batch_size, 1000)
+    metrics = _metrics(metric_list, available_metrics) if run_evaluation else []
+    if (metric_list or fid_reference) and not run_evaluation:
+        raise click.UsageError("--metrics and --fid-reference go with --evaluate")
+    chosen = resolve_device(device) if device is not None else None
+    # several CPU processes (no GPU, ACCELERATE_USE_CPU=1 or --device cpu) share the job over gloo
+    use_cpu = (chosen is not None and chosen.type == "cpu") or not torch.cuda.is_available() or \
+        os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    state = PartialState(cpu=use_cpu)
+    device = chosen if chosen is not None else state.device
+    torch_dtype = resolve_dtype(dtype, device)
+    pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
+    data = S.PreparedSplit(data_dir, split, pipe.config, pairs_file)
+    selected = data.pairs[pairs_from:][:limit]
+    if not selected:
+        raise InputError("--pairs-from", f"{pairs_from} skips all {len(data.pairs)} pairs of the list")
+    data.check_photos(selected)
+    settings = S.SamplingSettings(seed, steps, scheduler, guidance_pose, guidance_appearance)
+    job = S.SplitJob(data, output, out_sizes or [data.data.frame], settings, str(model_dir), vis=vis,
+                     overwrite=overwrite, pairs=selected)
+    job.check()
+    echo = click.echo if state.is_main_process else (lambda _: None)
+    with torch.inference_mode():
+        counts = S.run_job(job, pipe, batch_size=batch_size, state=state, progress=not quiet, echo=echo)
+    echo(f"{counts['pairs']} pairs in {output} ({counts['generated']} generated now, {counts['skipped']} already there)")
+    for size in job.sizes:
+        folder = job.output / S.size_folder(size)
+        if not run_evaluation:
+            reference = fid_reference or data.train_image_dir()
+            extra = f" --fid-reference {reference}" if reference else ""
+            echo(f"next: cfld evaluate -g {folder} -t {data.image_dir}{extra} --size {size[0]}x{size[1]} "
+                 f"-o {folder / 'metrics.json'}")
+        elif state.is_main_process:
+            result = S.evaluate_job(job, size, metrics, fid_reference=fid_reference, progress=not quiet,
+                                    device=device)
+            echo(f"{result['num_pairs']} pairs at {size[0]}x{size[1]} against {data.image_dir}")
+            for name, value in result["metrics"].items():
+                shown = "inf" if value is None else f"{value:.4f}"
+                echo(f"{name:<13} {shown:>10}   {result['protocols'][name]}")
+            echo(f"wrote {folder / 'metrics.json'}")
+    state.wait_for_everyone()
+
+
+def _metrics(metric_list: str | None, available_metrics) -> list[str]:
+    if metric_list is None:
+        metrics, missing = available_metrics()
+        for name, reason in missing.items():
+            click.echo(f"not computing {name}: {reason}", err=True)
+        return metrics
+    metrics = [m.strip() for m in metric_list.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRIC_NAMES]
+    if unknown or not metrics:
+        raise InputError("--metrics", f"unknown metric {unknown[0]!r}; choose from {', '.join(METRIC_NAMES)}"
+                         if unknown else "name at least one metric")
+    return metrics
