@@ -190,7 +190,8 @@ def test_cli_train_lists_presets_and_reports_bad_configs(tmp_path, capsys):
 @pytest.mark.slow
 def test_two_processes_stay_in_sync(tmp_path):
     """`accelerate launch` with 2 CPU processes (gloo): every step, both hold the same weights."""
-    config = tiny(max_steps=3, batch_size=4)
+    config = tiny(max_steps=3, batch_size=4, eval_every=3, eval_pairs=5, eval_steps=2, eval_metrics=["ssim"],
+                  eval_data={"kind": "synthetic", "length": 5, "seed": 99, "photo_size": [64, 44]})
     (tmp_path / "config.json").write_text(config.to_json())
     # on CPUs accelerate's torchrun launcher (--multi_gpu) gives gloo processes when ACCELERATE_USE_CPU is set
     env = dict(os.environ, PYTHONPATH=str(TESTS.parent / "src"), OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="1")
@@ -202,3 +203,7 @@ def test_two_processes_stay_in_sync(tmp_path):
     ranks = [json.loads((tmp_path / "run" / f"weights-rank{r}.json").read_text()) for r in range(2)]
     assert len(ranks[0]) == 3 and ranks[0] == ranks[1]
     assert ranks[0][0] != ranks[0][-1]  # and they did change
+    # the evaluation at step 3 was shared out (3 + 2 pairs) and scored once, by the main process
+    (entry,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert entry["step"] == 3 and entry["num_pairs"] == 5 and 0 < entry["metrics"]["ssim"] < 1
+    assert json.loads((tmp_path / "run" / "best" / "cfld-best.json").read_text())["step"] == 3

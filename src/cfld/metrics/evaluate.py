@@ -266,6 +266,13 @@ def _progress(iterable, total, desc, enabled):
     return tqdm(iterable, total=total, desc=desc, unit="batch", disable=not enabled, leave=False)
 
 
+def quantise(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Model outputs (B, 3, H, W) in [0, 1] -> (B, 3, h, w) uint8 at the evaluation size, as the original:
+    torch bicubic antialiased resize, then truncation."""
+    resized = resize_output(images.float().clamp(0, 1), tuple(size))
+    return torch.from_numpy(to_uint8(resized)).permute(0, 3, 1, 2)
+
+
 # -- the evaluator ------------------------------------------------------------------------------------
 
 
@@ -324,8 +331,7 @@ class Evaluator:
             if tuple(generated.shape[-2:]) != self.size:
                 raise InputError("generated", f"uint8 images are {tuple(generated.shape[-2:])}, not the evaluation size {self.size}")
             return generated
-        resized = resize_output(generated.float().clamp(0, 1), self.size)
-        return torch.from_numpy(to_uint8(resized)).permute(0, 3, 1, 2)
+        return quantise(generated, self.size)
 
     @staticmethod
     def prepare_truth(truth: torch.Tensor) -> torch.Tensor:

@@ -77,6 +77,21 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 0  # optimizer steps between TensorBoard sample grids; 0 = never
     sample_steps: int = 20
+    # evaluation during training (cfld.training.evaluation): every eval_every optimizer steps, eval_pairs fixed
+    # test pairs are generated and scored; metrics.jsonl and TensorBoard get the numbers, best/ the best model
+    eval_every: int = 0  # 0 = never
+    eval_pairs: int = 64  # a fixed subset (drawn from seed) of the test pairs
+    eval_data: dict[str, Any] | None = None  # default: data, with split test
+    eval_steps: int = 50
+    eval_scheduler: str = "ddpm"
+    eval_guidance_pose: float = 2.0
+    eval_guidance_appearance: float = 2.0
+    eval_seed: int = 0  # each pair's noise comes from (eval_seed, source, target), as in cfld sample
+    eval_batch_size: int = 8
+    eval_size: tuple[int, int] | None = None  # default: the data's evaluation size (256x176 on DeepFashion)
+    eval_metrics: tuple[str, ...] | None = None  # default: those whose weights are on the machine at the start
+    eval_fid_reference: str | None = None  # FID's reference images (the paper: the training photos)
+    select_by: str = "ssim"  # the metric best/ is chosen by: fid, fid_standard, lpips (lower is better), ssim...
 
     # -- reading -------------------------------------------------------------------------------------------
 
@@ -161,6 +176,7 @@ class TrainConfig:
 
             make_scheduler("ddpm", V.check_mapping(c.noise_scheduler, "noise_scheduler", source),
                            f"{source} (noise_scheduler)")
+        self._validate_evaluation(source)
         if c.unet is None and c.trainable == "paper" and c.init_checkpoint is None:
             raise InputError(source, "a randomly initialised UNet (unet: null) must be trained whole: set trainable: unet")
         model = c.model_config(source)
@@ -169,6 +185,42 @@ class TrainConfig:
             raise InputError(source, f"vae latent_channels ({latent}) must equal the UNet's in_channels "
                                      f"({model.unet.get('in_channels', 4)})")
         return self
+
+    def _validate_evaluation(self, source: object) -> None:
+        from ..metrics.evaluate import ALL_METRICS
+        from ..schedulers import scheduler_key
+
+        c = self
+        c.eval_every = V.check_int(c.eval_every, "eval_every", source, 0, 10**9)
+        c.eval_pairs = V.check_int(c.eval_pairs, "eval_pairs", source, 1, 10**7)
+        c.eval_steps = V.check_int(c.eval_steps, "eval_steps", source, 1, 1000)
+        c.eval_seed = V.check_int(c.eval_seed, "eval_seed", source, 0, 2**63 - 1)
+        c.eval_batch_size = V.check_int(c.eval_batch_size, "eval_batch_size", source, 1, 4096)
+        c.eval_guidance_pose = V.check_float(c.eval_guidance_pose, "eval_guidance_pose", source, 0, 100)
+        c.eval_guidance_appearance = V.check_float(c.eval_guidance_appearance, "eval_guidance_appearance", source, 0, 100)
+        V.check_str(c.eval_scheduler, "eval_scheduler", source)
+        try:
+            scheduler_key(c.eval_scheduler)
+        except InputError as error:
+            raise InputError(source, f"eval_scheduler: {error.source} {error.problem}") from None
+        if c.eval_size is not None:
+            c.eval_size = V.check_ints(c.eval_size, "eval_size", source, 2, 51, 4096)
+        if c.eval_metrics is not None:
+            c.eval_metrics = tuple(V.check_str(m, "eval_metrics", source, ALL_METRICS)
+                                   for m in (c.eval_metrics if isinstance(c.eval_metrics, (list, tuple)) else [c.eval_metrics]))
+            if not c.eval_metrics:
+                raise InputError(source, f"eval_metrics must name at least one of {', '.join(ALL_METRICS)} (or be null)")
+        V.check_str(c.select_by, "select_by", source, ALL_METRICS)
+        if c.eval_metrics is not None and c.select_by not in c.eval_metrics:
+            raise InputError(source, f"select_by {c.select_by} is not one of eval_metrics ({', '.join(c.eval_metrics)})")
+        if c.eval_fid_reference is not None and (not isinstance(c.eval_fid_reference, str) or not c.eval_fid_reference.strip()):
+            raise InputError(source, f"eval_fid_reference must be a folder of images (or null), got {V.shown(c.eval_fid_reference)}")
+        if c.eval_data is not None:
+            from .datasets import check_data_spec
+
+            if not isinstance(c.eval_data, dict) or not isinstance(c.eval_data.get("kind"), str):
+                raise InputError(source, "eval_data must be a mapping with a 'kind', like data (or null)")
+            check_data_spec(c.eval_data, f"{source} (eval_data)")
 
     def model_config(self, source: object = "training config") -> CFLDConfig:
         """The :class:`CFLDConfig` of ``model``."""

@@ -36,6 +36,7 @@ run that cannot start leaves its folder exactly as it was; then what a killed ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -66,6 +67,7 @@ from ..state_dict import check_finite, check_keys
 from .autoencoder import check_options as check_vae_options
 from .config import TrainConfig
 from .datasets import build_dataset, check_items  # noqa: F401 - build_dataset: part of this module's API
+from .evaluation import BEST_DIR, HISTORY, PeriodicEvaluation, check_state as check_evaluation_state
 
 ITEM_KEYS = ("img_src", "img_tgt", "img_cond", "pose_img_src", "pose_img_tgt")
 CHECKPOINTS, FINAL_MODEL, VAE_DIR = "checkpoints", "model", "vae"
@@ -218,6 +220,7 @@ class Trainer:
         self.overwrite = overwrite
         self.progress = progress
         self.last_checkpoint: Path | None = None
+        self.evaluation: PeriodicEvaluation | None = None
 
     # -- set-up ----------------------------------------------------------------------------------------------
 
@@ -280,8 +283,9 @@ class Trainer:
             for tmp in self.output_dir.glob(f".{VAE_DIR}.tmp"):
                 shutil.rmtree(tmp, ignore_errors=True)  # the name earlier versions gave the VAE being written
             if resume_from is None and self.overwrite:
-                for name in (CHECKPOINTS, FINAL_MODEL, VAE_DIR, "logs"):
+                for name in (CHECKPOINTS, FINAL_MODEL, VAE_DIR, "logs", BEST_DIR):
                     shutil.rmtree(self.output_dir / name, ignore_errors=True)
+                (self.output_dir / HISTORY).unlink(missing_ok=True)
             atomic_write_text(self.output_dir / "config.json", self.config.to_json() + "\n", overwrite=True)
         accelerator.wait_for_everyone()
 
@@ -371,6 +375,9 @@ class Trainer:
                 raise InputError(origin, f"vae batch_size {vae_options['batch_size']} needs {vae_pairs} pairs, "
                                          f"but the dataset has {len(dataset)}")
         resume_state = check_checkpoint(resume_from, accelerator.num_processes, model_config) if resume_from else None
+        self.evaluation = PeriodicEvaluation(c, model_config, self.output_dir, origin) if c.eval_every else None
+        if self.evaluation is not None:
+            self.evaluation.prepare(accelerator.is_main_process)
         vae = self._ready_vae()
         blocks = vae.config.block_out_channels if vae is not None else vae_options["block_out_channels"]
         factor = 2 ** (len(blocks) - 1)
@@ -406,6 +413,9 @@ class Trainer:
         self._start_writing(accelerator, resume_from)
         if vae is None:
             vae = self._train_vae(accelerator, model_config, dataset)
+        if self.evaluation is not None:
+            self.evaluation.restore(resume_state.get("evaluation") if resume_state else None, step,
+                                    accelerator.is_main_process)
         set_rng_state(*random_state)
         weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
         vae.to(accelerator.device)
@@ -458,6 +468,8 @@ class Trainer:
                     running = []
                 if c.sample_every and step % c.sample_every == 0:
                     self._log_samples(accelerator, model, unet, vae, dataset, step)
+                if self.evaluation is not None and step % c.eval_every == 0:
+                    self._evaluate(accelerator, model, unet, vae, scheduler, step, epoch)
                 last_of_epoch = batch_in_epoch == batches_per_epoch
                 if (c.checkpoint_every and step % c.checkpoint_every == 0) or step == total_steps:
                     self._save(accelerator, model, unet, optimizer, lr_scheduler, step,
@@ -518,19 +530,11 @@ class Trainer:
         """A grid (source | target pose | generated | target) of the first pairs of the dataset in TensorBoard."""
         if not (accelerator.is_main_process and accelerator.log_with):
             return
-        from ..pipeline import CFLDPipeline
-
-        items = [dataset[i] for i in range(min(count, len(dataset)))]
-        pipe = CFLDPipeline(model, unet, vae, make_scheduler("ddim"))
-        state = torch.get_rng_state()
-        try:
+        with self._inference(model, unet, vae, "ddim") as pipe:
+            items = [dataset[i] for i in range(min(count, len(dataset)))]  # may draw flips from the global stream
             out = pipe(torch.stack([i["img_cond"] for i in items]), torch.stack([i["pose_img_tgt"] for i in items]),
                        paired=True, num_inference_steps=self.config.sample_steps, output_type="pt", output_size=None,
                        generator=torch.Generator().manual_seed(0), progress=False)
-        finally:
-            torch.set_rng_state(state)
-            set_trainable(model, unet, self.config.trainable)
-            model.train(), unet.train()
         size = out.images.shape[-2:]
         resize = lambda x: torch.nn.functional.interpolate(x.float(), size=size, mode="bilinear")  # noqa: E731
         rows = [torch.cat([resize(((i["img_src"] + 1) / 2)[None])[0], resize(i["pose_img_tgt"][None, :3])[0],
@@ -538,6 +542,30 @@ class Trainer:
                 for n, i in enumerate(items)]
         grid = torch.cat(rows, dim=1).clamp(0, 1)
         accelerator.get_tracker("tensorboard").writer.add_image("samples", grid, step)
+
+    @contextlib.contextmanager
+    def _inference(self, model, unet, vae, scheduler_name: str = "ddpm", scheduler=None):
+        """A pipeline over the weights as they are now, for sample grids and evaluation; afterwards training goes
+        on exactly as without it: the global random stream, the VAE's batch slicing (which changes how it
+        rounds the training batches), the trainable flags and train mode are put back."""
+        from ..pipeline import CFLDPipeline
+
+        state, slicing = torch.get_rng_state(), vae.use_slicing
+        config = dict(scheduler.config) if scheduler is not None else None
+        try:
+            yield CFLDPipeline(model, unet, vae, make_scheduler(scheduler_name, config))
+        finally:
+            torch.set_rng_state(state)
+            vae.use_slicing = slicing
+            set_trainable(model, unet, self.config.trainable)
+            model.train(), unet.train()
+
+    @torch.no_grad()
+    def _evaluate(self, accelerator, model, unet, vae, scheduler, step: int, epoch: int) -> None:
+        """Periodic evaluation (:mod:`cfld.training.evaluation`) with the weights as they are now."""
+        with self._inference(model, unet, vae, "ddpm", scheduler) as pipe, accelerator.autocast():
+            self.evaluation.run(accelerator, pipe, step, epoch)
+        accelerator.wait_for_everyone()
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
 
@@ -561,7 +589,8 @@ class Trainer:
             state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "num_processes": accelerator.num_processes,
                      "optimizer_param_groups": groups, "lr_scheduler": lr_scheduler.state_dict(),
                      "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-                     "config": self.config.to_dict(), "time": time.time()}
+                     "config": self.config.to_dict(), "time": time.time(),
+                     "evaluation": self.evaluation.state() if self.evaluation is not None else None}
             accelerator.wait_for_everyone()
             (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2, default=_json_default) + "\n")
             usual_permissions(tmp)
@@ -637,6 +666,7 @@ def check_checkpoint(folder: Path, num_processes: int, model_config: CFLDConfig)
         raise InputError(state_file, "lr_scheduler must be a mapping (the learning-rate schedule's state)")
     if state.get("grad_scaler") is not None and not isinstance(state["grad_scaler"], dict):
         raise InputError(state_file, "grad_scaler must be a mapping or null")
+    check_evaluation_state(state.get("evaluation"), state_file)
     if state["num_processes"] != num_processes:
         raise InputError(folder, f"was written by {state['num_processes']} processes; resume it with as many "
                                  f"(now {num_processes}) to continue exactly")

@@ -1,0 +1,176 @@
+"""Evaluation during training, and the best model so far (the paper picked its epoch by its test metrics).
+
+Every ``eval_every`` optimizer steps, a fixed subset of the test pairs (``eval_pairs`` of them, drawn once from
+the run's seed) is generated with the sampler settings of the config, exactly as ``cfld sample`` does it (each
+pair's noise from ``(eval_seed, source, target)``, see :mod:`cfld.split_sampling`), and scored with the
+metrics whose weights are present (SSIM, SSIM_256 and PSNR always; LPIPS and FID when their weights are in
+torchvision's cache) by :class:`cfld.metrics.Evaluator`, as the paper does. Several processes share the pairs
+and the main process scores them.
+
+The numbers go to TensorBoard (``eval/<metric>``) and to ``metrics.jsonl`` in the run folder, one line per
+evaluation; when the ``select_by`` metric improves, the model is written to ``best/`` (a pipeline folder, with
+``cfld-best.json`` saying the step and the numbers). The history and the best so far are part of every
+checkpoint, so ``--resume`` continues them: what came after the checkpoint is evaluated again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from ..io import atomic_write_text, read_json_object
+from ..split_sampling import Pair, SamplingSettings, generate, order_by_source, share
+
+HISTORY, BEST_DIR, BEST_FILE = "metrics.jsonl", "best", "cfld-best.json"
+LOWER_IS_BETTER = ("fid", "fid_standard", "lpips")
+
+
+class PeriodicEvaluation:
+    """The test pairs, metrics and best-so-far of one run; :meth:`run` is called on every process."""
+
+    def __init__(self, config, model_config, output_dir: Path, source: object = "training config"):
+        from ..metrics.evaluate import available_metrics
+        from .datasets import build_dataset
+
+        c = config
+        self.config = c
+        self.output_dir = Path(output_dir)
+        spec = c.eval_data or c.data
+        self.dataset = build_dataset(spec, model_config, "test", source=f"{source} (eval_data)")
+        length = len(self.dataset)
+        if length < 1:
+            raise InputError(f"{source} (eval_data)", "the evaluation dataset is empty")
+        chosen = torch.randperm(length, generator=torch.Generator().manual_seed(c.seed)).tolist()[: c.eval_pairs]
+        self.indices = sorted(chosen)
+        if c.eval_metrics is None:
+            self.metrics, missing = available_metrics()
+            if c.select_by not in self.metrics:
+                raise InputError(source, f"select_by {c.select_by} cannot be computed on this machine "
+                                         f"({missing.get(c.select_by, 'unavailable')}); choose another metric")
+        else:
+            self.metrics = list(c.eval_metrics)
+        self.settings = SamplingSettings(c.eval_seed, c.eval_steps, c.eval_scheduler, c.eval_guidance_pose,
+                                         c.eval_guidance_appearance)
+        self.size: tuple[int, int] | None = tuple(c.eval_size) if c.eval_size else None
+        self.best: dict[str, Any] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.evaluator = None
+
+    def prepare(self, is_main: bool) -> None:
+        """Read the first pair (its sizes) and, on the main process, load the metric networks: a missing weight
+        file is an error before the run writes anything."""
+        item = self._item(self.indices[0])
+        if self.size is None:
+            self.size = tuple(item["img_gt"].shape[-2:]) if "img_gt" in item else tuple(item["img_tgt"].shape[-2:])
+        if is_main:
+            from ..metrics.evaluate import Evaluator
+
+            self.evaluator = Evaluator(self.metrics, self.size, reference=self.config.eval_fid_reference, progress=False)
+
+    def _item(self, index: int) -> dict[str, Any]:
+        item = self.dataset[index]
+        missing = [k for k in ("img_cond", "pose_img_tgt", "name_src", "name_tgt") if k not in item]
+        if missing or ("img_gt" not in item and "img_tgt" not in item):
+            raise InputError("eval_data", f"items lack {', '.join(missing) or 'img_gt (or img_tgt)'}")
+        return item
+
+    # -- state kept in checkpoints -----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {"best": self.best, "history": self.history}
+
+    def restore(self, state: dict[str, Any] | None, step: int, is_main: bool) -> None:
+        """Continue from a checkpoint's state at ``step``: history and best as they were then; on the main
+        process, ``metrics.jsonl`` is cut back to it and a ``best/`` written after it goes (the resumed run
+        evaluates those steps again and chooses anew)."""
+        state = state or {}
+        self.best, self.history = state.get("best"), list(state.get("history", []))
+        if not is_main:
+            return
+        best_file = self.output_dir / BEST_DIR / BEST_FILE
+        if best_file.is_file():
+            written = read_json_object(best_file, "best-model record")
+            if not isinstance(written.get("step"), int) or written["step"] > step:
+                import shutil
+
+                shutil.rmtree(self.output_dir / BEST_DIR)
+        if (self.output_dir / HISTORY).exists():
+            self._write_history()
+
+    def _write_history(self) -> None:
+        text = "".join(json.dumps(entry, allow_nan=False) + "\n" for entry in self.history)
+        atomic_write_text(self.output_dir / HISTORY, text, overwrite=True)
+
+    # -- one evaluation ---------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def run(self, accelerator, pipe, step: int, epoch: int) -> dict[str, float | None] | None:
+        """Generate this process's share of the pairs with ``pipe`` and, on the main process, score them all,
+        log them and keep ``best/``. Returns the metrics on the main process."""
+        rank, world = accelerator.process_index, accelerator.num_processes
+        items = {i: self._item(i) for i in share(self.indices, rank, world)}
+        pairs = {Pair(str(item["name_src"]), str(item["name_tgt"])): i for i, item in items.items()}
+        by_source = {str(item["name_src"]): item for item in items.values()}
+        from ..metrics.evaluate import Evaluator, quantise
+
+        generated = []
+        for batch, images in generate(pipe, order_by_source(list(pairs)), lambda name: by_source[name]["img_cond"],
+                                      lambda pair: items[pairs[pair]]["pose_img_tgt"], self.settings,
+                                      batch_size=self.config.eval_batch_size):
+            for pair, image in zip(batch, quantise(images, self.size)):
+                item = items[pairs[pair]]
+                truth = item["img_gt"] if "img_gt" in item else (item["img_tgt"] + 1) / 2
+                generated.append((pairs[pair], Evaluator.prepare_truth(truth), image, (pair.source, pair.target)))
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            generated = gather_object(generated)
+        if not accelerator.is_main_process:
+            return None
+        generated.sort(key=lambda entry: entry[0])
+        ev = self.evaluator
+        ev.reset()
+        batch = self.config.eval_batch_size
+        for start in range(0, len(generated), batch):
+            chunk = generated[start:start + batch]
+            ev.add(torch.stack([e[1] for e in chunk]), torch.stack([e[2] for e in chunk]), [e[3] for e in chunk])
+        metrics = ev.compute()["metrics"]
+        entry = {"step": step, "epoch": epoch, "num_pairs": len(generated), "size": list(self.size),
+                 "metrics": metrics, "time": time.time()}
+        self.history.append(entry)
+        self._write_history()
+        if accelerator.log_with:
+            accelerator.log({f"eval/{k}": v for k, v in metrics.items() if v is not None}, step=step)
+        value = metrics.get(self.config.select_by)
+        if value is not None and self._improves(value):
+            self.best = {"step": step, "epoch": epoch, "metric": self.config.select_by, "value": value}
+            record = json.dumps({**self.best, "metrics": metrics, "sampling": self.settings.to_dict()}, indent=2) + "\n"
+            pipe.save_pretrained(self.output_dir / BEST_DIR, overwrite=True, extra_files={BEST_FILE: record})
+        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
+        mark = " (best so far)" if self.best and self.best["step"] == step else ""
+        accelerator.print(f"step {step}: {shown}{mark}")
+        return metrics
+
+    def _improves(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        lower = self.config.select_by in LOWER_IS_BETTER
+        return value < self.best["value"] if lower else value > self.best["value"]
+
+
+def check_state(state: Any, source: object) -> None:
+    """A checkpoint's evaluation state: ``{"best": null or {step, metric, value, ...}, "history": [...]}``."""
+    if state is None:
+        return
+    best = state.get("best") if isinstance(state, dict) else None
+    ok = isinstance(state, dict) and isinstance(state.get("history", []), list) and (
+        best is None or (isinstance(best, dict) and isinstance(best.get("step"), int)
+                         and isinstance(best.get("value"), (int, float)) and isinstance(best.get("metric"), str)))
+    if not ok:
+        raise InputError(source, "evaluation must be a mapping with a best entry (step, metric, value) or null, and "
+                                 "a history list")
