@@ -196,6 +196,14 @@ BAD_TRAIN_CONFIGS: dict[str, tuple[object, str]] = {
     "unet_missing": ({"unet": "no-such-folder/unet", "vae": "no-such-folder/unet", "trainable": "paper", "model": "sd15"},
                      "no-such-folder/unet"),
     "sd15_small_vae": ({"model": "sd15", "trainable": "unet"}, "do not fit together at 128x128 latents"),
+    "eval_select": ({"eval_every": 1, "select_by": "beauty"}, "select_by must be one of"),
+    "eval_select_unlisted": ({"eval_every": 1, "eval_metrics": ["psnr"], "select_by": "ssim"}, "select_by ssim is not one of"),
+    "eval_data_code": ({"eval_every": 1, "eval_data": {"kind": "subprocess:run", "args": "touch PWNED"}}, "names Python code"),
+    "eval_data_missing": ({"eval_every": 1, "eval_data": {"kind": "prepared", "root": "no-such-folder"}}, "no-such-folder"),
+    "eval_steps": ({"eval_every": 1, "eval_steps": 0}, "eval_steps must be a whole number"),
+    "eval_guidance": ({"eval_every": 1, "eval_guidance_pose": float("nan")}, "eval_guidance_pose must be a finite number"),
+    "eval_fid_reference": ({"eval_every": 1, "eval_metrics": ["fid"], "select_by": "fid", "eval_fid_reference": 5},
+                           "eval_fid_reference must be a folder"),
 }
 
 # a training checkpoint's files: name -> (change, fragment)
@@ -395,6 +403,22 @@ def ws(tmp_path_factory, tiny_model_dir) -> Workspace:
     _write(train_annotations / "fasion-resize-pairs-train.csv", "from,to\n")
     _write(train_annotations / "fasion-resize-annotation-train.csv", "name:keypoints_y:keypoints_x\n")
     p["annotations_train"] = str(train_annotations)
+    # a prepared DeepFashion folder (two photos, two test pairs in two gallery poses) for cfld sample
+    from cfld.data import prepare_deepfashion
+
+    rows = (Path(__file__).resolve().parents[1] / "src" / "cfld" / "assets" / "pose_gallery.csv").read_text().splitlines()
+    names = [row.split(":", 1)[0] for row in rows[1:3]]
+    for name in names:
+        _write(inputs / "df_release" / "img_highres" / Path(name).relative_to("fashion"), PHOTO.read_bytes())
+    df_ann = _write(inputs / "df_annotations" / "test.lst", "".join(n + "\n" for n in names)).parent
+    _write(df_ann / "fasion-resize-pairs-test.csv", f"from,to\n{names[0]},{names[1]}\n{names[1]},{names[0]}\n")
+    _write(df_ann / "fasion-resize-annotation-test.csv", "\n".join(rows[:3]) + "\n")
+    prepare_deepfashion(inputs / "df_release" / "img_highres", df_ann, inputs / "df_prepared", splits=["test"],
+                        progress=False, workers=1)
+    p["prepared"] = str(inputs / "df_prepared")
+    p["pairs_unknown"] = str(_write(inputs / "pairs_unknown.csv", "from,to\nfashionWOMENxid0000000101_1front.jpg,"
+                                                                  "fashionWOMENxid0000000101_2side.jpg\n"))
+    p["pairs_garbage"] = str(_write(inputs / "pairs_garbage.csv", "source;target\n1;2\n"))
     # training configs
     config_dir = _write(inputs / "train", None)
     for name, (change, _) in BAD_TRAIN_CONFIGS.items():
@@ -679,6 +703,29 @@ def _cases():
                                            "--no-fid-cache", "--inception-weights", path], [fragment])
         add(f"evaluate-alexnet-{name}", ["evaluate", "-g", "{gen}", "-t", "{truth}", "--metrics", "lpips", "--quiet",
                                          "--alexnet-weights", path], [fragment])
+    # sample
+    sample = ["sample", "-m", "{model}", "-d", "{prepared}", "--steps", "2", "--quiet"]
+    add("sample-data-missing", ["sample", "-m", "{model}", "-d", "{root}/nowhere", "-o", "{out}"], ["nowhere"])
+    add("sample-data-unprepared", ["sample", "-m", "{model}", "-d", "{empty_dir}", "-o", "{out}"],
+        ["empty_dir", "cfld prepare"])
+    add("sample-split", [*sample, "--split", "train", "-o", "{out}"], ["no 'train' split"])
+    add("sample-pairs-unknown", [*sample, "--pairs", "{pairs_unknown}", "-o", "{out}"], ["pairs_unknown.csv", "no keypoint row"])
+    add("sample-pairs-garbage", [*sample, "--pairs", "{pairs_garbage}", "-o", "{out}"], ["pairs_garbage.csv", "from,to"])
+    add("sample-pairs-from", [*sample, "--pairs-from", "9", "-o", "{out}"], ["--pairs-from", "skips all 2 pairs"])
+    add("sample-limit", [*sample, "--limit", "0", "-o", "{out}"], ["--limit"])
+    add("sample-size", [*sample, "--size", "100000x100000", "-o", "{out}"], ["--size"])
+    add("sample-size-twice", [*sample, "--size", "64x44", "--size", "64x44", "-o", "{out}"], ["--size", "twice"])
+    add("sample-steps", [*sample, "--steps", "0", "-o", "{out}"], ["--steps"])
+    add("sample-scheduler", [*sample, "--scheduler", "magic", "-o", "{out}"], ["magic"])
+    add("sample-seed", [*sample, "--seed", "-1", "-o", "{out}"], ["--seed"])
+    add("sample-guidance", [*sample, "--guidance-pose", "nan", "-o", "{out}"], ["--guidance-pose"])
+    add("sample-batch", [*sample, "--batch-size", "0", "-o", "{out}"], ["--batch-size"])
+    add("sample-device", [*sample, "--device", "quantum", "-o", "{out}"], ["device 'quantum'"])
+    add("sample-metrics-alone", [*sample, "--metrics", "ssim", "-o", "{out}"], ["--evaluate"])
+    add("sample-metrics", [*sample, "--evaluate", "--metrics", "beauty", "-o", "{out}"], ["--metrics", "beauty"])
+    add("sample-output-file", [*sample, "-o", "{a_file}"], ["a_file.txt"], "{a_file}")
+    add("sample-output-read-only", [*sample, "-o", str(READ_ONLY)], [str(READ_ONLY), "cannot be written"], None)
+    add("sample-model-nan", [*sample[:2], "{m_weights_nan}", *sample[3:], "-o", "{out}"], ["{m_weights_nan}", "NaN"])
     # convert
     add("convert-source-empty", ["convert", "{empty_dir}", "{out}/c"], ["empty_dir", "holds neither"])
     add("convert-config-pose", ["convert", "{m_original_garbage}", "{out}/c", "--config", "{pose}"], ["pose.json"])

@@ -105,8 +105,10 @@ def generate(
     *,
     batch_size: int = 8,
     batch_invariant: bool | None = None,
+    output_type: str = "pt",
 ) -> Iterator[tuple[list[Pair], torch.Tensor]]:
-    """Yield ``(batch of pairs, images)``: images (B, 3, H, W) in [0, 1] at the model's size, on the CPU.
+    """Yield ``(batch of pairs, images)``: images (B, 3, H, W) in [0, 1] at the model's size, on the CPU
+    (``output_type="latent"``: z_0 instead, not decoded).
 
     ``condition(source_name)``: the source photo as the encoder takes it, (3, Hc, Wc) in [-1, 1];
     ``pose(pair)``: the target's (21, Hp, Wp) pose image. Pairs are taken in the given order (order them by
@@ -139,7 +141,7 @@ def generate(
         result = pipe(encoding, torch.stack([pose(p) for p in batch]), paired=True, latents=latents,
                       generator=generators, num_inference_steps=settings.num_inference_steps,
                       scheduler=settings.scheduler, guidance_pose=settings.guidance_pose,
-                      guidance_appearance=settings.guidance_appearance, output_type="pt", output_size=None,
+                      guidance_appearance=settings.guidance_appearance, output_type=output_type, output_size=None,
                       batch_size=1 if batch_invariant else len(batch), progress=False)
         yield batch, result.images.float().cpu()
 

@@ -78,7 +78,12 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     from ..pipeline import CFLDPipeline, check_sampling
     from ..schedulers import scheduler_key
 
+    from ..data.dataset import read_manifest
+    from ..io import check_output_folder
+
     out_sizes = [parse_size_option(s, "--size", MAX_OUTPUT_SIDE) for s in sizes]
+    if len(set(out_sizes)) != len(out_sizes):
+        raise InputError("--size", "the same size is given twice")
     scheduler_key(scheduler)
     check_sampling(steps, guidance_pose, guidance_appearance, None, batch_size, 1000)
     metrics = _metrics(metric_list, available_metrics) if run_evaluation else []
@@ -88,6 +93,8 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     # several CPU processes (no GPU, ACCELERATE_USE_CPU=1 or --device cpu) share the job over gloo
     use_cpu = (chosen is not None and chosen.type == "cpu") or not torch.cuda.is_available() or \
         os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    read_manifest(data_dir)  # an unprepared folder, or an unwritable output, is reported before the model loads
+    check_output_folder(output)
     state = PartialState(cpu=use_cpu)
     device = chosen if chosen is not None else state.device
     torch_dtype = resolve_dtype(dtype, device)
