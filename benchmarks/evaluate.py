@@ -254,7 +254,7 @@ def main() -> None:
     diffs = {k: float(np.abs(np.array([r[k] for r in ordered]) - orig_pairs[k]).max()) for k in orig_pairs}
     diffs["fid"] = abs(result["metrics"]["fid"] - orig_fid)
     print("largest |ours - original|: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-    print(f"means (ours): " + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()) + f"; original FID {orig_fid:.4f}")
+    print("means (ours): " + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()) + f"; original FID {orig_fid:.4f}")
 
 
 if __name__ == "__main__":

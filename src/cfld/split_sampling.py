@@ -116,6 +116,8 @@ def generate(
     CPU) sends one pair at a time through the networks, so a pair's image is bit-identical whatever batch it
     is in.
     """
+    from .pipeline import SourceEncoding
+
     if batch_invariant is None:
         batch_invariant = pipe.device.type == "cpu"
     encoded: dict[str, Any] = {}
@@ -130,8 +132,6 @@ def generate(
                 encoding = pipe.encode_source(torch.stack([condition(name) for name in group]))
                 for i, name in enumerate(group):
                     encoded[name] = encoding.select(torch.tensor([i]))
-        from .pipeline import SourceEncoding
-
         parts = [encoded[p.source] for p in batch]
         encoding = SourceEncoding(torch.cat([e.prompt for e in parts]),
                                   {k: torch.cat([e.query_biases[k] for e in parts]) for k in parts[0].query_biases})

@@ -67,7 +67,7 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
       cfld sample -m cfld-sd15 -d data/deepfashion -o results/ --evaluate
       cfld sample -m cfld-sd15 -d data/deepfashion -o results/ --size 256x176 --size 512x352 --vis
       cfld sample -m cfld-sd15 -d data/deepfashion -o results/ --limit 100 --steps 25
-      accelerate launch --num_processes 8 -m cfld sample -m cfld-sd15 -d data/deepfashion -o results/
+      accelerate launch --multi_gpu --num_processes 8 -m cfld sample -m cfld-sd15 -d data/deepfashion -o results/
     """
     import torch
     from accelerate import PartialState
