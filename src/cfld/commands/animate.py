@@ -8,7 +8,7 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError, MissingDependencyError
-from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, FiniteFloat, parse_size_option
+from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, FiniteFloat, parse_size_option, guidance_options
 
 
 @click.command("animate")
@@ -29,8 +29,7 @@ from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, FiniteF
 @click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP)
 @click.option("--scheduler", default="ddim", show_default=True,
               help="ddim (no fresh noise per step: steadier frames), ddpm (the paper), dpm++, unipc, euler ...")
-@click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")
-@click.option("--guidance-appearance", type=GUIDANCE, default=2.0, show_default=True, help="w_app of Eq. 7.")
+@guidance_options
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initial noise, shared by all frames.")
 @click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Frame size.")
 @click.option("--pose-fit", type=click.Choice(["frame", "body"]), default="frame", show_default=True,

@@ -72,3 +72,10 @@ def parse_size_option(value: str | None, option: str, max_side: int | None = Non
     if max_side is not None and max(size) > max_side:
         raise InputError(option, f"{size[0]}x{size[1]} is larger than the {max_side}x{max_side} allowed here")
     return size
+
+
+def guidance_options(command):
+    """``--guidance-pose`` and ``--guidance-appearance``, w_pose and w_app of Eq. 7 (both 2.0 in the paper)."""
+    command = click.option("--guidance-appearance", type=GUIDANCE, default=2.0, show_default=True,
+                           help="w_app of Eq. 7.")(command)
+    return click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")(command)

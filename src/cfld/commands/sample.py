@@ -8,7 +8,7 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option
+from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option, guidance_options
 
 METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")
 
@@ -34,8 +34,7 @@ METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")
 @click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP)
 @click.option("--scheduler", default="ddpm", show_default=True,
               help="ddpm (the paper), ddim, dpm++, unipc, euler, euler-a or pndm.")
-@click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")
-@click.option("--guidance-appearance", type=GUIDANCE, default=2.0, show_default=True, help="w_app of Eq. 7.")
+@guidance_options
 @click.option("--seed", type=SEED, default=0, show_default=True,
               help="Each pair's noise comes from (seed, source, target) alone.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=8, show_default=True,

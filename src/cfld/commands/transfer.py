@@ -8,7 +8,7 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option
+from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option, guidance_options
 
 
 @click.command("transfer")
@@ -32,8 +32,7 @@ from .options import GUIDANCE, MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_s
 @click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP)
 @click.option("--scheduler", default="ddpm", show_default=True,
               help="ddpm (the paper), ddim, dpm++, unipc, euler, euler-a or pndm.")
-@click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")
-@click.option("--guidance-appearance", type=GUIDANCE, default=2.0, show_default=True, help="w_app of Eq. 7.")
+@guidance_options
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same seed, same images).")
 @click.option("--size", default="256x176", show_default=True, metavar="HxW",
               help="Output size; 512x352 is the paper's other benchmark size.")
