@@ -12,7 +12,7 @@ in which batches, with which random numbers, and where the results go:
   whatever the batching; on GPUs the pairs of a batch run together (the same up to float rounding).
 * **Sources encoded once.** Pairs are ordered by source, so the pairs of one source follow each other and
   its coarse prompt and HGA biases are computed once for all of them (the DeepFashion test split has 8,570
-  pairs over 4,038 photos); batches are filled across sources.
+  pairs over 3,144 source photos); batches are filled across sources.
 * **Resumable.** A pair is done when each of its files exists and reads back as an image; a rerun skips
   done pairs. Every file is written atomically, so a kill loses at most the pairs in flight.
 * **Several processes.** Under ``accelerate launch`` the pending pairs are cut into one contiguous share
@@ -79,6 +79,17 @@ def pair_seed(seed: int, pair: Pair) -> int:
     machine and process (Python's ``hash`` is salted per process)."""
     digest = hashlib.sha256(f"cfld-pair\0{int(seed)}\0{pair.source}\0{pair.target}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def check_sizes(sizes: Sequence[Sequence[int]], allow_none: bool = False) -> list[tuple[int, int]]:
+    """The output sizes as (H, W) tuples: at least one (unless ``allow_none``, the caller having a default),
+    none twice."""
+    sizes = [tuple(s) for s in sizes]
+    if not sizes and not allow_none:
+        raise InputError("--size", "give at least one output size")
+    if len(set(sizes)) != len(sizes):
+        raise InputError("--size", "the same size is given twice")
+    return sizes
 
 
 def size_folder(size: tuple[int, int]) -> str:
@@ -236,13 +247,9 @@ class SplitJob:
     def __init__(self, split: PreparedSplit, output: str | os.PathLike, sizes: Sequence[tuple[int, int]],
                  settings: SamplingSettings, model: str, *, vis: bool = False, overwrite: bool = False,
                  pairs: Sequence[Pair] | None = None):
-        if not sizes:
-            raise InputError("--size", "give at least one output size")
-        if len(set(map(tuple, sizes))) != len(sizes):
-            raise InputError("--size", "the same size is given twice")
         self.split = split
         self.output = Path(output)
-        self.sizes = [tuple(s) for s in sizes]
+        self.sizes = check_sizes(sizes)
         self.settings = settings
         self.model = model
         self.vis = vis

@@ -6,10 +6,7 @@ import json
 
 import click
 
-from ..errors import InputError
-from .options import MAX_OUTPUT_SIDE, parse_size_option
-
-METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")
+from .options import MAX_OUTPUT_SIDE, METRIC_NAMES, echo_metrics, parse_metric_list, parse_size_option
 
 
 @click.command("evaluate")
@@ -66,11 +63,7 @@ def evaluate(generated, ground_truth, fid_reference, size, metric_list, output, 
 
     eval_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     device = resolve_device(device)
-    metrics = [m.strip() for m in metric_list.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in METRIC_NAMES]
-    if unknown or not metrics:
-        raise InputError("--metrics", f"unknown metric {unknown[0]!r}; choose from {', '.join(METRIC_NAMES)}"
-                         if unknown else "name at least one metric")
+    metrics = parse_metric_list(metric_list)
     if output:
         check_output_file(output, overwrite)
     result = evaluate_folders(
@@ -79,9 +72,7 @@ def evaluate(generated, ground_truth, fid_reference, size, metric_list, output, 
         cache_dir=False if no_fid_cache else fid_cache, progress=not quiet,
         inception_weights=inception_weights, alexnet_weights=alexnet_weights, allow_download=download_weights)
     click.echo(f"{result['num_pairs']} pairs at {eval_size[0]}x{eval_size[1]}")
-    for name, value in result["metrics"].items():
-        shown = "inf" if value is None else f"{value:.4f}"
-        click.echo(f"{name:<13} {shown:>10}   {result['protocols'][name]}")
+    echo_metrics(result)
     if output:
         atomic_write_text(output, json.dumps(result, indent=1, allow_nan=False) + "\n", overwrite=overwrite)
         click.echo(f"wrote {output}")

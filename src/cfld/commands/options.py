@@ -79,3 +79,23 @@ def guidance_options(command):
     command = click.option("--guidance-appearance", type=GUIDANCE, default=2.0, show_default=True,
                            help="w_app of Eq. 7.")(command)
     return click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")(command)
+
+
+METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")  # cfld.metrics.ALL_METRICS, without torch
+
+
+def parse_metric_list(value: str) -> list[str]:
+    """``"psnr,ssim"`` -> ["psnr", "ssim"]; an unknown or empty list is an InputError naming ``--metrics``."""
+    metrics = [m.strip() for m in value.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRIC_NAMES]
+    if unknown or not metrics:
+        raise InputError("--metrics", f"unknown metric {unknown[0]!r}; choose from {', '.join(METRIC_NAMES)}"
+                         if unknown else "name at least one metric")
+    return metrics
+
+
+def echo_metrics(result: dict) -> None:
+    """Each metric of an evaluation result on a line, with the protocol that produced it."""
+    for name, value in result["metrics"].items():
+        shown = "inf" if value is None else f"{value:.4f}"
+        click.echo(f"{name:<13} {shown:>10}   {result['protocols'][name]}")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option, guidance_options
-
-METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")
+from .options import (MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, echo_metrics, guidance_options, parse_metric_list,
+                      parse_size_option)
 
 
 @click.command("sample")
@@ -70,19 +67,17 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     """
     import torch
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
     from .. import split_sampling as S
+    from ..data.dataset import read_manifest
     from ..devices import resolve_device, resolve_dtype
+    from ..io import check_output_folder
     from ..metrics.evaluate import available_metrics
     from ..pipeline import CFLDPipeline, check_sampling
     from ..schedulers import scheduler_key
 
-    from ..data.dataset import read_manifest
-    from ..io import check_output_folder
-
-    out_sizes = [parse_size_option(s, "--size", MAX_OUTPUT_SIDE) for s in sizes]
-    if len(set(out_sizes)) != len(out_sizes):
-        raise InputError("--size", "the same size is given twice")
+    out_sizes = S.check_sizes([parse_size_option(s, "--size", MAX_OUTPUT_SIDE) for s in sizes], allow_none=True)
     scheduler_key(scheduler)
     check_sampling(steps, guidance_pose, guidance_appearance, None, batch_size, 1000)
     metrics = _metrics(metric_list, available_metrics) if run_evaluation else []
@@ -91,7 +86,7 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     chosen = resolve_device(device) if device is not None else None
     # several CPU processes (no GPU, ACCELERATE_USE_CPU=1 or --device cpu) share the job over gloo
     use_cpu = (chosen is not None and chosen.type == "cpu") or not torch.cuda.is_available() or \
-        os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+        parse_flag_from_env("ACCELERATE_USE_CPU")
     read_manifest(data_dir)  # an unprepared folder, or an unwritable output, is reported before the model loads
     check_output_folder(output)
     state = PartialState(cpu=use_cpu)
@@ -122,9 +117,7 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
             result = S.evaluate_job(job, size, metrics, fid_reference=fid_reference, progress=not quiet,
                                     device=device)
             echo(f"{result['num_pairs']} pairs at {size[0]}x{size[1]} against {data.image_dir}")
-            for name, value in result["metrics"].items():
-                shown = "inf" if value is None else f"{value:.4f}"
-                echo(f"{name:<13} {shown:>10}   {result['protocols'][name]}")
+            echo_metrics(result)
             echo(f"wrote {folder / 'metrics.json'}")
     state.wait_for_everyone()
 
@@ -135,9 +128,4 @@ def _metrics(metric_list: str | None, available_metrics) -> list[str]:
         for name, reason in missing.items():
             click.echo(f"not computing {name}: {reason}", err=True)
         return metrics
-    metrics = [m.strip() for m in metric_list.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in METRIC_NAMES]
-    if unknown or not metrics:
-        raise InputError("--metrics", f"unknown metric {unknown[0]!r}; choose from {', '.join(METRIC_NAMES)}"
-                         if unknown else "name at least one metric")
-    return metrics
+    return parse_metric_list(metric_list)
