@@ -30,7 +30,7 @@ from PIL import Image
 from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
-from . import __version__, checkpoint, guidance
+from . import __version__, checkpoint, guidance, presets
 from .errors import InputError, one_line
 from .images import BLACK, MAX_OUTPUT_SIDE, ImageInput, load_image, resize_output, to_model_input, to_pil
 from .io import atomic_folder, path_kind, read_json_object
@@ -315,10 +315,12 @@ class CFLDPipeline:
         source: ImageInput | Sequence[ImageInput] | SourceEncoding,
         pose: PoseInput | Sequence[PoseInput],
         *,
-        num_inference_steps: int = 50,
+        num_inference_steps: int | None = None,
         guidance_pose: float = 2.0,
         guidance_appearance: float = 2.0,
         scheduler: str | Any | None = None,
+        guidance_interval: tuple[float, float] | None = None,
+        fast: bool = False,
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
         output_size: tuple[int, int] | None = DEFAULT_OUTPUT_SIZE,
@@ -340,10 +342,16 @@ class CFLDPipeline:
                 :class:`SourceEncoding` from :meth:`encode_source`.
             pose: target pose(s): our JSON, OpenPose JSON, annotation row/file, :class:`cfld.pose.Pose`,
                 or a ready (21, H, W) pose image.
-            num_inference_steps: denoising steps (the paper: 50 DDPM steps).
+            num_inference_steps: denoising steps (default 50, the paper's; with ``fast``, the fast preset's).
             guidance_pose, guidance_appearance: w_pose and w_app of Eq. 7 (both 2.0 in the paper).
             scheduler: a name of :data:`cfld.schedulers.SCHEDULERS` or a diffusers scheduler; default the
-                pipeline's own (DDPM).
+                pipeline's own (DDPM), with ``fast`` the fast preset's.
+            guidance_interval: ``(start, end)``, fractions of the trajectory: guidance runs on the steps
+                ``i`` of ``n`` with ``start <= i / n < end``; the other steps run only the fully conditioned
+                branch (as if w = 1), one UNet branch instead of two or three. Default: every step (the
+                paper), with ``fast`` the fast preset's interval.
+            fast: take the steps, scheduler and guidance interval not given from :data:`cfld.presets.FAST`,
+                the measured speed/quality choice (see the README's table); the paper's sampling otherwise.
             generator: a ``torch.Generator`` for reproducible results (initial noise, then every step).
             latents: z_T to start from instead of drawing it, ``(N, 4, h, w)``.
             output_size: (H, W) of the returned images; ``None`` keeps the generation size.
@@ -359,9 +367,15 @@ class CFLDPipeline:
         """
         if output_type not in ("pil", "np", "pt", "latent"):
             raise InputError("output_type", f"must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+        own = scheduler is None and not fast  # the pipeline's own scheduler (DDPM unless set otherwise)
+        num_inference_steps, scheduler, guidance_interval = presets.resolve(fast, num_inference_steps, scheduler,
+                                                                            guidance_interval)
+        scheduler = None if own else scheduler
         scheduler = make_scheduler(scheduler, dict(self.scheduler.config)) if scheduler is not None else self.scheduler
         check_sampling(num_inference_steps, guidance_pose, guidance_appearance, output_size, batch_size,
                        scheduler.config.num_train_timesteps)
+        if guidance_interval is not None:
+            presets.check_interval(guidance_interval)
         check_schedule_runs(scheduler, num_inference_steps)
         encoding = source if isinstance(source, SourceEncoding) else self.encode_source(source)
         encoding = encoding.to(self.device, self.dtype)
@@ -387,7 +401,7 @@ class CFLDPipeline:
         scheduler.set_timesteps(num_inference_steps)
         # stochastic schedulers draw their noise from our generator; deterministic ones take none
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-        chunks = []
+        chunks, unguided = [], []
         for start in range(0, pairs, batch_size):
             # the pose adapter runs on each chunk's own poses, like the UNet: a pair's result then depends on the
             # batch it shares only through float rounding, and not at all with batch_size=1
@@ -396,13 +410,17 @@ class CFLDPipeline:
             pose_maps = self.model.pose_adapter(pose_maps_input[pose_index[index]])
             conditions = Conditions(src.prompt, pose_maps, src.query_biases)
             chunks.append(self.model.guidance_batch(conditions, branches))
+            # outside the guidance interval only the fully conditioned branch (the last one) runs
+            unguided.append(self.model.guidance_batch(conditions, branches[-1:]))
         timesteps = scheduler.timesteps
+        guided = presets.guided_steps(len(timesteps), guidance_interval)  # PNDM runs more steps than asked
         bar = tqdm(total=len(timesteps), desc="CFLD sampling", disable=not progress, leave=False)
         for step, t in enumerate(timesteps):
             eps = []
-            for start, conditions in zip(range(0, pairs, batch_size), chunks):
+            step_chunks, step_scales = (chunks, scales) if guided[step] else (unguided, [])
+            for start, conditions in zip(range(0, pairs, batch_size), step_chunks):
                 z = latents[start : start + batch_size]
-                eps.append(self._guided_eps(z, t, conditions, scales, scheduler))
+                eps.append(self._guided_eps(z, t, conditions, step_scales, scheduler))
             latents = scheduler.step(torch.cat(eps), t, latents, **step_kwargs).prev_sample
             if keep is not None:
                 following = timesteps[step + 1] if step + 1 < len(timesteps) else None
@@ -615,5 +633,8 @@ def _scheduler_name(scheduler, default: str = "ddpm") -> str:
     """Our name of a diffusers scheduler (see :data:`cfld.schedulers.SCHEDULERS`), ``default`` for others."""
     from .schedulers import SCHEDULERS
 
-    names = {class_name: name for name, (class_name, _) in SCHEDULERS.items()}
-    return names.get(type(scheduler).__name__, default)
+    config = getattr(scheduler, "config", {})
+    for name, (class_name, extra) in SCHEDULERS.items():
+        if type(scheduler).__name__ == class_name and all(config.get(k) == v for k, v in extra.items()):
+            return name
+    return default

@@ -17,6 +17,7 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ddpm": ("DDPMScheduler", {}),
     "ddim": ("DDIMScheduler", {}),
     "dpm++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "dpm++-karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True}),
     "unipc": ("UniPCMultistepScheduler", {}),
     "euler": ("EulerDiscreteScheduler", {}),
     "euler-a": ("EulerAncestralDiscreteScheduler", {}),
