@@ -12,7 +12,7 @@ STAMP := $(VENV)/.cfld-installed-$(EXTRAS)
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup system-libs browser test demo bench clean
+.PHONY: setup system-libs browser test demo bench bench-gpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/pose_rendering.py
+
+# on a machine with a GPU: ours vs the original-style loop, fp16/bf16, batch 1/8/32, paper and fast sampling
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/gpu.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache demo_output

@@ -105,10 +105,12 @@ def animate(
     source,
     poses: Sequence,
     *,
-    num_inference_steps: int = 50,
+    num_inference_steps: int | None = None,
     guidance_pose: float = 2.0,
     guidance_appearance: float = 2.0,
-    scheduler: str | None = "ddim",
+    scheduler: str | None = None,
+    guidance_interval: tuple[float, float] | None = None,
+    fast: bool = False,
     seed: int = 0,
     output_size: tuple[int, int] | None = (256, 176),
     batch_size: int = 4,
@@ -118,9 +120,14 @@ def animate(
     """The person of ``source`` in every pose of ``poses``, one frame each, in order.
 
     The source is encoded once; every frame starts from the same z_T drawn from ``seed``. ``scheduler``
-    defaults to DDIM, whose steps add no fresh noise, so frames differ only through their poses (pass
-    ``"ddpm"`` for the paper's sampler).
+    defaults to DDIM in 50 steps, whose steps add no fresh noise, so frames differ only through their poses
+    (pass ``"ddpm"`` for the paper's sampler); ``fast`` takes the fast preset's steps and scheduler
+    (:data:`cfld.presets.FAST`, also noise-free per step) where they are not given.
     """
+    from . import presets
+
+    num_inference_steps, scheduler, guidance_interval = presets.resolve(
+        fast, num_inference_steps, scheduler, guidance_interval, default_scheduler="ddim")
     if not len(poses):
         raise InputError("poses", "no pose to animate")
     encoding = pipe.encode_source(source)
@@ -130,8 +137,9 @@ def animate(
     z_t = torch.randn((1, pipe.unet.config.in_channels, *pipe.latent_size), generator=generator)
     result = pipe(encoding, list(poses), latents=z_t.expand(len(poses), -1, -1, -1).clone(),
                   num_inference_steps=num_inference_steps, guidance_pose=guidance_pose,
-                  guidance_appearance=guidance_appearance, scheduler=scheduler, generator=generator,
-                  output_size=output_size, batch_size=batch_size, progress=progress, pose_frame=pose_frame)
+                  guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=guidance_interval,
+                  generator=generator, output_size=output_size, batch_size=batch_size, progress=progress,
+                  pose_frame=pose_frame)
     return result.images
 
 

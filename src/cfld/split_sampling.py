@@ -69,9 +69,15 @@ class SamplingSettings:
     scheduler: str = "ddpm"
     guidance_pose: float = 2.0
     guidance_appearance: float = 2.0
+    guidance_interval: tuple[float, float] | None = None  # None: guidance on every step (the paper)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        if self.guidance_interval is None:  # records of the paper's sampling read as before
+            del record["guidance_interval"]
+        else:
+            record["guidance_interval"] = list(self.guidance_interval)
+        return record
 
 
 def pair_seed(seed: int, pair: Pair) -> int:
@@ -152,7 +158,8 @@ def generate(
         result = pipe(encoding, torch.stack([pose(p) for p in batch]), paired=True, latents=latents,
                       generator=generators, num_inference_steps=settings.num_inference_steps,
                       scheduler=settings.scheduler, guidance_pose=settings.guidance_pose,
-                      guidance_appearance=settings.guidance_appearance, output_type=output_type, output_size=None,
+                      guidance_appearance=settings.guidance_appearance,
+                      guidance_interval=settings.guidance_interval, output_type=output_type, output_size=None,
                       batch_size=1 if batch_invariant else len(batch), progress=False)
         yield batch, result.images.float().cpu()
 

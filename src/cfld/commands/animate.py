@@ -8,7 +8,8 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError, MissingDependencyError
-from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, FiniteFloat, parse_size_option, guidance_options
+from .options import (MAX_OUTPUT_SIDE, SEED, FiniteFloat, guidance_options, parse_size_option, sampling,
+                      sampling_options)
 
 
 @click.command("animate")
@@ -26,9 +27,7 @@ from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, FiniteFloat, pars
               help="Frames per second of the GIF and MP4.")
 @click.option("--no-mp4", is_flag=True, help="Write the frames and the GIF only.")
 @click.option("--with-pose", is_flag=True, help="Show the pose skeleton beside each frame in the GIF and MP4.")
-@click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP)
-@click.option("--scheduler", default="ddim", show_default=True,
-              help="ddim (no fresh noise per step: steadier frames), ddpm (the paper), dpm++, unipc, euler ...")
+@sampling_options("ddim", "ddim (no fresh noise per step: steadier frames), ddpm (the paper), dpm++, unipc, euler ...")
 @guidance_options
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initial noise, shared by all frames.")
 @click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Frame size.")
@@ -40,8 +39,9 @@ from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, FiniteFloat, pars
               help="Weights' precision (default: fp16 on CUDA, fp32 elsewhere).")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=4, show_default=True, help="Frames per UNet batch.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, steps, scheduler, guidance_pose,
-            guidance_appearance, seed, size, pose_fit, pose_frame, device, dtype, batch_size, overwrite) -> None:
+def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, steps, scheduler, guidance_interval,
+            fast, guidance_pose, guidance_appearance, seed, size, pose_fit, pose_frame, device, dtype, batch_size,
+            overwrite) -> None:
     """Animate the person of --source through the poses of --poses: frames, a looping GIF and an MP4.
 
     The source is encoded once and every frame starts from the same noise, so only the pose changes.
@@ -57,11 +57,10 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
     from ..devices import resolve_device, resolve_dtype
     from ..io import check_output_folder
     from ..pipeline import CFLDPipeline
-    from ..schedulers import scheduler_key
 
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     frame = parse_size_option(pose_frame, "--pose-frame")
-    scheduler_key(scheduler)
+    steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddim")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     if not no_mp4:
@@ -84,7 +83,7 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
 
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     frames = A.animate(pipe, picture, poses, num_inference_steps=steps, guidance_pose=guidance_pose,
-                       guidance_appearance=guidance_appearance, scheduler=scheduler, seed=seed,
+                       guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=interval, seed=seed,
                        output_size=out_size, batch_size=batch_size)
     for name, image in zip(names, frames):
         I.save_image(image, out_dir / name, overwrite=overwrite)

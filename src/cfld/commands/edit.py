@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import click
 
-from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option
+from .options import MAX_OUTPUT_SIDE, SEED, parse_size_option, sampling, sampling_options
 
 COMMON = [
     click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
                  help="CFLD model folder (as for `cfld transfer`)."),
     click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder."),
-    click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP),
-    click.option("--scheduler", default="ddpm", show_default=True, help="ddpm, ddim, dpm++, unipc, euler ..."),
+    sampling_options("ddpm", "ddpm, ddim, dpm++, dpm++-karras, unipc, euler ..."),
     click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed."),
     click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Output size."),
     click.option("--pose-frame", metavar="HxW", help="Frame of OpenPose pose files (they do not record it)."),
@@ -27,17 +26,15 @@ def common_options(command):
     return command
 
 
-def _check(output, overwrite, size, scheduler, device, pose_frame):
+def _check(output, overwrite, size, device, pose_frame):
     """Everything the options decide, checked before any model is loaded: (output size, device, pose frame)."""
     from ..devices import resolve_device
     from ..images import image_format
     from ..io import check_output_file
-    from ..schedulers import scheduler_key
 
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     image_format(output)
     check_output_file(output, overwrite)
-    scheduler_key(scheduler)
     return out_size, resolve_device(device), parse_size_option(pose_frame, "--pose-frame")
 
 
@@ -76,8 +73,8 @@ def edit() -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG: reference | result per source, side by side.")
 @common_options
-def style_transfer(reference, reference_pose, sources, mask, output, model_dir, base, steps, scheduler, seed, size,
-                   pose_frame, device, overwrite) -> None:
+def style_transfer(reference, reference_pose, sources, mask, output, model_dir, base, steps, scheduler,
+                   guidance_interval, fast, seed, size, pose_frame, device, overwrite) -> None:
     """Keep the reference's pose and the unmasked regions; take the masked region's look from each source.
 
     \b
@@ -91,7 +88,8 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     from ..images import load_image, save_image
     from ..pipeline import latent_mask
 
-    out_size, device, frame = _check(output, overwrite, size, scheduler, device, pose_frame)
+    steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
+    out_size, device, frame = _check(output, overwrite, size, device, pose_frame)
     picture = load_image(reference)  # read once; a bad photo or mask is reported before anything slow starts
     latent_mask(mask, (8, 8), picture)
     if reference_pose is None:
@@ -101,7 +99,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
         click.echo(f"{reference}: pose detected ({reference_pose.num_visible} of 18 joints)")
     pipe = _load(model_dir, base, device)
     result = pipe.style_transfer(picture, reference_pose, list(sources), mask, num_inference_steps=steps,
-                                 scheduler=scheduler, generator=torch.Generator().manual_seed(seed),
+                                 scheduler=scheduler, guidance_interval=interval, generator=torch.Generator().manual_seed(seed),
                                  output_size=out_size, pose_frame=frame)
     first = picture.resize((out_size[1], out_size[0]))
     click.echo(f"wrote {save_image(_strip([first, *result.images]), output, overwrite=overwrite)}")
@@ -114,8 +112,8 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
 @click.option("-n", "--num", type=click.IntRange(min=2), default=5, show_default=True, help="Images in the strip.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG strip, A to B.")
 @common_options
-def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, scheduler, seed, size, pose_frame,
-                device, overwrite) -> None:
+def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, scheduler, guidance_interval, fast,
+                seed, size, pose_frame, device, overwrite) -> None:
     """Shift the appearance smoothly from A to B: coarse prompts and HGA biases interpolated linearly.
 
     \b
@@ -126,10 +124,11 @@ def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, s
 
     from ..images import save_image
 
-    out_size, device, frame = _check(output, overwrite, size, scheduler, device, pose_frame)
+    steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
+    out_size, device, frame = _check(output, overwrite, size, device, pose_frame)
     pipe = _load(model_dir, base, device)
     weights = [i / (num - 1) for i in range(num)]
     result = pipe.interpolate(source_a, source_b, pose, weights, num_inference_steps=steps, scheduler=scheduler,
-                              generator=torch.Generator().manual_seed(seed), output_size=out_size,
+                              guidance_interval=interval, generator=torch.Generator().manual_seed(seed), output_size=out_size,
                               pose_frame=frame)
     click.echo(f"wrote {save_image(_strip(result.images), output, overwrite=overwrite)}")

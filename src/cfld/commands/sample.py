@@ -6,8 +6,8 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import (MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, echo_metrics, guidance_options, parse_metric_list,
-                      parse_size_option)
+from .options import (MAX_OUTPUT_SIDE, SEED, echo_metrics, guidance_options, parse_metric_list, parse_size_option,
+                      sampling, sampling_options)
 
 
 @click.command("sample")
@@ -28,9 +28,7 @@ from .options import (MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, echo_metrics, gu
               help="Output size (repeat for several, all from one generation; DeepFashion: 256x176 and "
                    "512x352). Default: the dataset's annotation frame (256x176, Market 128x64).")
 @click.option("--vis", is_flag=True, help="Also write OUTPUT/vis/<source>_2_<target>.png: source | pose | result.")
-@click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP)
-@click.option("--scheduler", default="ddpm", show_default=True,
-              help="ddpm (the paper), ddim, dpm++, unipc, euler, euler-a or pndm.")
+@sampling_options("ddpm", "ddpm (the paper, whose numbers need it), ddim, dpm++, dpm++-karras, unipc, euler ...")
 @guidance_options
 @click.option("--seed", type=SEED, default=0, show_default=True,
               help="Each pair's noise comes from (seed, source, target) alone.")
@@ -48,7 +46,7 @@ from .options import (MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, echo_metrics, gu
               help="With --evaluate: FID's reference images (default: the prepared train photos, as the paper).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, output, sizes, vis, steps, scheduler,
-           guidance_pose, guidance_appearance, seed, batch_size, device, dtype, overwrite, run_evaluation,
+           guidance_interval, fast, guidance_pose, guidance_appearance, seed, batch_size, device, dtype, overwrite, run_evaluation,
            metric_list, fid_reference, quiet) -> None:
     """Generate one image per pair of a prepared split, as the paper's Table 2 needs.
 
@@ -63,6 +61,7 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
       cfld sample -m cfld-sd15 -d data/deepfashion -o results/ --evaluate
       cfld sample -m cfld-sd15 -d data/deepfashion -o results/ --size 256x176 --size 512x352 --vis
       cfld sample -m cfld-sd15 -d data/deepfashion -o results/ --limit 100 --steps 25
+      cfld sample -m cfld-sd15 -d data/deepfashion -o results-fast/ --fast   (not the paper's sampler)
       accelerate launch --multi_gpu --num_processes 8 -m cfld sample -m cfld-sd15 -d data/deepfashion -o results/
     """
     import torch
@@ -75,10 +74,9 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     from ..io import check_output_folder
     from ..metrics.evaluate import available_metrics
     from ..pipeline import CFLDPipeline, check_sampling
-    from ..schedulers import scheduler_key
 
     out_sizes = S.check_sizes([parse_size_option(s, "--size", MAX_OUTPUT_SIDE) for s in sizes], allow_none=True)
-    scheduler_key(scheduler)
+    steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
     check_sampling(steps, guidance_pose, guidance_appearance, None, batch_size, 1000)
     metrics = _metrics(metric_list, available_metrics) if run_evaluation else []
     if (metric_list or fid_reference) and not run_evaluation:
@@ -98,7 +96,7 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     if not selected:
         raise InputError("--pairs-from", f"{pairs_from} skips all {len(data.pairs)} pairs of the list")
     data.check_photos(selected)
-    settings = S.SamplingSettings(seed, steps, scheduler, guidance_pose, guidance_appearance)
+    settings = S.SamplingSettings(seed, steps, scheduler, guidance_pose, guidance_appearance, interval)
     job = S.SplitJob(data, output, out_sizes or [data.data.frame], settings, str(model_dir), vis=vis,
                      overwrite=overwrite, pairs=selected)
     job.check()

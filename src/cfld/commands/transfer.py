@@ -8,7 +8,7 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option, guidance_options
+from .options import MAX_OUTPUT_SIDE, SEED, guidance_options, parse_size_option, sampling, sampling_options
 
 
 @click.command("transfer")
@@ -29,9 +29,7 @@ from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option
               help="Stable Diffusion 1.5 for an original checkpoint folder: hub id, diffusers folder or single file.")
 @click.option("-o", "--output", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the results, one PNG per (source, pose): SOURCE_to_POSE.png.")
-@click.option("--steps", type=STEPS, default=50, show_default=True, help=STEPS_HELP)
-@click.option("--scheduler", default="ddpm", show_default=True,
-              help="ddpm (the paper), ddim, dpm++, unipc, euler, euler-a or pndm.")
+@sampling_options("ddpm", "ddpm (the paper), ddim, dpm++, dpm++-karras, unipc, euler, euler-a or pndm.")
 @guidance_options
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same seed, same images).")
 @click.option("--size", default="256x176", show_default=True, metavar="HxW",
@@ -44,8 +42,9 @@ from .options import MAX_OUTPUT_SIDE, SEED, STEPS, STEPS_HELP, parse_size_option
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=4, show_default=True,
               help="(source, pose) pairs per UNet batch.")
 @click.option("--overwrite", is_flag=True, help="Replace existing result files.")
-def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, steps, scheduler, guidance_pose,
-             guidance_appearance, seed, size, pose_frame, grid, device, dtype, batch_size, overwrite) -> None:
+def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, steps, scheduler, guidance_interval, fast,
+             guidance_pose, guidance_appearance, seed, size, pose_frame, grid, device, dtype, batch_size,
+             overwrite) -> None:
     """Re-pose the person of each --source into each --pose.
 
     \b
@@ -63,13 +62,12 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     from ..devices import resolve_device, resolve_dtype
     from ..io import check_output_folder
     from ..pipeline import CFLDPipeline
-    from ..schedulers import scheduler_key
 
     if not poses and not pose_photos:
         raise click.UsageError("give a target pose: --pose POSE or --pose-from PHOTO")
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     frame = parse_size_option(pose_frame, "--pose-frame")
-    scheduler_key(scheduler)
+    steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     out_dir = Path(output)
@@ -100,8 +98,8 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     pose_maps = pipe.pose_images(pair_poses, frame)  # checks every pose before the long part starts
     encoding = pipe.encode_source([pictures[s] for s in sources]).select(torch.tensor(pair_sources))
     result = pipe(encoding, pose_maps, paired=True, num_inference_steps=steps, guidance_pose=guidance_pose,
-                  guidance_appearance=guidance_appearance, scheduler=scheduler, generator=generator,
-                  output_size=out_size, batch_size=batch_size)
+                  guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=interval,
+                  generator=generator, output_size=out_size, batch_size=batch_size)
     for name, image in zip(names, result.images):
         path = I.save_image(image, out_dir / name, overwrite=overwrite)
         click.echo(f"wrote {path}")
