@@ -33,6 +33,22 @@ def test_repose_with_a_gallery_pose(app):
     assert np.array_equal(np.asarray(result), np.asarray(again))  # same seed, same image
 
 
+def test_the_fast_box_runs_the_fast_preset(app):
+    from cfld import presets
+
+    entries = []
+    hook = app.pipe.unet.register_forward_pre_hook(lambda module, args: entries.append(args[0].shape[0]))
+    try:
+        fast, _ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7, True)
+        assert sum(entries) == presets.FAST.unet_evaluations()  # the steps slider (1) is not used
+        entries.clear()
+        slow, _ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7, False)
+        assert sum(entries) == 2  # one step of the slider, two guidance branches
+    finally:
+        hook.remove()
+    assert not np.array_equal(np.asarray(fast), np.asarray(slow))
+
+
 def test_repose_with_a_pose_json_fits_it_into_the_source_frame(app, tmp_path):
     table = gallery()
     pose = table[table.names[5]]

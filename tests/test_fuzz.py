@@ -545,6 +545,12 @@ TRANSFER_OPTIONS = {
     "dtype": (["--dtype", "fp8"], "--dtype"),
     "batch_zero": (["--batch-size", "0"], "--batch-size"),
     "scheduler": (["--scheduler", "magic"], "scheduler 'magic'"),
+    "scheduler_fast": (["--fast", "--scheduler", "magic"], "scheduler 'magic'"),
+    "interval_one": (["--guidance-interval", "0.5"], "--guidance-interval"),
+    "interval_text": (["--guidance-interval", "early,late"], "--guidance-interval"),
+    "interval_reversed": (["--guidance-interval", "0.8,0.2"], "--guidance-interval"),
+    "interval_nan": (["--fast", "--guidance-interval", "nan,1"], "--guidance-interval"),
+    "interval_over": (["--guidance-interval", "0,1e9"], "--guidance-interval"),
     "pose_frame": (["--pose-frame", "0x5"], "--pose-frame"),
 }
 
@@ -604,7 +610,7 @@ def _cases():
                                      "--no-mp4", "--fps", value], ["--fps"])
     for cid, (extra, fragment) in TRANSFER_OPTIONS.items():
         add(f"transfer-option-{cid}", [*TRANSFER, *extra, "-o", "{out}"], [fragment])
-        if cid.startswith(("steps", "seed", "device", "size_huge", "scheduler")):
+        if cid.startswith(("steps", "seed", "device", "size_huge", "scheduler", "interval")):
             add(f"animate-option-{cid}", ["animate", "-s", "{photo}", "-p", "{poses}", "-m", "{model}", "-o", "{out}",
                                           "--no-mp4", *extra], [fragment])
             add(f"edit-interpolate-option-{cid}", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}",
@@ -717,6 +723,7 @@ def _cases():
     add("sample-size-twice", [*sample, "--size", "64x44", "--size", "64x44", "-o", "{out}"], ["--size", "twice"])
     add("sample-steps", [*sample, "--steps", "0", "-o", "{out}"], ["--steps"])
     add("sample-scheduler", [*sample, "--scheduler", "magic", "-o", "{out}"], ["magic"])
+    add("sample-interval", [*sample, "--fast", "--guidance-interval", "1,0", "-o", "{out}"], ["--guidance-interval"])
     add("sample-seed", [*sample, "--seed", "-1", "-o", "{out}"], ["--seed"])
     add("sample-guidance", [*sample, "--guidance-pose", "nan", "-o", "{out}"], ["--guidance-pose"])
     add("sample-batch", [*sample, "--batch-size", "0", "-o", "{out}"], ["--batch-size"])

@@ -265,3 +265,23 @@ def test_pair_seeds_and_shares():
     pairs = [Pair("a", "1"), Pair("b", "1"), Pair("a", "2"), Pair("c", "1"), Pair("b", "2")]
     assert [p.source for p in order_by_source(pairs)] == ["a", "a", "b", "b", "c"]
     assert Pair("fashionWOMENx_1front.jpg", "fashionWOMENx_2side.jpg").file_name == "fashionWOMENx_1front_2_fashionWOMENx_2side.png"
+
+
+def test_fast_sampling_is_recorded(tiny_model_dir, prepared_split, tmp_path, capsys):
+    from cfld import presets
+
+    prepared = prepared_split
+    out = tmp_path / "fast"
+    code, _, err = run(capsys, "sample", "-m", tiny_model_dir, "-d", prepared, "-o", out, "--quiet", "--limit", "2",
+                       "--fast")
+    assert code == 0, err
+    record = json.loads((out / "cfld-sample.json").read_text())["sampling"]
+    assert (record["scheduler"], record["num_inference_steps"]) == (presets.FAST.scheduler, 15)
+    assert "guidance_interval" not in record  # guidance on every step, as the paper's records read
+    # another sampler in the same folder is refused; an interval is recorded
+    assert_fails(capsys, ["sample", "-m", tiny_model_dir, "-d", prepared, "-o", out, "--limit", "2"], "another sampling")
+    other = tmp_path / "interval"
+    code, _, err = run(capsys, "sample", "-m", tiny_model_dir, "-d", prepared, "-o", other, "--quiet", "--limit", "1",
+                       "--steps", "4", "--guidance-interval", "0,0.5")
+    assert code == 0, err
+    assert json.loads((other / "cfld-sample.json").read_text())["sampling"]["guidance_interval"] == [0.0, 0.5]

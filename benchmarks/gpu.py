@@ -1,0 +1,160 @@
+"""Sampling speed and memory on a GPU: ours vs the original-style loop, fp16 and bf16, batch 1/8/32, the paper's
+setting and the fast one, and the 8,570-pair DeepFashion test split projected from them. One command:
+
+    make setup && .venv/bin/python benchmarks/gpu.py            # ~5 min on one recent GPU
+
+Without CUDA it says so and exits 0 (this project's CI has no GPU). ``--device cpu --preset tiny`` runs the
+same code on a tiny random model, as the tests do, to check the script itself.
+
+Model: the random-weight ``sd15`` model (the paper's sizes: Swin-B, SD 1.5 UNet and VAE, 512x512 images = 64x64
+latents); weights do not change the speed. Per image: source encoding, pose adapter, every sampling step and
+the VAE decode, at ``batch`` pairs per call. Rows:
+
+* ``original-style``: what the original's ``sample()`` does, DDPM 50 steps with three UNet branches per step
+  ([(∅,∅), (∅,pose), (src,pose)], Eq. 7);
+* ``ours (paper)``: :class:`cfld.CFLDPipeline`, DDPM 50 steps, the two branches Eq. 7 needs when w_pose = w_app;
+* ``ours (fast)``: ``fast=True`` (:data:`cfld.presets.FAST`).
+
+Each is timed after a warm-up run (cuDNN autotuning, allocator), best of ``--repeats``, synchronised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+PHOTO = REPO / "tests" / "data" / "women1.jpg"
+SPLIT_PAIRS = 8570  # DeepFashion's test pairs (the paper's Table 2)
+
+from cfld import presets  # noqa: E402
+from cfld.guidance import FULL, POSE_ONLY, UNCOND  # noqa: E402
+from cfld.models.cfld import Conditions  # noqa: E402
+from cfld.pipeline import CFLDPipeline  # noqa: E402
+
+
+def build(preset: str) -> CFLDPipeline:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from cfld.checkpoint import SD15_VAE_CONFIG
+    from cfld.models.cfld import CFLDModel
+    from cfld.models.config import CFLDConfig
+
+    torch.manual_seed(0)
+    config = CFLDConfig.preset(preset)
+    model = CFLDModel(config)
+    for conv in model.appearance_encoder.zero_conv_outs:  # random HGA outputs, so the biases cost what they cost
+        torch.nn.init.normal_(conv.weight, std=0.02)
+    if preset == "sd15":
+        vae = AutoencoderKL(**SD15_VAE_CONFIG)
+    else:  # a small VAE with SD's 8x downsampling, for a dry run of this script
+        vae = AutoencoderKL(block_out_channels=(8, 8, 8, 8), norm_num_groups=8, latent_channels=4,
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+    return CFLDPipeline(model, UNet2DConditionModel(**config.unet), vae, "ddpm")
+
+
+@torch.no_grad()
+def original_style(pipe: CFLDPipeline, pixels, pose_maps, z_t, steps: int = 50, w_pose: float = 2.0,
+                   w_app: float = 2.0) -> torch.Tensor:
+    """The original's sampling loop: three UNet branches every step, combined as it writes Eq. 7, then decoded."""
+    from cfld.schedulers import make_scheduler
+
+    encoding = pipe.encode_source(pixels)
+    conditions = Conditions(encoding.prompt, pipe.model.pose_adapter(pose_maps), encoding.query_biases)
+    batch = pipe.model.guidance_batch(conditions, [UNCOND, POSE_ONLY, FULL])
+    scheduler = make_scheduler("ddpm", dict(pipe.scheduler.config))
+    scheduler.set_timesteps(steps)
+    latents = z_t.clone()
+    for t in scheduler.timesteps:
+        inputs = scheduler.scale_model_input(torch.cat([latents] * 3), t).to(pipe.dtype)
+        e_uc, e_pose, e_full = pipe.unet(inputs, t, **batch.unet_kwargs()).sample.float().chunk(3)
+        eps = e_uc + w_pose * (e_pose - e_uc) + w_app * (e_full - e_pose)
+        latents = scheduler.step(eps, t, latents).prev_sample
+    return pipe.decode_latents(latents)
+
+
+def measure(fn, device: torch.device, repeats: int) -> tuple[float, float | None]:
+    """Best wall time of ``fn`` over ``repeats`` runs after one warm-up, and its peak GPU memory in GiB."""
+    cuda = device.type == "cuda"
+    fn()
+    best = float("inf")
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
+    return best, peak
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--preset", default="sd15", choices=["sd15", "tiny"])
+    parser.add_argument("--batches", default="1,8,32", help="pairs per call, comma-separated")
+    parser.add_argument("--dtypes", default="fp16,bf16")
+    parser.add_argument("--steps", type=int, default=50, help="the paper's DDPM steps (fewer: a quicker, rougher run)")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("benchmarks/gpu.py: no CUDA device on this machine; nothing measured (run it where a GPU is).")
+        return 0
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+    pipe = build(args.preset).to(device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # the same arithmetic as the CPU runs, no silent TF32
+        print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, {args.preset} (random weights)")
+    from cfld.images import load_image, to_model_input
+    from cfld.pose import gallery
+
+    table = gallery()
+    pose_maps = pipe.pose_images([table[table.names[0]]])
+    pixels = to_model_input(load_image(PHOTO), pipe.config.cond_size).unsqueeze(0)
+    fast = presets.FAST
+    rows = []
+    for dtype_name in args.dtypes.split(","):
+        pipe.to(dtype=dtypes[dtype_name])
+        for batch in (int(b) for b in args.batches.split(",")):
+            source = pixels.expand(batch, -1, -1, -1).to(device)
+            poses = pose_maps.expand(batch, -1, -1, -1).to(device)
+            z_t = torch.randn((batch, 4, *pipe.latent_size), generator=torch.Generator().manual_seed(0)).to(device)
+            runs = {
+                "original-style": lambda: original_style(pipe, source, poses, z_t, args.steps),
+                "ours (paper)": lambda: pipe(source, poses, paired=True, latents=z_t, num_inference_steps=args.steps,
+                                             batch_size=batch, output_type="pt", output_size=None, progress=False),
+                "ours (fast)": lambda: pipe(source, poses, paired=True, latents=z_t, fast=True, batch_size=batch,
+                                            output_type="pt", output_size=None, progress=False),
+            }
+            for name, fn in runs.items():
+                try:
+                    seconds, peak = measure(fn, device, args.repeats)
+                except torch.cuda.OutOfMemoryError:
+                    seconds, peak = float("nan"), float("nan")
+                    torch.cuda.empty_cache()
+                rows.append((dtype_name, batch, name, seconds / batch, peak))
+                memory = "" if peak is None else f"   peak {peak:.2f} GiB"
+                print(f"{dtype_name} batch {batch:>3} {name:<15} {seconds / batch:8.3f} s/image{memory}", flush=True)
+
+    print(f"\nDDPM {args.steps} steps for the paper rows; fast = {fast.scheduler} {fast.num_inference_steps} steps")
+    print(f"{'dtype':<6}{'batch':>6}  {'sampler':<16}{'s/image':>9}{'vs original':>13}{'peak GiB':>10}"
+          f"{'test split (h)':>16}")
+    for dtype_name, batch, name, per_image, peak in rows:
+        base = next(r[3] for r in rows if r[:2] == (dtype_name, batch) and r[2] == "original-style")
+        peak_text = "-" if peak is None else f"{peak:.2f}"
+        print(f"{dtype_name:<6}{batch:>6}  {name:<16}{per_image:>9.3f}{base / per_image:>12.2f}x{peak_text:>10}"
+              f"{per_image * SPLIT_PAIRS / 3600:>16.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
