@@ -183,3 +183,21 @@ def test_gpu_benchmark_without_cuda_says_so_and_its_code_runs():
 
     for name in ("original-style", "ours (paper)", "ours (fast)"):  # a row of the final table each
         assert re.search(rf"^fp32\s+2\s+{re.escape(name)}\s+[\d.]+\s+[\d.]+x\s+-\s+[\d.]+$", done.stdout, re.M), done.stdout
+
+
+@pytest.mark.parametrize("name", ["euler", "euler-a"])
+def test_sigma_space_schedulers_start_from_the_noise_of_their_own_first_step(reference_pipeline, name):
+    """Euler scales z_T by sqrt(sigma_max^2 + 1) and each UNet input by 1 / sqrt(sigma_t^2 + 1): with sigma_max taken
+    from the steps being run (the schedule set first), the first UNet input is z_T itself. Taking it from the
+    1,000-step training schedule instead made every Euler image too noisy (SSIM 0.16 on the demo model)."""
+    z_t = torch.randn(1, 4, *reference_pipeline.latent_size, generator=torch.Generator().manual_seed(4))
+    inputs = []
+    hook = reference_pipeline.unet.register_forward_pre_hook(lambda module, args: inputs.append(args[0].clone()))
+    try:
+        table = gallery()
+        reference_pipeline(PHOTO, table[table.names[0]], latents=z_t, scheduler=name, num_inference_steps=15,
+                           output_type="latent", progress=False, generator=torch.Generator().manual_seed(0))
+    finally:
+        hook.remove()
+    first = inputs[0]
+    assert torch.allclose(first[:1], z_t, atol=1e-5) and torch.allclose(first[1:], z_t, atol=1e-5)

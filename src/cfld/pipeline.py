@@ -396,9 +396,9 @@ class CFLDPipeline:
             latents = torch.randn(latent_shape, generator=generator, dtype=torch.float32)
         elif tuple(latents.shape) != latent_shape:
             raise InputError("latents", f"have shape {tuple(latents.shape)}, expected {latent_shape}")
-        latents = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
-
+        # the schedule first: a sigma-space scheduler (Euler) scales z_T by the largest sigma of *these* steps
         scheduler.set_timesteps(num_inference_steps)
+        latents = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
         # stochastic schedulers draw their noise from our generator; deterministic ones take none
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         chunks, unguided = [], []
