@@ -27,13 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CFLDError, InputError, MissingDependencyError, describe_unexpected
+from .presets import FAST, PAPER
 
 HOST = "127.0.0.1"
 MAX_PIXELS = 25_000_000  # per uploaded photo; bigger photos gain nothing at 256x176
 MAX_FILE_SIZE = "20mb"
 MAX_FRAMES = 64  # poses per animation in the app (the command line takes up to 1000)
 OUTPUT_SIZE = (256, 176)
-FAST_LABEL = "fast: DPM-Solver++ in 15 steps instead of DDPM in 50 (~3x faster, a slightly different picture)"
+FAST_LABEL = (f"fast: {FAST.scheduler} in {FAST.num_inference_steps} steps instead of DDPM in "
+              f"{PAPER.num_inference_steps} (~3x faster, a slightly different picture)")
 POSE_MODES = ("gallery pose", "pose of another photo", "pose JSON file")
 
 

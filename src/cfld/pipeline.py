@@ -367,15 +367,12 @@ class CFLDPipeline:
         """
         if output_type not in ("pil", "np", "pt", "latent"):
             raise InputError("output_type", f"must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
-        own = scheduler is None and not fast  # the pipeline's own scheduler (DDPM unless set otherwise)
+        # scheduler None (not fast): the pipeline's own scheduler (DDPM unless set otherwise)
         num_inference_steps, scheduler, guidance_interval = presets.resolve(fast, num_inference_steps, scheduler,
-                                                                            guidance_interval)
-        scheduler = None if own else scheduler
+                                                                            guidance_interval, default_scheduler=None)
         scheduler = make_scheduler(scheduler, dict(self.scheduler.config)) if scheduler is not None else self.scheduler
         check_sampling(num_inference_steps, guidance_pose, guidance_appearance, output_size, batch_size,
                        scheduler.config.num_train_timesteps)
-        if guidance_interval is not None:
-            presets.check_interval(guidance_interval)
         check_schedule_runs(scheduler, num_inference_steps)
         encoding = source if isinstance(source, SourceEncoding) else self.encode_source(source)
         encoding = encoding.to(self.device, self.dtype)
@@ -399,6 +396,8 @@ class CFLDPipeline:
         # the schedule first: a sigma-space scheduler (Euler) scales z_T by the largest sigma of *these* steps
         scheduler.set_timesteps(num_inference_steps)
         latents = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
+        timesteps = scheduler.timesteps
+        guided = presets.guided_steps(len(timesteps), guidance_interval)  # PNDM runs more steps than asked
         # stochastic schedulers draw their noise from our generator; deterministic ones take none
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         chunks, unguided = [], []
@@ -410,10 +409,8 @@ class CFLDPipeline:
             pose_maps = self.model.pose_adapter(pose_maps_input[pose_index[index]])
             conditions = Conditions(src.prompt, pose_maps, src.query_biases)
             chunks.append(self.model.guidance_batch(conditions, branches))
-            # outside the guidance interval only the fully conditioned branch (the last one) runs
-            unguided.append(self.model.guidance_batch(conditions, branches[-1:]))
-        timesteps = scheduler.timesteps
-        guided = presets.guided_steps(len(timesteps), guidance_interval)  # PNDM runs more steps than asked
+            if not all(guided):  # outside the guidance interval only the fully conditioned branch (the last) runs
+                unguided.append(self.model.guidance_batch(conditions, branches[-1:]))
         bar = tqdm(total=len(timesteps), desc="CFLD sampling", disable=not progress, leave=False)
         for step, t in enumerate(timesteps):
             eps = []

@@ -38,9 +38,10 @@ FAST = SamplingPreset("fast", "dpm++-karras", 15)
 
 
 def resolve(fast: bool, steps: int | None = None, scheduler: str | None = None,
-            interval: tuple[float, float] | None = None, default_scheduler: str = "ddpm"):
+            interval: tuple[float, float] | None = None, default_scheduler: str | None = "ddpm"):
     """``(steps, scheduler, interval)`` for a command or function: what the caller gave, else the fast
-    preset's (``fast``) or the paper's (with ``default_scheduler``). ``interval`` is None for every step."""
+    preset's (``fast``) or the paper's (with ``default_scheduler``; None: the caller's own scheduler).
+    ``interval`` is None for every step."""
     preset = FAST if fast else PAPER
     steps = preset.num_inference_steps if steps is None else steps
     scheduler = (preset.scheduler if fast else default_scheduler) if scheduler is None else scheduler
