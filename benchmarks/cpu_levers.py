@@ -16,64 +16,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-PHOTO = REPO / "tests" / "data" / "women1.jpg"
-
-from cfld.pipeline import CFLDPipeline  # noqa: E402
-
-
-def build():
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
-    from cfld.checkpoint import SD15_VAE_CONFIG
-    from cfld.models.cfld import CFLDModel
-    from cfld.models.config import CFLDConfig
-
-    torch.manual_seed(0)
-    config = CFLDConfig.preset("sd15")
-    model = CFLDModel(config)
-    for conv in model.appearance_encoder.zero_conv_outs:
-        torch.nn.init.normal_(conv.weight, std=0.02)
-    return CFLDPipeline(model, UNet2DConditionModel(**config.unet), AutoencoderKL(**SD15_VAE_CONFIG), "ddpm")
-
-
-class _Stop(Exception):
-    def __init__(self, step):
-        self.step = step
+from common import PHOTO, first_steps, random_pipeline
 
 
 @torch.no_grad()
 def run(pipe, encoding, pose, steps, repeats):
-    """z after ``steps`` DDPM steps (of 50; the callback stops the run), the fastest step time over ``repeats``
+    """z after ``steps`` DDPM steps (of 50; the run is stopped there), the fastest step time over ``repeats``
     runs, and the first run's first-step time (which includes compilation for a compiled UNet)."""
-    kept = {}
-
-    def callback(step, t, z):
-        kept["z"] = z.clone()
-        kept["stamps"].append(time.perf_counter())
-        if step + 1 >= steps:
-            raise _Stop(step)
-
     best, first = float("inf"), None
     for _ in range(repeats):
-        kept["stamps"] = [time.perf_counter()]
         z_t = torch.randn((1, 4, *pipe.latent_size), generator=torch.Generator().manual_seed(0))
-        try:
-            pipe(encoding, pose, latents=z_t, num_inference_steps=50, output_type="latent", progress=False,
-                 generator=torch.Generator().manual_seed(1), callback=callback)
-        except _Stop:
-            pass
-        times = np.diff(kept["stamps"])
+        latents, times = first_steps(pipe, encoding, pose, steps, latents=z_t, num_inference_steps=50,
+                                     generator=torch.Generator().manual_seed(1))
         first = float(times[0]) if first is None else first
         best = min(best, float(times[1:].min()) if len(times) > 1 else float(times[0]))
-    return kept["z"], best, first
+    return latents, best, first
 
 
 def main() -> None:
@@ -85,7 +45,7 @@ def main() -> None:
                         help="torch.compile modes to try, comma-separated, or 'none'")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = build()
+    pipe = random_pipeline("sd15")
     from cfld.pose import gallery
 
     table = gallery()

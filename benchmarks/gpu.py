@@ -23,59 +23,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-PHOTO = REPO / "tests" / "data" / "women1.jpg"
+from common import PHOTO, original_style_loop, random_pipeline
+from cfld import presets
+
 SPLIT_PAIRS = 8570  # DeepFashion's test pairs (the paper's Table 2)
-
-from cfld import presets  # noqa: E402
-from cfld.guidance import FULL, POSE_ONLY, UNCOND  # noqa: E402
-from cfld.models.cfld import Conditions  # noqa: E402
-from cfld.pipeline import CFLDPipeline  # noqa: E402
-
-
-def build(preset: str) -> CFLDPipeline:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
-    from cfld.checkpoint import SD15_VAE_CONFIG
-    from cfld.models.cfld import CFLDModel
-    from cfld.models.config import CFLDConfig
-
-    torch.manual_seed(0)
-    config = CFLDConfig.preset(preset)
-    model = CFLDModel(config)
-    for conv in model.appearance_encoder.zero_conv_outs:  # random HGA outputs, so the biases cost what they cost
-        torch.nn.init.normal_(conv.weight, std=0.02)
-    if preset == "sd15":
-        vae = AutoencoderKL(**SD15_VAE_CONFIG)
-    else:  # a small VAE with SD's 8x downsampling, for a dry run of this script
-        vae = AutoencoderKL(block_out_channels=(8, 8, 8, 8), norm_num_groups=8, latent_channels=4,
-                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
-    return CFLDPipeline(model, UNet2DConditionModel(**config.unet), vae, "ddpm")
 
 
 @torch.no_grad()
-def original_style(pipe: CFLDPipeline, pixels, pose_maps, z_t, steps: int = 50, w_pose: float = 2.0,
-                   w_app: float = 2.0) -> torch.Tensor:
-    """The original's sampling loop: three UNet branches every step, combined as it writes Eq. 7, then decoded."""
-    from cfld.schedulers import make_scheduler
-
-    encoding = pipe.encode_source(pixels)
-    conditions = Conditions(encoding.prompt, pipe.model.pose_adapter(pose_maps), encoding.query_biases)
-    batch = pipe.model.guidance_batch(conditions, [UNCOND, POSE_ONLY, FULL])
-    scheduler = make_scheduler("ddpm", dict(pipe.scheduler.config))
-    scheduler.set_timesteps(steps)
-    latents = z_t.clone()
-    for t in scheduler.timesteps:
-        inputs = scheduler.scale_model_input(torch.cat([latents] * 3), t).to(pipe.dtype)
-        e_uc, e_pose, e_full = pipe.unet(inputs, t, **batch.unet_kwargs()).sample.float().chunk(3)
-        eps = e_uc + w_pose * (e_pose - e_uc) + w_app * (e_full - e_pose)
-        latents = scheduler.step(eps, t, latents).prev_sample
-    return pipe.decode_latents(latents)
+def original_style(pipe, pixels, pose_maps, z_t, steps: int = 50) -> torch.Tensor:
+    """The original's whole sampling of a batch: source encoding, the three-branch loop, the VAE decode."""
+    return pipe.decode_latents(original_style_loop(pipe, pipe.encode_source(pixels), pose_maps, z_t, steps))
 
 
 def measure(fn, device: torch.device, repeats: int) -> tuple[float, float | None]:
@@ -110,7 +70,7 @@ def main() -> int:
         print("benchmarks/gpu.py: no CUDA device on this machine; nothing measured (run it where a GPU is).")
         return 0
     dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-    pipe = build(args.preset).to(device)
+    pipe = random_pipeline(args.preset).to(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # the same arithmetic as the CPU runs, no silent TF32
         print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, {args.preset} (random weights)")

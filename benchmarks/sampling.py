@@ -16,38 +16,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
 from torch.utils.flop_counter import FlopCounterMode
 
-from cfld.checkpoint import SD15_VAE_CONFIG
-from cfld.guidance import FULL, POSE_ONLY, UNCOND
-from cfld.models.cfld import CFLDModel
-from cfld.models.config import CFLDConfig
-from cfld.pipeline import CFLDPipeline
+from common import PHOTO, original_style_loop, random_pipeline
+from cfld.guidance import FULL, UNCOND
 from cfld.pose import gallery
-
-PHOTO = Path(__file__).resolve().parents[1] / "tests" / "data" / "women1.jpg"
-
-
-def original_style_loop(pipe: CFLDPipeline, encoding, pose_img, z_t, steps, w_pose, w_app, generator):
-    """Three UNet branches per step, combined as the original writes Eq. 7."""
-    scheduler = pipe.scheduler
-    scheduler.set_timesteps(steps)
-    from cfld.models.cfld import Conditions
-
-    conditions = Conditions(encoding.prompt, pipe.model.pose_adapter(pose_img), encoding.query_biases)
-    batch = pipe.model.guidance_batch(conditions, [UNCOND, POSE_ONLY, FULL])
-    latents = z_t.clone()
-    for t in scheduler.timesteps:
-        inputs = scheduler.scale_model_input(torch.cat([latents] * 3), t)
-        eps = pipe.unet(inputs, t, **batch.unet_kwargs()).sample
-        e_uc, e_pose, e_full = eps.chunk(3)
-        eps = e_uc + w_pose * (e_pose - e_uc) + w_app * (e_full - e_pose)
-        latents = scheduler.step(eps, t, latents, generator=generator).prev_sample
-    return latents
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -71,17 +46,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-
-    config = CFLDConfig.preset("sd15")
     t0 = time.perf_counter()
-    model = CFLDModel(config)
-    # random HGA output convs: the zero-initialised ones would make the query biases vanish
-    for conv in model.appearance_encoder.zero_conv_outs:
-        torch.nn.init.normal_(conv.weight, std=0.02)
-    unet = UNet2DConditionModel(**config.unet)
-    vae = AutoencoderKL(**SD15_VAE_CONFIG)
-    pipe = CFLDPipeline(model, unet, vae, "ddpm")
+    pipe = random_pipeline("sd15")
+    unet = pipe.unet
     print(f"built the random-weight sd15 model in {time.perf_counter() - t0:.0f} s "
           f"(UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.0f}M parameters), {args.threads} threads")
 

@@ -31,18 +31,16 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
-PHOTO = REPO / "tests" / "data" / "women1.jpg"
+from common import PHOTO, REPO, first_steps, random_pipeline
+from train_synthetic import metrics, quantise
+from cfld import presets
+from cfld.pipeline import CFLDPipeline
 
-from cfld import presets  # noqa: E402
-from cfld.pipeline import CFLDPipeline  # noqa: E402
+SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
 
 @dataclass(frozen=True)
@@ -112,16 +110,10 @@ class UNetCounter:
         self.calls = self.entries = 0
 
 
-def quantise(images: torch.Tensor) -> np.ndarray:
-    return (images.float() * 255).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy().astype(np.float64) / 255
-
-
 def ssim_psnr(predicted: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    ssim = [structural_similarity(p, t, channel_axis=2, data_range=1.0) for p, t in zip(predicted, target)]
-    psnr = [peak_signal_noise_ratio(t, p, data_range=1.0) for p, t in zip(predicted, target)]
-    return float(np.mean(ssim)), float(np.mean(psnr))
+    """Mean SSIM and PSNR as ``benchmarks/train_synthetic.py`` (and ``cfld demo``) measure them."""
+    result = metrics(predicted, target, None)
+    return result["SSIM"], result["PSNR"]
 
 
 def run_setting(pipe, sources, poses, setting: Setting, seed: int, batch_size: int):
@@ -179,25 +171,11 @@ def demo_table(args, rows: list[Setting]) -> tuple[dict[str, dict], str]:
     return results, f"{len(items)} held-out synthetic persons at {config.image_size[0]}x{config.image_size[1]}, poses from {where}"
 
 
-class _Stop(Exception):
-    pass
-
-
 @torch.no_grad()
 def sd15_timings(args, rows: list[Setting]) -> tuple[dict[str, float], str]:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
-    from cfld.checkpoint import SD15_VAE_CONFIG
-    from cfld.models.cfld import CFLDModel
-    from cfld.models.config import CFLDConfig
     from cfld.pose import gallery
 
-    torch.manual_seed(0)
-    config = CFLDConfig.preset("sd15")
-    model = CFLDModel(config)
-    for conv in model.appearance_encoder.zero_conv_outs:  # random HGA outputs: zeros would hide the biases' cost
-        torch.nn.init.normal_(conv.weight, std=0.02)
-    pipe = CFLDPipeline(model, UNet2DConditionModel(**config.unet), AutoencoderKL(**SD15_VAE_CONFIG), "ddpm")
+    pipe = random_pipeline("sd15")
     table = gallery()
     pose = [table[table.names[0]]]
 
@@ -211,19 +189,10 @@ def sd15_timings(args, rows: list[Setting]) -> tuple[dict[str, float], str]:
     decode = time.perf_counter() - start
 
     def step_time(scheduler: str, steps: int, interval) -> float:
-        stamps: list[float] = []
-
-        def callback(step, t, z):
-            stamps.append(time.perf_counter())
-            if len(stamps) > args.sd15_steps:
-                raise _Stop
-
-        try:
-            pipe(encoding, pose, num_inference_steps=steps, scheduler=scheduler, guidance_interval=interval,
-                 output_type="latent", progress=False, callback=callback, generator=torch.Generator().manual_seed(0))
-        except _Stop:
-            pass
-        return float(min(np.diff(stamps)))
+        """The fastest of the first steps after the first (which also holds the call's set-up)."""
+        _, times = first_steps(pipe, encoding, pose, args.sd15_steps + 1, num_inference_steps=steps,
+                               scheduler=scheduler, guidance_interval=interval, generator=torch.Generator().manual_seed(0))
+        return float(times[1:].min())
 
     unguided = step_time("ddpm", 50, (0.0, 0.0))
     guided = {}
