@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from conftest import run
@@ -40,3 +41,35 @@ def test_demo_writes_the_grid_and_scores_offline(capsys, tmp_path):
     for ssim, psnr in lines.values():
         assert 0 < float(ssim) <= 1 and 0 < float(psnr) < 100
     assert (out / "pose_gallery.png").is_file()
+
+
+def test_every_model_option_takes_demo_for_the_bundled_model(capsys, tmp_path, monkeypatch):
+    import click
+
+    from cfld.cli import cli
+    from cfld.commands.options import resolve_model
+
+    ctx = click.Context(cli)
+    commands = {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+    for group in [name for name, command in commands.items() if isinstance(command, click.Group)]:
+        commands |= {f"{group} {name}": command for name, command in commands[group].commands.items()}
+    with_model = {name for name, command in commands.items() if not isinstance(command, click.Group)
+                  and any("--model" in p.opts for p in command.params)}
+    assert with_model >= {"transfer", "animate", "sample", "app", "edit style-transfer", "edit interpolate"}
+    for name in with_model:
+        option = next(p for p in commands[name].params if "--model" in p.opts)
+        assert option.callback is resolve_model and "'demo'" in option.help, name
+
+    # end to end: `cfld transfer -m demo` re-poses a real photo with the bundled model
+    monkeypatch.chdir(tmp_path)
+    photo = Path(__file__).resolve().parent / "data" / "women1.jpg"
+    table = P.gallery()
+    pose_file = P.write_pose_json(table[table.names[0]], tmp_path / "front.json")
+    code, stdout, stderr = run(capsys, "transfer", "-s", photo, "-p", pose_file, "-m", "demo", "-o", "out", "--steps", 2)
+    assert code == 0, stderr
+    assert (tmp_path / "out" / "women1_to_front.png").is_file()
+
+    # a folder named demo in the working directory is the user's, and wins
+    (tmp_path / "demo").mkdir()
+    assert resolve_model(None, None, "demo") == "demo"
+    assert resolve_model(None, None, str(tmp_path)) == str(tmp_path) and resolve_model(None, None, None) is None

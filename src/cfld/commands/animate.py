@@ -8,8 +8,8 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError, MissingDependencyError
-from .options import (MAX_OUTPUT_SIDE, SEED, FiniteFloat, guidance_options, parse_size_option, sampling,
-                      sampling_options)
+from .options import (MAX_OUTPUT_SIDE, SEED, FiniteFloat, guidance_options, model_option, parse_size_option,
+                      sampling, sampling_options)
 
 
 @click.command("animate")
@@ -18,8 +18,7 @@ from .options import (MAX_OUTPUT_SIDE, SEED, FiniteFloat, guidance_options, pars
 @click.option("-p", "--poses", "poses_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Folder of pose files (*.json, natural name order) or of video frames (pictures: their poses "
                    "are detected, needs the 'detect' extra).")
-@click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
-              help="CFLD model folder (as for `cfld transfer`).")
+@model_option("CFLD model folder (as for `cfld transfer`).")
 @click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder.")
 @click.option("-o", "--output", default="animation", show_default=True, type=click.Path(file_okay=False),
               help="Folder for frame_0000.png ..., animation.gif and animation.mp4.")

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import click
 
 from ..devices import DTYPES
 from ..errors import InputError, one_line
+from .options import demo_model_dir, model_option
 
 
 def default_model() -> Path | None:
     """The offline demo model shipped inside the package, once there is one (``cfld/assets/demo_model``)."""
-    folder = Path(str(resources.files("cfld") / "assets" / "demo_model"))
+    folder = demo_model_dir()
     return folder if (folder / "model_index.json").is_file() else None
 
 
 @click.command("app")
-@click.option("-m", "--model", "model_dir", type=click.Path(file_okay=False),
-              help="CFLD model folder (as for `cfld transfer`); default: the bundled demo model, when installed.")
+@model_option("CFLD model folder (as for `cfld transfer`); default: the bundled demo model, when installed.",
+              required=False)
 @click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder.")
 @click.option("--port", type=click.IntRange(1024, 65535), default=7860, show_default=True,
               help="Port on 127.0.0.1 (the app is never reachable from other machines).")

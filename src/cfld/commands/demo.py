@@ -10,19 +10,13 @@ weights (README, "Weights").
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import click
 
-from .options import SEED, STEPS
+from .options import SEED, STEPS, demo_model_dir  # noqa: F401 - demo_model_dir: where tests and benchmarks find it
 
 SHARED_POSES = Path("..") / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
-
-
-def demo_model_dir() -> Path:
-    """The demo model folder inside the installed package (a ``CFLDPipeline.save_pretrained`` folder)."""
-    return Path(str(resources.files("cfld") / "assets" / "demo_model"))
 
 
 @click.command("demo")

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import click
 
-from .options import MAX_OUTPUT_SIDE, SEED, parse_size_option, sampling, sampling_options
+from .options import MAX_OUTPUT_SIDE, SEED, model_option, parse_size_option, sampling, sampling_options
 
 COMMON = [
-    click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
-                 help="CFLD model folder (as for `cfld transfer`)."),
+    model_option("CFLD model folder (as for `cfld transfer`)."),
     click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder."),
     sampling_options("ddpm", "ddpm, ddim, dpm++, dpm++-karras, unipc, euler ..."),
     click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed."),

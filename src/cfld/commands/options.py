@@ -8,6 +8,8 @@ memory than a machine has.
 from __future__ import annotations
 
 import math
+from importlib import resources
+from pathlib import Path
 
 import click
 
@@ -55,6 +57,28 @@ SEED = click.IntRange(0, MAX_SEED)
 STEPS = click.IntRange(1, MAX_STEPS)
 STEPS_HELP = "Denoising steps: 1 to 1000, and at most 999 with ddpm, ddim and pndm (their spacing would reach t=1000)."
 GUIDANCE = FiniteFloat(0, 100)
+
+
+DEMO_MODEL = "demo"
+"""What ``-m``/``--model`` takes for the demo model shipped inside the package."""
+
+
+def demo_model_dir() -> Path:
+    """The demo model folder inside the installed package (a ``CFLDPipeline.save_pretrained`` folder)."""
+    return Path(str(resources.files("cfld") / "assets" / "demo_model"))
+
+
+def resolve_model(ctx, param, value: str | None) -> str | Path | None:
+    """``-m demo`` -> the bundled demo model, unless a file or folder named ``demo`` exists here (then that)."""
+    if value == DEMO_MODEL and not Path(value).exists():
+        return demo_model_dir()
+    return value
+
+
+def model_option(help: str, required: bool = True):
+    """``-m``/``--model``: a model folder, or ``demo`` for the bundled demo model (see :func:`resolve_model`)."""
+    return click.option("-m", "--model", "model_dir", required=required, type=click.Path(file_okay=False),
+                        callback=resolve_model, help=f"{help} 'demo': the small demo model shipped with cfld.")
 
 
 def parse_size_option(value: str | None, option: str, max_side: int | None = None) -> tuple[int, int] | None:

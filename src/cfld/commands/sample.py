@@ -6,13 +6,12 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import (MAX_OUTPUT_SIDE, SEED, echo_metrics, guidance_options, parse_metric_list, parse_size_option,
-                      sampling, sampling_options)
+from .options import (MAX_OUTPUT_SIDE, SEED, echo_metrics, guidance_options, model_option, parse_metric_list,
+                      parse_size_option, sampling, sampling_options)
 
 
 @click.command("sample")
-@click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
-              help="A CFLD folder (save_pretrained / `cfld convert`) or the original checkpoint folder (then --base).")
+@model_option("A CFLD folder (save_pretrained / `cfld convert`) or the original checkpoint folder (then --base).")
 @click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder.")
 @click.option("-d", "--data", "data_dir", required=True, type=click.Path(file_okay=False),
               help="A folder written by `cfld prepare` (DeepFashion or Market-1501).")

@@ -8,7 +8,7 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import MAX_OUTPUT_SIDE, SEED, guidance_options, parse_size_option, sampling, sampling_options
+from .options import MAX_OUTPUT_SIDE, SEED, guidance_options, model_option, parse_size_option, sampling, sampling_options
 
 
 @click.command("transfer")
@@ -22,8 +22,7 @@ from .options import MAX_OUTPUT_SIDE, SEED, guidance_options, parse_size_option,
 @click.option("--pose-fit", type=click.Choice(["frame", "body"]), default="frame", show_default=True,
               help="With --pose-from: frame keeps the person's place and size in PHOTO; body makes the body "
                    "fill the source's frame.")
-@click.option("-m", "--model", "model_dir", required=True, type=click.Path(file_okay=False),
-              help="A CFLD folder written by `CFLDPipeline.save_pretrained` / `cfld convert`, or the original "
+@model_option("A CFLD folder written by `CFLDPipeline.save_pretrained` / `cfld convert`, or the original "
                    "checkpoint folder (pytorch_model.bin + pytorch_model_1.bin, then --base is needed).")
 @click.option("--base", metavar="SD15",
               help="Stable Diffusion 1.5 for an original checkpoint folder: hub id, diffusers folder or single file.")
