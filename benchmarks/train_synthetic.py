@@ -39,28 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
-from cfld.data.synthetic import HELD_OUT_SEED, SyntheticPersons  # noqa: E402
 from cfld.pipeline import CFLDPipeline  # noqa: E402
-from cfld.schedulers import make_scheduler  # noqa: E402
 from cfld.training import TrainConfig, Trainer  # noqa: E402
-
-
-def quantise(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) float in [0, 1] after the original's uint8 truncation."""
-    return (images.float() * 255).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy().astype(np.float64) / 255
-
-
-def metrics(predicted: np.ndarray, target: np.ndarray, lpips_model) -> dict[str, float]:
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    ssim = [structural_similarity(p, t, channel_axis=2, data_range=1.0) for p, t in zip(predicted, target)]
-    psnr = [peak_signal_noise_ratio(t, p, data_range=1.0) for p, t in zip(predicted, target)]
-    result = {"SSIM": float(np.mean(ssim)), "PSNR": float(np.mean(psnr))}
-    if lpips_model is not None:
-        to = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).float() * 2 - 1  # noqa: E731
-        with torch.no_grad():
-            result["LPIPS"] = float(lpips_model(to(predicted), to(target)).mean())
-    return result
+from cfld.training.held_out import HeldOutPairs, generate, quantise, reconstruct, score_table, untrained_pipeline  # noqa: E402
 
 
 def load_lpips():
@@ -75,15 +56,6 @@ def load_lpips():
     return lpips.LPIPS(net="alex", verbose=False).eval(), ""
 
 
-@torch.no_grad()
-def generate(model, unet, vae, items, steps: int, sampler: str) -> torch.Tensor:
-    pipe = CFLDPipeline(model, unet, vae, make_scheduler(sampler))
-    out = pipe(torch.stack([i["img_cond"] for i in items]), torch.stack([i["pose_img_tgt"] for i in items]),
-               paired=True, num_inference_steps=steps, output_type="pt", output_size=None,
-               generator=torch.Generator().manual_seed(0), progress=False)
-    return out.images.cpu()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, help="run folder (default: a temporary one)")
@@ -91,7 +63,7 @@ def main() -> None:
     parser.add_argument("--extra-steps", type=int, default=2000,
                         help="a second stage of this many steps from the first stage's weights (0: none)")
     parser.add_argument("--batch", type=int, default=8, help="pairs per step")
-    parser.add_argument("--vae-steps", type=int, default=300)
+    parser.add_argument("--vae-steps", type=int, help="VAE optimizer steps (default: the recipe's)")
     parser.add_argument("--eval-pairs", type=int, default=48)
     parser.add_argument("--sampler", default="ddpm", help="a cfld.schedulers name (the paper: ddpm)")
     parser.add_argument("--sample-steps", type=int, default=50)
@@ -104,7 +76,8 @@ def main() -> None:
 
     config = TrainConfig.load("synthetic-cpu")
     config.data = dict(config.data, poses=poses, length=args.steps * args.batch // 2)  # two epochs
-    config.vae = dict(config.vae, train_steps=args.vae_steps)
+    if args.vae_steps:
+        config.vae = dict(config.vae, train_steps=args.vae_steps)
     config.batch_size, config.epochs, config.decay_epochs = args.batch, 2, (1,)  # x0.1 at half the run
     config.checkpoint_every, config.sample_every, config.torch_threads = 0, 0, args.threads
     model_config = config.model_config()
@@ -122,48 +95,43 @@ def main() -> None:
     train_time = time.time() - start
 
     pipe = CFLDPipeline.from_pretrained(final)
-    from accelerate.utils import set_seed
-
-    set_seed(config.seed)
-    untrained_model, untrained_unet = trainer.build_models(model_config)
-
-    held_out = SyntheticPersons(args.eval_pairs, model_config.image_size, model_config.cond_size, model_config.pose_size,
-                                seed=HELD_OUT_SEED, poses=poses, split="test", photo_size=config.data["photo_size"])
-    items = [held_out[i] for i in range(len(held_out))]
-    target = quantise(torch.stack([(i["img_tgt"] + 1) / 2 for i in items]))
-    source = quantise(torch.stack([(i["img_src"] + 1) / 2 for i in items]))
+    pairs = HeldOutPairs.draw(args.eval_pairs, model_config, poses, config.data["photo_size"])
     start = time.time()
-    before = generate(untrained_model.eval(), untrained_unet.eval(), pipe.vae, items, args.sample_steps, args.sampler)
-    after = generate(pipe.model, pipe.unet, pipe.vae, items, args.sample_steps, args.sampler)
+    untrained = untrained_pipeline(pipe, config.seed)
+    predictions = {"VAE alone (its ceiling)": reconstruct(pipe.vae, pairs.truth), "copy the source": pairs.source,
+                   "a different person": pairs.different_person,
+                   "untrained model": generate(untrained, pairs, args.sample_steps, args.sampler),
+                   "trained model": generate(pipe, pairs, args.sample_steps, args.sampler)}
     eval_time = time.time() - start
 
     lpips_model, why = load_lpips()
-    rows = {"copy source": metrics(source, target, lpips_model),
-            "untrained model": metrics(quantise(before), target, lpips_model),
-            "trained model": metrics(quantise(after), target, lpips_model)}
+    rows = {name: pairs.score(images) for name, images in predictions.items()}
+    if lpips_model is not None:
+        with torch.no_grad():
+            for name, images in predictions.items():
+                to = lambda x: quantise(x).float() / 127.5 - 1  # noqa: E731
+                rows[name]["LPIPS"] = float(lpips_model(to(images), to(pairs.truth)).mean())
 
-    print(f"\nsynthetic persons, held-out persons and poses: {len(items)} pairs at {model_config.image_size[0]}x"
+    print(f"\nsynthetic persons, held-out persons and poses: {len(pairs.items)} pairs at {model_config.image_size[0]}x"
           f"{model_config.image_size[1]}; poses from {'../shared DeepFashion test keypoints' if poses else 'the bundled gallery'}")
-    print(f"training: VAE {args.vae_steps} steps, CFLD {args.steps} + {args.extra_steps} steps x {args.batch} pairs in {train_time / 60:.1f} min "
-          f"({args.threads} thread(s)); loss first 20 steps {np.mean(losses[:20]):.4f} -> last 20 {np.mean(losses[-20:]):.4f}")
+    print(f"training: VAE {config.vae['train_steps']} steps, CFLD {args.steps} + {args.extra_steps} steps x {args.batch} pairs "
+          f"in {train_time / 60:.1f} min ({args.threads} thread(s)); loss first 20 steps {np.mean(losses[:20]):.4f} -> "
+          f"last 20 {np.mean(losses[-20:]):.4f}")
     print(f"sampling: {args.sampler.upper()} {args.sample_steps} steps, w_pose = w_app = 2, {eval_time:.0f} s for both models")
-    names = ["SSIM", "PSNR"] + (["LPIPS"] if lpips_model is not None else [])
-    print(f"{'prediction':<18}" + "".join(f"{n:>10}" for n in names))
-    for name, values in rows.items():
-        print(f"{name:<18}" + "".join(f"{values[n]:>10.4f}" for n in names))
+    print("\n".join(score_table(rows)))
     trained = rows["trained model"]
-    for baseline in ("copy source", "untrained model"):
+    for baseline in ("copy the source", "a different person", "untrained model"):
         print(f"trained vs {baseline}: SSIM {trained['SSIM'] / rows[baseline]['SSIM']:.3f}x, "
-              f"PSNR {trained['PSNR'] - rows[baseline]['PSNR']:+.2f} dB"
+              f"PSNR {trained['PSNR'] - rows[baseline]['PSNR']:+.2f} dB, ΔE00 {trained['ΔE00'] - rows[baseline]['ΔE00']:+.2f}"
               + (f", LPIPS {trained['LPIPS'] / rows[baseline]['LPIPS']:.3f}x (lower is better)" if lpips_model else ""))
     if lpips_model is None:
         print(f"LPIPS: not measured: {why}.")
     if args.save_grid:
         from PIL import Image
 
-        grid = np.concatenate([np.concatenate([s, t, b, a], axis=1) for s, t, b, a in
-                               zip(source[:8], target[:8], quantise(before)[:8], quantise(after)[:8])], axis=0)
-        Image.fromarray((grid * 255).round().astype(np.uint8)).save(args.save_grid)
+        columns = [pairs.source, pairs.truth, predictions["untrained model"], predictions["trained model"]]
+        grid = torch.cat([torch.cat([c[i] for c in columns], dim=2) for i in range(min(8, len(pairs.items)))], dim=1)
+        Image.fromarray(quantise(grid[None])[0].permute(1, 2, 0).numpy()).save(args.save_grid)
     print(f"run folder: {output}")
 
 

@@ -36,10 +36,13 @@ def test_demo_writes_the_grid_and_scores_offline(capsys, tmp_path):
     assert grid.shape == (2 * 64, 4 * 64, 3)  # source | pose | generated | ground truth, one row per person
     source, pose, generated, truth = (grid[:64, i * 64 : (i + 1) * 64] for i in range(4))
     assert not np.array_equal(source, truth) and pose.max() > 0 and generated.std() > 0
-    lines = {line.split("  ")[0]: line.split()[-2:] for line in stdout.splitlines() if line.startswith(("CFLD", "copy"))}
-    assert set(lines) == {"CFLD demo model", "copy the source"}
-    for ssim, psnr in lines.values():
-        assert 0 < float(ssim) <= 1 and 0 < float(psnr) < 100
+    header = next(line for line in stdout.splitlines() if line.startswith("against the ground truth"))
+    assert header.split()[-3:] == ["SSIM", "PSNR", "ΔE00"]
+    names = ("CFLD demo model", "copy the source", "a different person", "untrained model", "VAE alone (its ceiling)")
+    lines = {line.split("  ")[0]: line.split()[-3:] for line in stdout.splitlines() if line.startswith(names)}
+    assert set(lines) == set(names)
+    for ssim, psnr, delta_e in lines.values():
+        assert 0 < float(ssim) <= 1 and 0 < float(psnr) < 100 and 0 <= float(delta_e) < 100
     assert (out / "pose_gallery.png").is_file()
 
 

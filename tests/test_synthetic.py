@@ -96,3 +96,31 @@ def test_real_deepfashion_keypoints(shared_dir):
     data = SyntheticPersons(2, **SIZES, poses=csv, split="test")
     assert len(data.poses) == 327  # every 10th of the 3,264 rows with neck, shoulders and hips
     assert data[1]["img_tgt"].shape == (3, 64, 64)
+
+
+def test_garment_masks_cover_the_garments_in_the_target_pose():
+    data = SyntheticPersons(12, **SIZES, seed=5)
+    for index in range(12):
+        masks = data.garment_masks(index)
+        assert masks.shape == (2, 64, 64) and masks.dtype == bool
+        assert masks[0].sum() > 20 and not (masks[0] & masks[1]).any()  # every pose shows the top; no overlap
+        _, person, _, tgt = data._pair(index)
+        image = ((data[index]["img_tgt"] + 1) / 2 * 255).permute(1, 2, 0).numpy()
+        # pixels inside the lower garment of a plain-coloured bottom have that colour (up to resampling)
+        if masks[1].sum() > 20:
+            assert np.median(np.abs(image[masks[1]] - person.bottom), axis=0).max() < 8
+        # the top's region holds only the top's colours (main, second, emblem), never the background
+        top = image[masks[0]]
+        colours = np.stack([person.top, person.top_second, person.emblem])
+        nearest = np.abs(top[:, None] - colours[None]).max(axis=2).min(axis=1)
+        assert np.median(nearest) < 8, index
+
+
+def test_target_worn_by_another_person_is_the_same_pose_with_another_look():
+    data = SyntheticPersons(4, **SIZES, seed=5)
+    assert torch.equal(data.target_worn_by(2, 2), data[2]["img_tgt"])
+    other = data.target_worn_by(2, 3)
+    assert other.shape == (3, 64, 64) and not torch.equal(other, data[2]["img_tgt"])
+    _, person, _, _ = data._pair(3)
+    background = np.abs(((other + 1) / 2 * 255)[:, 0, 0].numpy() - np.clip(person.background, 0, 255)).max()
+    assert background < 3  # the other person's studio, around the same pose

@@ -49,12 +49,11 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     import torch
 
     from .. import pose as P
-    from ..data.synthetic import HELD_OUT_SEED, SyntheticPersons
     from ..images import to_uint8
     from ..io import check_output_folder
-    from ..metrics.image_quality import pixel_metrics
     from ..pipeline import CFLDPipeline, check_schedule_runs
     from ..training import TrainConfig
+    from ..training.held_out import HeldOutPairs, generate, reconstruct, score_table, untrained_pipeline
 
     out = check_output_folder(output)
     model_dir = demo_model_dir()
@@ -63,11 +62,10 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     torch.manual_seed(seed)
     pipe = CFLDPipeline.from_pretrained(model_dir, device="cpu")
     check_schedule_runs(pipe.scheduler, steps)
-    config = pipe.config
     if poses is None and SHARED_POSES.is_file():
         poses = str(SHARED_POSES)
-    persons = SyntheticPersons(pairs, config.image_size, config.cond_size, config.pose_size, seed=HELD_OUT_SEED,
-                               poses=poses, split="test", photo_size=TrainConfig.load("synthetic-cpu").data["photo_size"])  # as trained
+    recipe = TrainConfig.load("synthetic-cpu")
+    pairs = HeldOutPairs.draw(pairs, pipe.config, poses, recipe.data["photo_size"])  # drawn as trained
 
     gallery = P.gallery()
     labels = ["/".join(name.split("/")[-2:]).removesuffix(".jpg") for name in gallery]  # id/view
@@ -75,27 +73,23 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     path = P.write_png(P.pose_grid(pictures, labels, columns), out / "pose_gallery.png", overwrite=True)
     click.echo(f"wrote {path} ({len(pictures)} real DeepFashion poses)")
     where = f"held-out rows of {poses}" if poses else "the bundled gallery of real DeepFashion poses"
-    click.echo(f"re-posing {pairs} held-out synthetic persons into real DeepFashion poses ({where}), "
+    click.echo(f"re-posing {len(pairs.items)} held-out synthetic persons into real DeepFashion poses ({where}), "
                f"DDPM {steps} steps, on the bundled demo model")
-    items = [persons[i] for i in range(pairs)]
-    result = pipe(torch.stack([item["img_cond"] for item in items]), torch.stack([item["pose_img_tgt"] for item in items]),
-                  paired=True, num_inference_steps=steps, output_type="pt", output_size=None,
-                  generator=torch.Generator().manual_seed(seed))
-    generated = result.images.cpu().float()
-    truth = torch.stack([(item["img_tgt"] + 1) / 2 for item in items])
-    source = torch.stack([(item["img_src"] + 1) / 2 for item in items])
-    skeleton = torch.stack([item["pose_img_tgt"][:3] for item in items])
-    skeleton = torch.nn.functional.interpolate(skeleton, size=tuple(truth.shape[-2:]), mode="nearest")
-
-    rows = torch.cat([source, skeleton, generated, truth], dim=3)  # (N, 3, H, 4W)
+    generated = generate(pipe, pairs, steps, seed=seed, progress=True)
+    skeleton = torch.stack([item["pose_img_tgt"][:3] for item in pairs.items])
+    skeleton = torch.nn.functional.interpolate(skeleton, size=tuple(pairs.truth.shape[-2:]), mode="nearest")
+    rows = torch.cat([pairs.source, skeleton, generated, pairs.truth], dim=3)  # (N, 3, H, 4W)
     grid = to_uint8(torch.cat(list(rows), dim=1).unsqueeze(0).clamp(0, 1))[0]
     path = P.write_png(np.ascontiguousarray(grid), out / "demo_grid.png", overwrite=True)
     click.echo(f"wrote {path} (rows: source | target pose | generated | ground truth)")
 
-    scores = {name: pixel_metrics(truth, images) for name, images in
-              (("CFLD demo model", generated), ("copy the source", source))}
-    click.echo(f"{'against the ground truth':<26}{'SSIM':>8}{'PSNR':>9}")
-    for name, values in scores.items():
-        click.echo(f"{name:<26}{values['ssim'].mean().item():>8.4f}{values['psnr'].mean().item():>9.2f}")
+    predictions = {"CFLD demo model": generated, "copy the source": pairs.source,
+                   "a different person": pairs.different_person,
+                   "untrained model": generate(untrained_pipeline(pipe, recipe.seed), pairs, steps, seed=seed),
+                   "VAE alone (its ceiling)": reconstruct(pipe.vae, pairs.truth)}
+    for line in score_table({name: pairs.score(images) for name, images in predictions.items()}):
+        click.echo(line)
+    click.echo("SSIM, PSNR (dB): higher is better. ΔE00: the colour difference of the upper and lower garment "
+               "(CIEDE2000 of their mean colours), lower is better; below 3 is hard to see side by side.")
     click.echo("The demo model is tiny and trained on drawn persons only; real photos need the released CFLD weights "
                "(see README, 'Weights').")

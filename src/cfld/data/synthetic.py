@@ -116,12 +116,7 @@ class SyntheticPersons(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, object]:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
-        rng = np.random.default_rng((self.seed, index))
-        person = Person.random(rng)
-        first, second = rng.choice(len(self.poses), size=2, replace=False)
-        src, tgt = self.poses[first], self.poses[second]
+        rng, person, src, tgt = self._pair(index)
         photo_src, photo_tgt = person.draw(src, self.photo_size), person.draw(tgt, self.photo_size)
         cond = Image.fromarray(photo_src)
         if self.flip_cond and rng.random() < 0.5:
@@ -136,6 +131,32 @@ class SyntheticPersons(Dataset):
             "name_src": f"{name}_{src.name}",
             "name_tgt": f"{name}_{tgt.name}",
         }
+
+
+    def _pair(self, index: int) -> tuple[np.random.Generator, "Person", Pose, Pose]:
+        """The generator of item ``index`` (after drawing), its person, source pose and target pose."""
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        rng = np.random.default_rng((self.seed, index))
+        person = Person.random(rng)
+        first, second = rng.choice(len(self.poses), size=2, replace=False)
+        return rng, person, self.poses[first], self.poses[second]
+
+    def garment_masks(self, index: int) -> np.ndarray:
+        """(2, H, W) booleans at ``image_size``: the pixels of ``img_tgt`` fully covered by the person's upper
+        garment (top and sleeves) and by the lower one (trousers, shorts or skirt), as the person's own
+        drawing puts them in the target pose, occlusions included. For :mod:`cfld.metrics.appearance`."""
+        _, person, _, tgt = self._pair(index)
+        labels = person.garment_look().draw(tgt, self.photo_size)[..., :2].astype(np.float32) / 255
+        cover = cv2.resize(labels, self.image_size[::-1], interpolation=cv2.INTER_AREA)  # share of each pixel covered
+        return np.moveaxis(cover >= 0.999, -1, 0)
+
+    def target_worn_by(self, index: int, other: int):
+        """``img_tgt`` of item ``index`` with the person of item ``other`` in it: the right pose, another look
+        (the "different person" baseline of an appearance measure)."""
+        _, _, _, tgt = self._pair(index)
+        _, person, _, _ = self._pair(other)
+        return to_model_input(Image.fromarray(person.draw(tgt, self.photo_size)), self.image_size)
 
 
 class Person:
@@ -166,6 +187,13 @@ class Person:
             shoes=colour(0, 120),
             build=float(rng.uniform(0.8, 1.2)),
         )
+
+    def garment_look(self) -> "Person":
+        """This person with the upper garment in pure red, the lower one in pure green and all else black:
+        drawn, its red and green channels are each garment's cover of every pixel."""
+        black, red, green = np.zeros(3), np.array([255, 0, 0]), np.array([0, 255, 0])
+        return Person(**(self.__dict__ | dict(background=black, skin=black, hair=black, shoes=black, top=red,
+                                              top_second=red, emblem=red, bottom=green)))
 
     def draw(self, pose: Pose, size: tuple[int, int]) -> np.ndarray:
         """The person in ``pose`` as an (H, W, 3) uint8 RGB photo of ``size``; the pose's frame is
