@@ -36,9 +36,10 @@ import numpy as np
 import torch
 
 from common import PHOTO, REPO, first_steps, random_pipeline
-from train_synthetic import metrics, quantise
 from cfld import presets
+from cfld.metrics import pixel_metrics
 from cfld.pipeline import CFLDPipeline
+from cfld.training.held_out import HeldOutPairs, quantise
 
 SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
@@ -110,10 +111,10 @@ class UNetCounter:
         self.calls = self.entries = 0
 
 
-def ssim_psnr(predicted: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    """Mean SSIM and PSNR as ``benchmarks/train_synthetic.py`` (and ``cfld demo``) measure them."""
-    result = metrics(predicted, target, None)
-    return result["SSIM"], result["PSNR"]
+def ssim_psnr(predicted: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
+    """Mean SSIM and PSNR of uint8 images, as ``benchmarks/train_synthetic.py`` and ``cfld demo`` measure them."""
+    result = pixel_metrics(target, predicted)
+    return result["ssim"].mean().item(), result["psnr"].mean().item()
 
 
 def run_setting(pipe, sources, poses, setting: Setting, seed: int, batch_size: int):
@@ -125,18 +126,15 @@ def run_setting(pipe, sources, poses, setting: Setting, seed: int, batch_size: i
 @torch.no_grad()
 def demo_table(args, rows: list[Setting]) -> tuple[dict[str, dict], str]:
     from cfld.commands.demo import demo_model_dir
-    from cfld.data.synthetic import HELD_OUT_SEED, SyntheticPersons
     from cfld.training import TrainConfig
 
     pipe = CFLDPipeline.from_pretrained(demo_model_dir())
     config = pipe.config
     poses = str(SHARED_POSES) if SHARED_POSES.is_file() else None
-    persons = SyntheticPersons(args.pairs, config.image_size, config.cond_size, config.pose_size, seed=HELD_OUT_SEED,
-                               poses=poses, split="test", photo_size=TrainConfig.load("synthetic-cpu").data["photo_size"])
-    items = [persons[i] for i in range(len(persons))]
-    sources = torch.stack([item["img_cond"] for item in items])
-    target_poses = torch.stack([item["pose_img_tgt"] for item in items])
-    truth = quantise(torch.stack([(item["img_tgt"] + 1) / 2 for item in items]))
+    pairs = HeldOutPairs.draw(args.pairs, config, poses, TrainConfig.load("synthetic-cpu").data["photo_size"])
+    items = pairs.items
+    sources, target_poses = pairs.conditions
+    truth = quantise(pairs.truth)
     counter = UNetCounter(pipe.unet)
     run_setting(pipe, sources, target_poses, Setting("warm-up", "ddpm", 2), 0, args.batch)  # allocator, caches
 

@@ -172,6 +172,7 @@ BAD_TRAIN_CONFIGS: dict[str, tuple[object, str]] = {
     "vae_channels_text": ({"vae": {"block_out_channels": "16,32"}}, "block_out_channels must be a list"),
     "vae_groups": ({"vae": {"block_out_channels": [10, 20], "norm_num_groups": 4}}, "divisible by norm_num_groups"),
     "vae_unknown": ({"vae": {"depth": 3}}, "unknown options depth"),
+    "vae_deterministic_text": ({"vae": {"deterministic": "yes"}}, "deterministic must be true or false"),
     "vae_latents": ({"vae": {"latent_channels": 8}}, "latent_channels (8) must equal"),
     "vae_batch_over_dataset": ({"vae": {"train_steps": 2, "batch_size": 64, "block_out_channels": [8, 8, 8],
                                         "norm_num_groups": 4}}, "needs 32 pairs, but the dataset has 8"),

@@ -26,7 +26,7 @@ TESTS = Path(__file__).resolve().parent
 def tiny(**changes) -> TrainConfig:
     """The CPU preset shrunk to seconds: 8 pairs, batch 2, a VAE trained for 2 steps."""
     config = TrainConfig.load("synthetic-cpu")
-    config.vae = {"train_steps": 2, "batch_size": 4, "block_out_channels": [8, 8, 8], "norm_num_groups": 4}
+    config.vae = dict(config.vae, train_steps=2, batch_size=4, block_out_channels=[8, 8, 8], norm_num_groups=4)
     config.data = {"kind": "synthetic", "length": 8, "seed": 0, "photo_size": [64, 44]}
     config.batch_size, config.epochs, config.decay_epochs = 2, 3, (1,)
     config.warmup_steps, config.num_workers, config.torch_threads = 3, 0, 1
@@ -207,3 +207,21 @@ def test_two_processes_stay_in_sync(tmp_path):
     (entry,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert entry["step"] == 3 and entry["num_pairs"] == 5 and 0 < entry["metrics"]["ssim"] < 1
     assert json.loads((tmp_path / "run" / "best" / "cfld-best.json").read_text())["step"] == 3
+
+
+def test_a_deterministic_vae_encodes_to_its_mean():
+    """``vae: {deterministic: true}``: trained on the posterior's mean, its variance then fixed near zero, so the
+    posterior sample CFLD's training encodes with is the mean (a VAE trained on samples keeps a wide posterior)."""
+    from cfld.data.synthetic import SyntheticPersons
+    from cfld.training.autoencoder import train_autoencoder
+
+    data = SyntheticPersons(4, (32, 32), (32, 32), (32, 32), seed=0, photo_size=(64, 44))
+    spec = {"train_steps": 2, "batch_size": 4, "block_out_channels": [8, 8], "norm_num_groups": 4, "latent_channels": 8}
+    images = torch.stack([data[i]["img_tgt"] for i in range(4)])
+    deterministic = train_autoencoder(spec | {"deterministic": True}, data, (32, 32), progress=False)
+    sampling = train_autoencoder(spec, data, (32, 32), progress=False)
+    with torch.no_grad():
+        fixed, sampled = deterministic.encode(images).latent_dist, sampling.encode(images).latent_dist
+    assert fixed.mean.shape == (4, 8, 16, 16)
+    assert fixed.std.max() < 1e-6 and torch.allclose(fixed.sample(), fixed.mean, atol=1e-5)
+    assert sampled.std.mean() > 0.1  # what sampling-trained tiny VAEs keep

@@ -5,6 +5,12 @@ CPU) there is no such VAE, and a random one would make the latent space meaningl
 first trains a diffusers ``AutoencoderKL`` (reconstruction MSE + a small KL term, as latent diffusion's
 first stage without the adversarial and perceptual terms) and then keeps it frozen, as CFLD keeps SD's.
 Its ``scaling_factor`` is set to 1 / std of the latents, which is how Stable Diffusion's 0.18215 was chosen.
+
+With ``deterministic: true`` it is trained as a plain autoencoder, on the posterior's mean, and its posterior
+variance is then fixed at e^-30: ``latent_dist.sample()`` (what CFLD's training encodes with) is then the mean,
+as it nearly is for Stable Diffusion's VAE. Trained on samples instead, a VAE this small keeps a posterior
+standard deviation about half of its latents' own (measured: 0.41 against 0.78 after 2,000 steps), so the
+diffusion model would learn to draw noisy latents, which decode blurred.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ DEFAULTS: dict[str, Any] = {
     "layers_per_block": 1,
     "norm_num_groups": 16,
     "latent_channels": 4,
+    "deterministic": False,
 }
+FIXED_LOGVAR = -30.0
+"""The posterior log-variance of a ``deterministic`` autoencoder (standard deviation 3e-7)."""
 
 
 def check_options(spec: Any, source: object = "training config vae") -> dict[str, Any]:
@@ -48,6 +57,8 @@ def check_options(spec: Any, source: object = "training config vae") -> dict[str
     V.check_int(options["layers_per_block"], "layers_per_block", source, 1, 16)
     groups = V.check_int(options["norm_num_groups"], "norm_num_groups", source, 1, 1024)
     V.check_int(options["latent_channels"], "latent_channels", source, 1, 64)
+    if not isinstance(options["deterministic"], bool):
+        raise InputError(source, f"deterministic must be true or false, got {V.shown(options['deterministic'])}")
     if any(c % groups for c in channels):
         raise InputError(source, f"every block_out_channels entry must be divisible by norm_num_groups ({groups}), "
                                  f"got {list(channels)}")
@@ -89,7 +100,7 @@ def train_autoencoder(spec: dict[str, Any], dataset: Dataset, image_size: tuple[
         for batch in loader:
             images = torch.cat([batch["img_src"], batch["img_tgt"]]).to(device)
             posterior = vae.encode(images).latent_dist
-            reconstruction = vae.decode(posterior.sample()).sample
+            reconstruction = vae.decode(posterior.mode() if options["deterministic"] else posterior.sample()).sample
             loss = torch.nn.functional.mse_loss(reconstruction, images) + options["kl_weight"] * posterior.kl().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -104,6 +115,11 @@ def train_autoencoder(spec: dict[str, Any], dataset: Dataset, image_size: tuple[
                 break
     bar.close()
     vae.eval().requires_grad_(False)
+    if options["deterministic"]:  # the log-variance half of quant_conv's output channels: a constant
+        latent = options["latent_channels"]
+        with torch.no_grad():
+            vae.quant_conv.weight[latent:] = 0
+            vae.quant_conv.bias[latent:] = FIXED_LOGVAR
     with torch.no_grad():
         images = torch.cat([torch.cat([b["img_src"], b["img_tgt"]]) for b, _ in zip(loader, range(4))]).to(device)
         std = vae.encode(images).latent_dist.mean.std().item()
