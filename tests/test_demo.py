@@ -43,7 +43,7 @@ def test_demo_writes_the_grid_and_scores_offline(capsys, tmp_path):
     lines = {line.split("  ")[0]: line.split()[-3:] for line in stdout.splitlines() if line.startswith(names)}
     assert set(lines) == set(names)
     for ssim, psnr, delta_e in lines.values():
-        assert 0 < float(ssim) <= 1 and 0 < float(psnr) < 100 and 0 <= float(delta_e) < 100
+        assert -1 <= float(ssim) <= 1 and 0 < float(psnr) < 100 and 0 <= float(delta_e) < 100  # untrained: SSIM ~0
     assert (out / "pose_gallery.png").is_file()
 
 
@@ -104,12 +104,13 @@ def test_demo_vae_reconstructs_held_out_persons_faithfully(demo_pipe):
 
 def test_demo_model_keeps_the_persons_look_not_just_the_pose(demo_pipe):
     """On a few held-out persons (the paper's DDPM 50, w = 2): closer in garment colour to the truth than another
-    person in the same pose, and than the untrained model; better SSIM and PSNR than copying the source."""
+    person in the same pose and than the untrained model; better SSIM and PSNR than copying the source. (It is
+    not closer in colour than the source itself: see the README, "Offline demo".)"""
     from cfld.training.held_out import HeldOutPairs, generate, untrained_pipeline
 
     pairs = HeldOutPairs.draw(8, demo_pipe.config, held_out_poses())
     trained = pairs.score(generate(demo_pipe, pairs))
     untrained = pairs.score(generate(untrained_pipeline(demo_pipe), pairs, steps=10))
     other, source = pairs.score(pairs.different_person), pairs.score(pairs.source)
-    assert trained["ΔE00"] < 0.6 * other["ΔE00"] and trained["ΔE00"] < untrained["ΔE00"], (trained, other, untrained)
-    assert trained["SSIM"] > source["SSIM"] + 0.1 and trained["PSNR"] > source["PSNR"] + 2, (trained, source)
+    assert trained["ΔE00"] < other["ΔE00"] - 3 and trained["ΔE00"] < untrained["ΔE00"] - 5, (trained, other, untrained)
+    assert trained["SSIM"] > source["SSIM"] + 0.15 and trained["PSNR"] > source["PSNR"] + 1, (trained, source)

@@ -35,10 +35,12 @@ SHARED_POSES = Path("..") / "shared" / "data" / "deepfashion" / "fasion-resize-a
 def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, columns: int) -> None:
     """Run the offline demo: re-pose synthetic persons with the bundled CFLD model, no downloads.
 
-    Writes OUTPUT/demo_grid.png (one row per person: source | target pose | generated | ground truth),
-    prints SSIM and PSNR of the generated images and of copying the source against the ground truth,
-    and draws the gallery of real DeepFashion poses the app offers (OUTPUT/pose_gallery.png). The files
-    it writes are regenerated on every run, so they are replaced without asking.
+    Writes OUTPUT/demo_grid.png (one row per person: source | target pose | generated | ground truth) and
+    prints SSIM, PSNR and the garment colour difference ΔE00 of the generated images against the ground truth,
+    beside four baselines: copying the source, a different person in the right pose, the untrained model, and
+    the VAE alone (its reconstruction of the ground truth, the ceiling). It also draws the gallery of real
+    DeepFashion poses the app offers (OUTPUT/pose_gallery.png). The files it writes are regenerated on every
+    run, so they are replaced without asking.
 
     \b
     Examples:
