@@ -46,18 +46,20 @@ class HeldOutPairs:
     items: list[dict]
     truth: torch.Tensor  # (N, 3, H, W) in [0, 1]: the target images
     source: torch.Tensor  # the source images at the same size
-    different_person: torch.Tensor  # the next pair's person in this pair's target pose
+    different_person: torch.Tensor  # the next held-out person in this pair's target pose
     masks: np.ndarray  # (N, 2, H, W) booleans: upper and lower garment in the target image
 
     @classmethod
     def draw(cls, count: int, config: CFLDConfig, poses: str | os.PathLike | None = None,
              photo_size: tuple[int, int] = (128, 88)) -> "HeldOutPairs":
-        persons = SyntheticPersons(count, config.image_size, config.cond_size, config.pose_size, seed=HELD_OUT_SEED,
-                                   poses=poses, split="test", photo_size=photo_size)
+        # one person more than pairs: the "different person" of pair i is person i + 1 (items depend only on
+        # the seed and the index, so the pairs are the same as in a dataset of ``count``)
+        persons = SyntheticPersons(count + 1, config.image_size, config.cond_size, config.pose_size,
+                                   seed=HELD_OUT_SEED, poses=poses, split="test", photo_size=photo_size)
         items = [persons[i] for i in range(count)]
         unit = lambda images: (torch.stack(images) + 1) / 2  # noqa: E731
         return cls(items=items, truth=unit([i["img_tgt"] for i in items]), source=unit([i["img_src"] for i in items]),
-                   different_person=unit([persons.target_worn_by(i, (i + 1) % count) for i in range(count)]),
+                   different_person=unit([persons.target_worn_by(i, i + 1) for i in range(count)]),
                    masks=np.stack([persons.garment_masks(i) for i in range(count)]))
 
     @property
