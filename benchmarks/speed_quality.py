@@ -126,12 +126,11 @@ def run_setting(pipe, sources, poses, setting: Setting, seed: int, batch_size: i
 @torch.no_grad()
 def demo_table(args, rows: list[Setting]) -> tuple[dict[str, dict], str]:
     from cfld.commands.demo import demo_model_dir
-    from cfld.training import TrainConfig
 
     pipe = CFLDPipeline.from_pretrained(demo_model_dir())
     config = pipe.config
     poses = str(SHARED_POSES) if SHARED_POSES.is_file() else None
-    pairs = HeldOutPairs.draw(args.pairs, config, poses, TrainConfig.load("synthetic-cpu").data["photo_size"])
+    pairs = HeldOutPairs.draw(args.pairs, config, poses)
     items = pairs.items
     sources, target_poses = pairs.conditions
     truth = quantise(pairs.truth)

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
+from cfld.images import to_uint8  # noqa: E402
 from cfld.pipeline import CFLDPipeline  # noqa: E402
 from cfld.training import TrainConfig, Trainer  # noqa: E402
 from cfld.training.held_out import HeldOutPairs, generate, quantise, reconstruct, score_table, untrained_pipeline  # noqa: E402
@@ -98,9 +99,9 @@ def main() -> None:
     lpips_model, why = load_lpips()
     rows = {name: pairs.score(images) for name, images in predictions.items()}
     if lpips_model is not None:
+        to = lambda x: quantise(x).float() / 127.5 - 1  # noqa: E731 - [-1, 1] after the uint8 truncation
         with torch.no_grad():
             for name, images in predictions.items():
-                to = lambda x: quantise(x).float() / 127.5 - 1  # noqa: E731
                 rows[name]["LPIPS"] = float(lpips_model(to(images), to(pairs.truth)).mean())
 
     print(f"\nsynthetic persons, held-out persons and poses: {len(pairs.items)} pairs at {model_config.image_size[0]}x"
@@ -122,7 +123,7 @@ def main() -> None:
 
         columns = [pairs.source, pairs.truth, predictions["untrained model"], predictions["trained model"]]
         grid = torch.cat([torch.cat([c[i] for c in columns], dim=2) for i in range(min(8, len(pairs.items)))], dim=1)
-        Image.fromarray(quantise(grid[None])[0].permute(1, 2, 0).numpy()).save(args.save_grid)
+        Image.fromarray(to_uint8(grid[None])[0]).save(args.save_grid)
     print(f"run folder: {output}")
 
 

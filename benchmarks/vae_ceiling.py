@@ -24,8 +24,8 @@ SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-
 
 from cfld.commands.demo import demo_model_dir  # noqa: E402
 from cfld.pipeline import CFLDPipeline  # noqa: E402
-from cfld.training import TrainConfig  # noqa: E402
-from cfld.training.held_out import HeldOutPairs, quantise, reconstruct, score_table  # noqa: E402
+from cfld.images import to_uint8  # noqa: E402
+from cfld.training.held_out import HeldOutPairs, reconstruct, score_table  # noqa: E402
 
 
 def main() -> None:
@@ -37,19 +37,19 @@ def main() -> None:
     args = parser.parse_args()
     pipe = CFLDPipeline.from_pretrained(args.model)
     poses = str(SHARED_POSES) if SHARED_POSES.is_file() else None
-    pairs = HeldOutPairs.draw(args.persons, pipe.config, poses, TrainConfig.load("synthetic-cpu").data["photo_size"])
+    pairs = HeldOutPairs.draw(args.persons, pipe.config, poses)
     rebuilt = reconstruct(pipe.vae, pairs.truth)
-    psnr = pairs.score(rebuilt)
+    scores = pairs.score(rebuilt)
     print(f"{args.persons} held-out synthetic persons at {pipe.config.image_size[0]}x{pipe.config.image_size[1]}, "
           f"poses from {'../shared DeepFashion test keypoints (held-out rows)' if poses else 'the bundled gallery'}; "
           f"VAE {args.model / 'vae'}")
-    print("\n".join(score_table({"VAE reconstruction": psnr})))
+    print("\n".join(score_table({"VAE reconstruction": scores})))
     if args.save:
         from cfld.pose import write_png
 
         n = min(args.columns, args.persons)
         strip = torch.cat([torch.cat(list(images[:n]), dim=2) for images in (pairs.truth, rebuilt)], dim=1)
-        path = write_png(quantise(strip[None])[0].permute(1, 2, 0).numpy(), args.save, overwrite=True)
+        path = write_png(to_uint8(strip[None])[0], args.save, overwrite=True)
         print(f"wrote {path} (top: the persons; bottom: the VAE's reconstructions)")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .options import SEED, STEPS, demo_model_dir  # noqa: F401 - demo_model_dir: where tests and benchmarks find it
+from .options import SEED, STEPS, demo_model_dir
 
 SHARED_POSES = Path("..") / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
@@ -54,7 +54,6 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     from ..images import to_uint8
     from ..io import check_output_folder
     from ..pipeline import CFLDPipeline, check_schedule_runs
-    from ..training import TrainConfig
     from ..training.held_out import HeldOutPairs, generate, reconstruct, score_table, untrained_pipeline
 
     out = check_output_folder(output)
@@ -66,8 +65,7 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     check_schedule_runs(pipe.scheduler, steps)
     if poses is None and SHARED_POSES.is_file():
         poses = str(SHARED_POSES)
-    recipe = TrainConfig.load("synthetic-cpu")
-    pairs = HeldOutPairs.draw(pairs, pipe.config, poses, recipe.data["photo_size"])  # drawn as trained
+    pairs = HeldOutPairs.draw(pairs, pipe.config, poses)  # drawn as trained
 
     gallery = P.gallery()
     labels = ["/".join(name.split("/")[-2:]).removesuffix(".jpg") for name in gallery]  # id/view
@@ -87,7 +85,7 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
 
     predictions = {"CFLD demo model": generated, "copy the source": pairs.source,
                    "a different person": pairs.different_person,
-                   "untrained model": generate(untrained_pipeline(pipe, recipe.seed), pairs, steps, seed=seed),
+                   "untrained model": generate(untrained_pipeline(pipe), pairs, steps, seed=seed),
                    "VAE alone (its ceiling)": reconstruct(pipe.vae, pairs.truth)}
     for line in score_table({name: pairs.score(images) for name, images in predictions.items()}):
         click.echo(line)

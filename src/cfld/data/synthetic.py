@@ -132,7 +132,6 @@ class SyntheticPersons(Dataset):
             "name_tgt": f"{name}_{tgt.name}",
         }
 
-
     def _pair(self, index: int) -> tuple[np.random.Generator, "Person", Pose, Pose]:
         """The generator of item ``index`` (after drawing), its person, source pose and target pose."""
         if not 0 <= index < self.length:

@@ -57,8 +57,7 @@ def check_options(spec: Any, source: object = "training config vae") -> dict[str
     V.check_int(options["layers_per_block"], "layers_per_block", source, 1, 16)
     groups = V.check_int(options["norm_num_groups"], "norm_num_groups", source, 1, 1024)
     V.check_int(options["latent_channels"], "latent_channels", source, 1, 64)
-    if not isinstance(options["deterministic"], bool):
-        raise InputError(source, f"deterministic must be true or false, got {V.shown(options['deterministic'])}")
+    V.check_bool(options["deterministic"], "deterministic", source)
     if any(c % groups for c in channels):
         raise InputError(source, f"every block_out_channels entry must be divisible by norm_num_groups ({groups}), "
                                  f"got {list(channels)}")
@@ -115,12 +114,11 @@ def train_autoencoder(spec: dict[str, Any], dataset: Dataset, image_size: tuple[
                 break
     bar.close()
     vae.eval().requires_grad_(False)
-    if options["deterministic"]:  # the log-variance half of quant_conv's output channels: a constant
-        latent = options["latent_channels"]
-        with torch.no_grad():
+    with torch.no_grad():
+        if options["deterministic"]:  # the log-variance half of quant_conv's output channels: a constant
+            latent = options["latent_channels"]
             vae.quant_conv.weight[latent:] = 0
             vae.quant_conv.bias[latent:] = FIXED_LOGVAR
-    with torch.no_grad():
         images = torch.cat([torch.cat([b["img_src"], b["img_tgt"]]) for b, _ in zip(loader, range(4))]).to(device)
         std = vae.encode(images).latent_dist.mean.std().item()
     vae.register_to_config(scaling_factor=1.0 / std)

@@ -25,18 +25,20 @@ import numpy as np
 import torch
 
 from ..data.synthetic import HELD_OUT_SEED, SyntheticPersons
+from ..images import to_uint8
 from ..metrics.appearance import mean_garment_delta_e
 from ..metrics.image_quality import pixel_metrics
 from ..models import CFLDConfig
+from .config import TrainConfig
 
-RECIPE_SEED = 3407
-"""The seed of the ``synthetic-cpu`` recipe: the untrained model is the one its training starts from."""
+RECIPE = "synthetic-cpu"
+"""The training recipe of the demo model: its data's photo size and its seed (the untrained model's weights)."""
 SCORES = ("SSIM", "PSNR", "ΔE00")
 
 
 def quantise(images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) in [0, 1] -> uint8, truncated as the original saves its images (``(x * 255).astype(uint8)``)."""
-    return (images.detach().float().cpu() * 255).clamp(0, 255).to(torch.uint8)
+    """(N, 3, H, W) in [0, 1] -> (N, 3, H, W) uint8, truncated as the original saves its images (:func:`to_uint8`)."""
+    return torch.from_numpy(to_uint8(images)).permute(0, 3, 1, 2)
 
 
 @dataclass
@@ -51,7 +53,10 @@ class HeldOutPairs:
 
     @classmethod
     def draw(cls, count: int, config: CFLDConfig, poses: str | os.PathLike | None = None,
-             photo_size: tuple[int, int] = (128, 88)) -> "HeldOutPairs":
+             photo_size: tuple[int, int] | None = None) -> "HeldOutPairs":
+        """``count`` pairs at ``config``'s sizes, in held-out rows of ``poses`` (default: the bundled gallery),
+        drawn at ``photo_size`` (default: the recipe's, as the demo model was trained)."""
+        photo_size = photo_size or TrainConfig.load(RECIPE).data["photo_size"]
         # one person more than pairs: the "different person" of pair i is person i + 1 (items depend only on
         # the seed and the index, so the pairs are the same as in a dataset of ``count``)
         persons = SyntheticPersons(count + 1, config.image_size, config.cond_size, config.pose_size,
@@ -91,16 +96,17 @@ def reconstruct(vae, images: torch.Tensor) -> torch.Tensor:
     return ((vae.decode(vae.encode(x).latent_dist.mean).sample + 1) / 2).clamp(0, 1).cpu().float()
 
 
-def untrained_pipeline(pipe, seed: int = RECIPE_SEED):
+def untrained_pipeline(pipe, seed: int | None = None):
     """``pipe`` with its condition model and UNet replaced by the random weights training starts from (built in
-    the order :meth:`cfld.training.Trainer.build_models` builds them after ``set_seed(seed)``)."""
+    the order :meth:`cfld.training.Trainer.build_models` builds them after ``set_seed(seed)``; default seed: the
+    recipe's)."""
     from accelerate.utils import set_seed
 
     from ..models import CFLDModel
     from ..models.cfld import build_unet
     from ..pipeline import CFLDPipeline
 
-    set_seed(seed)
+    set_seed(TrainConfig.load(RECIPE).seed if seed is None else seed)
     model = CFLDModel(pipe.config)
     unet = build_unet(pipe.config)
     return CFLDPipeline(model, unet, pipe.vae, pipe.scheduler)
