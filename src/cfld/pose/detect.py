@@ -30,6 +30,7 @@ import re
 import sys
 import threading
 import warnings
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -90,11 +91,30 @@ def landmarks_to_openpose(
     return Pose(xy, confidence, (height, width), name)
 
 
+@dataclass(frozen=True)
+class Detection:
+    """One person as MediaPipe sees them in a picture of ``(height, width)`` pixels.
+
+    ``landmarks``: ``(33, 3)`` ``(x, y, visibility)``, x and y normalised to [0, 1] by the picture's width
+    and height; ``mask``: ``(height, width)`` float32 person probability in [0, 1], or None when the
+    detector was made without ``segmentation``.
+    """
+
+    landmarks: np.ndarray
+    mask: np.ndarray | None
+    frame: tuple[int, int]
+
+    def pose(self, min_confidence: float = MIN_CONFIDENCE, name: str | None = None) -> Pose:
+        """The OpenPose-18 pose in the picture's pixel frame (:func:`landmarks_to_openpose`)."""
+        return landmarks_to_openpose(self.landmarks, self.frame, min_confidence, name)
+
+
 class PoseDetector:
     """MediaPipe's pose landmarker, loaded once, for one photo after another.
 
     ``video=True`` tracks the person from frame to frame (for the frames of one clip, in order);
-    otherwise every photo is searched afresh. Use as a context manager or call :meth:`close`.
+    otherwise every photo is searched afresh. ``segmentation=True`` also gives each person's mask
+    (:meth:`detect`), from the same model inside the wheel. Use as a context manager or call :meth:`close`.
 
         with PoseDetector() as detector:
             pose = detector("photo.jpg")          # a cfld.pose.Pose in the photo's pixel frame
@@ -105,6 +125,7 @@ class PoseDetector:
         min_confidence: float = MIN_CONFIDENCE,
         min_detection_confidence: float = 0.5,
         video: bool = False,
+        segmentation: bool = False,
     ):
         if not 0 <= min_confidence <= 1:
             raise InputError("min_confidence", f"must lie in [0, 1], got {min_confidence}")
@@ -112,6 +133,7 @@ class PoseDetector:
             raise InputError("min_detection_confidence", f"must lie in [0, 1], got {min_detection_confidence}")
         solutions = _import_mediapipe()
         self.min_confidence = min_confidence
+        self.segmentation = segmentation
         self._pose = None
         _STDERR.start()  # MediaPipe's C++ start-up chatter is dropped while a detector lives
         self._filtering = True
@@ -122,21 +144,58 @@ class PoseDetector:
                 static_image_mode=not video,
                 model_complexity=1,
                 smooth_landmarks=video,
-                enable_segmentation=False,
+                enable_segmentation=segmentation,
                 min_detection_confidence=min_detection_confidence,
                 min_tracking_confidence=0.5,
             )
 
-    def landmarks(self, image, source: str | None = None) -> np.ndarray | None:
-        """MediaPipe's ``(33, 3)`` ``(x, y, visibility)`` landmarks of the photo, or None if no person."""
+    def detect(self, image, source: str | None = None) -> Detection | None:
+        """The person MediaPipe finds in the photo (landmarks, and the mask with ``segmentation``), or None."""
         from ..images import load_image
 
-        pixels = np.asarray(load_image(image, source), dtype=np.uint8)
+        pixels = np.ascontiguousarray(np.asarray(load_image(image, source), dtype=np.uint8))
         with _quiet():
-            result = self._pose.process(np.ascontiguousarray(pixels))
+            result = self._pose.process(pixels)
         if result.pose_landmarks is None:
             return None
-        return np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
+        landmarks = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
+        mask = None
+        if self.segmentation and result.segmentation_mask is not None:
+            mask = np.array(result.segmentation_mask, dtype=np.float32)
+        return Detection(landmarks, mask, pixels.shape[:2])
+
+    def another_person(self, image, box: tuple[float, float, float, float], min_joints: int = 10,
+                       min_height: float = 0.5) -> bool:
+        """Whether the photo shows a second person besides the one in ``box`` = (left, top, right, bottom), pixels.
+
+        The box (grown by 5% of its height) is painted over with the colour of the photo's border and the photo
+        searched again; a person found there counts when at least ``min_joints`` joints are seen with
+        ``min_confidence`` and, with ``segmentation``, their mask is at least ``min_height`` of the box's height.
+        """
+        from ..images import load_image
+
+        pixels = np.array(load_image(image), dtype=np.uint8)
+        x0, y0, x1, y1 = box
+        grow = 0.05 * (y1 - y0)
+        top, bottom = max(0, int(y0 - grow)), min(pixels.shape[0], int(np.ceil(y1 + grow)))
+        left, right = max(0, int(x0 - grow)), min(pixels.shape[1], int(np.ceil(x1 + grow)))
+        pixels[top:bottom, left:right] = border_colour(pixels)
+        other = self.detect(pixels)
+        if other is None:
+            return False
+        xy, visibility = other.landmarks[:, :2], other.landmarks[:, 2]
+        seen = int(((visibility >= self.min_confidence) & (xy >= 0).all(1) & (xy <= 1).all(1)).sum())
+        if other.mask is None:
+            tall = (xy[:, 1].max() - xy[:, 1].min()) * pixels.shape[0]
+        else:
+            rows = np.nonzero((other.mask > 0.5).any(axis=1))[0]
+            tall = rows.max() + 1 - rows.min() if len(rows) else 0
+        return seen >= min_joints and tall >= min_height * (y1 - y0)
+
+    def landmarks(self, image, source: str | None = None) -> np.ndarray | None:
+        """MediaPipe's ``(33, 3)`` ``(x, y, visibility)`` landmarks of the photo, or None if no person."""
+        found = self.detect(image, source)
+        return None if found is None else found.landmarks
 
     def __call__(self, image, source: str | None = None) -> Pose:
         """The OpenPose-18 pose of the person in ``image`` (a path, PIL image or HxWx3 uint8 array).
@@ -177,6 +236,13 @@ class PoseDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def border_colour(pixels: np.ndarray) -> np.ndarray:
+    """The median colour of a (H, W, 3) picture's two outermost rows and columns on each side."""
+    border = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3), pixels[:, :2].reshape(-1, 3),
+                             pixels[:, -2:].reshape(-1, 3)])
+    return np.median(border, axis=0).astype(np.uint8)
 
 
 def detect_pose(image, *, min_confidence: float = MIN_CONFIDENCE, source: str | None = None) -> Pose:
