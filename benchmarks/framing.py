@@ -19,6 +19,7 @@ placement statistics that ``cfld.framing.DEEPFASHION_PLACEMENT`` holds, measured
     python benchmarks/framing.py                      # all 246 photos x 4 canvas shapes (about 10 minutes)
     python benchmarks/framing.py --limit 40 --seed 1  # a quicker look, other canvases
     python benchmarks/framing.py --derive             # the placement numbers, from ../shared
+    python benchmarks/framing.py --figure docs/framing.png
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ def run(limit: int | None, seed: int, shapes: list[str]) -> None:
     with PoseDetector(segmentation=True) as detector:
         framer = Framer(size, detector=detector)
         unchanged = sum(not framer(photo, name).framed for name, photo, _, _ in photos)
+        own = sum(pck(None if (d := detector.detect(photo)) is None else d.pose().xy, xy, seen)
+                  for _, photo, xy, seen in photos)
         for name, canvas, xy, seen in canvases:
             rect = canvas.rect
             rect_box = (rect.left, rect.top, rect.width, rect.height)
@@ -176,6 +179,8 @@ def run(limit: int | None, seed: int, shapes: list[str]) -> None:
             rows["framing"].append((iou(crop, rect), True, pck(framed.pose.xy, truth, seen), canvas))
     print(f"{len(photos)} real DeepFashion photos x {len(shapes)} canvas shapes ({', '.join(shapes)}) = "
           f"{len(canvases)} canvases, seed {seed}; own photos unchanged by framing: {unchanged}/{len(photos)}")
+    print("the photos in their own frame (no canvas), detected as they are: PCK "
+          + ", ".join(f"@{t} {100 * c / n:.1f}%" for t, (c, n) in zip(THRESHOLDS, own)))
     print(f"{'':10}{'IoU median':>11}{'IoU p10':>9}{'found':>8}" + "".join(f"{f'PCK@{t}':>10}" for t in THRESHOLDS)
           + f"{'s/photo':>9}")
     for method, results in rows.items():
@@ -216,17 +221,58 @@ def derive() -> None:
           f"{np.median(centres):.1f} px of {width}")
 
 
+def figure(path: Path) -> None:
+    """docs/framing.png: photos that are not framed like the training data, one row each: the photo with the crop
+    drawn on it | what stretching gave the model | the framed input | its detected pose. (No result column: the
+    only model that runs offline, the demo model, knows synthetic persons only.)"""
+    from PIL import ImageDraw
+
+    from cfld.pose import draw_pose
+
+    size = (256, 176)
+    rng = np.random.default_rng(3)
+    women = Image.open(REPO / "tests" / "data" / "women1.jpg").convert("RGB")
+    wide = Image.fromarray(background("gradient", (500, 800), rng))
+    wide.paste(women.resize((206, 300), Image.BICUBIC), (470, 150))  # the issue's 800x500 photo, person 300 px
+    rows = [wide, Image.open(SHARED / "data" / "images" / "ecommerce_1.jpg").convert("RGB")]
+    tiles = []
+    with Framer(size) as framer:
+        for photo in rows:
+            framed = framer(photo, "photo")
+            shown = photo.copy()
+            draw = ImageDraw.Draw(shown)
+            left, top, right, bottom = framed.crop.box
+            draw.rectangle((left, top, right - 1, bottom - 1), outline=(255, 0, 0), width=max(2, photo.height // 120))
+            scale = size[0] / photo.height
+            shown = shown.resize((round(photo.width * scale), size[0]), Image.BICUBIC)
+            stretched = photo.resize((size[1], size[0]), Image.BICUBIC)
+            pose = Image.fromarray(draw_pose(framed.pose, size, np.asarray(framed.image)))
+            tiles.append([shown, stretched, framed.image, pose])
+    width = max(sum(t.width for t in row) for row in tiles) + 3 * 4
+    sheet = Image.new("RGB", (width, len(tiles) * (size[0] + 4)), (255, 255, 255))
+    for r, row in enumerate(tiles):
+        x = 0
+        for tile in row:
+            sheet.paste(tile, (x, r * (size[0] + 4)))
+            x += tile.width + 4
+    sheet.save(path)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="Only the first N photos.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the canvases.")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="Canvas shapes, comma-separated.")
     parser.add_argument("--derive", action="store_true", help="Print the placement statistics and stop.")
+    parser.add_argument("--figure", metavar="PNG", help="Write the README's picture (e.g. docs/framing.png) and stop.")
     args = parser.parse_args()
     if not REAL.is_dir():
         sys.exit(f"{REAL} is missing: this benchmark needs ../shared beside the repository")
     if args.derive:
         derive()
+    elif args.figure:
+        figure(Path(args.figure))
     else:
         run(args.limit, args.seed, args.shapes.split(","))
 
