@@ -219,6 +219,52 @@ def derive() -> None:
                for n in table if table[n].num_visible >= 3]
     print(f"annotation rows with >= 3 joints ({len(centres)} of {len(table)}): joints' box centre median "
           f"{np.median(centres):.1f} px of {width}")
+    market_placement()
+
+
+def market_placement() -> None:
+    """Market-1501's placement, from its annotation rows: where the mask's top and bottom lie relative to the face
+    joints and the ankles is measured on the real DeepFashion photos, then applied to the Market rows."""
+    table = read_annotation_csv(REAL / "keypoints.csv")
+    heads, feet = [], []
+    with PoseDetector(segmentation=True) as detector:
+        for name, photo, _, _ in real_photos():
+            pose = table[next(n for n in table if flat_name(n).replace(".jpg", ".png") == name)]
+            found = detector.detect(photo)
+            if found is None or not (found.mask > 0.5).any():
+                continue
+            rows = np.nonzero((found.mask > 0.5).any(axis=1))[0]
+            top, bottom = rows[0], rows[-1] + 1
+            g, v = pose.xy, pose.visible
+            face = [i for i in (0, 14, 15, 16, 17) if v[i]]
+            if face and v[1] and top > 2:  # the head whole
+                head = min(g[i, 1] for i in face)
+                if g[1, 1] - head > 5:
+                    heads.append((head - top) / (g[1, 1] - head))
+            if v[[9, 10, 12, 13]].all() and bottom < 254:  # the feet whole
+                ankle, knee = max(g[10, 1], g[13, 1]), max(g[9, 1], g[12, 1])
+                if ankle - knee > 5:
+                    feet.append((bottom - ankle) / (ankle - knee))
+    k, j = float(np.median(heads)), float(np.median(feet))
+    print(f"DeepFashion: mask top {k:.2f} x (neck - highest face joint) above that joint ({len(heads)} photos), "
+          f"mask bottom {j:.2f} x (ankle - knee) below the lower ankle ({len(feet)})")
+    market = read_annotation_csv(SHARED / "data" / "market1501" / "market-annotation-test.csv")
+    tops, bottoms, centres = [], [], []
+    for name in market:
+        pose = market[name]
+        g, v = pose.xy, pose.visible
+        if pose.num_visible < 10:
+            continue
+        face = [i for i in (0, 14, 15, 16, 17) if v[i]]
+        if face and v[1]:
+            head = min(g[i, 1] for i in face)
+            tops.append(head - k * (g[1, 1] - head))
+        if v[[9, 10, 12, 13]].all():
+            ankle, knee = max(g[10, 1], g[13, 1]), max(g[9, 1], g[12, 1])
+            bottoms.append(ankle + 0.5 + j * (ankle - knee))
+        centres.append((g[v, 0].min() + g[v, 0].max() + 1) / 2)
+    print(f"Market-1501 ({len(centres)} test rows with >= 10 joints, 128x64): head top median {np.median(tops):.1f} px, "
+          f"feet {np.median(bottoms):.1f} px, joints' box centre {np.median(centres):.1f} px")
 
 
 def figure(path: Path) -> None:

@@ -249,3 +249,14 @@ def test_another_person(detector):
     assert not detector.another_person(canvas, box)
     paste(Image.open(OTHER).convert("RGB"), canvas, 60, 500, 360)
     assert detector.another_person(canvas, box)
+
+
+def test_a_market_sized_model_gets_market_placement(framer, detector):
+    """128x64 (Market-1501's 2:1 photos): a person with a little head and foot room, framed at that size."""
+    assert F.placement_for((128, 64)) is F.MARKET1501_PLACEMENT
+    assert F.placement_for((512, 352)) is F.DEEPFASHION_PLACEMENT
+    canvas = textured(450, 800)
+    paste(Image.open(PHOTO).convert("RGB"), canvas, 100, 420, 300)
+    framed = F.Framer((128, 64), detector=detector)(canvas, "canvas")
+    assert framed.framed and framed.image.size == (64, 128) and framed.pose.frame == (128, 64)
+    assert framed.crop.height == pytest.approx(2 * framed.crop.width, abs=2)
