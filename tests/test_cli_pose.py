@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +200,188 @@ def test_real_annotation_file(capsys, tmp_path, shared_dir):
     name = market.read_text().splitlines()[2].split(":")[0]
     code, _, _ = run(capsys, "pose", "convert", market, "--name", name, "-o", tmp_path / "market.json")
     assert code == 0 and P.read_pose_json(tmp_path / "market.json").frame == (128, 64)
+
+
+# -- cfld pose detect with many photos: one detector, faulty photos listed ------------------------------------------
+
+DATA = Path(__file__).resolve().parent / "data"
+SUMMARY_KEYS = ["detected", "no_person", "several_people", "too_few_joints", "unreadable"]
+
+
+def _needs_mediapipe():
+    pytest.importorskip("mediapipe", reason="pose detection needs the 'detect' extra (mediapipe==0.10.14)")
+
+
+def _grey(path, size=(176, 256)):
+    from PIL import Image
+
+    Image.new("RGB", size, (128, 128, 128)).save(path)
+    return path
+
+
+def _side_by_side(path, *photos):
+    """The photos pasted next to each other on one white canvas (two people in one picture)."""
+    from PIL import Image
+
+    pictures = [Image.open(photo).convert("RGB") for photo in photos]
+    canvas = Image.new("RGB", (sum(p.width for p in pictures), max(p.height for p in pictures)), (255, 255, 255))
+    left = 0
+    for picture in pictures:
+        canvas.paste(picture, (left, 0))
+        left += picture.width
+    canvas.save(path)
+    return path
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_detect_folder_with_one_detector_lists_the_photo_without_a_person(capsys, tmp_path, monkeypatch):
+    _needs_mediapipe()
+    import cfld.pose.detect as D
+
+    made = []
+
+    class Counting(D.PoseDetector):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(D, "PoseDetector", Counting)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DATA / "women1.jpg", photos / "women1.jpg")
+    shutil.copy(DATA / "deepfashion_ref_4.png", photos / "ref.png")
+    _grey(photos / "blank.png")
+    (photos / "notes.txt").write_text("not a photo\n")  # only image suffixes are photos
+    out, drawings = tmp_path / "poses", tmp_path / "drawings"
+    code, stdout, err = run(capsys, "pose", "detect", photos, "-o", out, "--draw", drawings)
+    assert code == 0, err
+    assert len(made) == 1 and made[0].get("segmentation") is True  # one detector for the three photos
+    assert _files(out) == ["detect-summary.json", "ref.json", "women1.json"]
+    assert _files(drawings) == ["ref.png", "women1.png"]
+    summary = json.loads((out / "detect-summary.json").read_text())
+    assert list(summary) == SUMMARY_KEYS
+    assert summary == {"detected": ["ref.png", "women1.jpg"], "no_person": ["blank.png"], "several_people": [],
+                       "too_few_joints": [], "unreadable": []}
+    pose = P.read_pose_json(out / "women1.json")
+    assert pose.frame == (256, 176) and pose.num_visible >= 16 and pose.name == "women1.jpg"
+    assert P.read_image(drawings / "ref.png").shape == P.read_image(photos / "ref.png").shape
+    assert "wrote the poses of 2 of 3 photos" in stdout
+    assert "blank.png: no person found in the photo" in stdout
+    assert re.search(r"^3 photos in [\d.]+ s \(\d+ ms per photo\)$", stdout, re.M), stdout
+    assert "detecting poses" in err  # the progress bar
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left behind
+
+
+def test_detect_two_people_side_by_side_are_listed(capsys, tmp_path, shared_dir):
+    _needs_mediapipe()
+    other = shared_dir / "data" / "deepfashion-real" / "images" / "fashionMENShirts_Polosid0000154003_1front.png"
+    two = _side_by_side(tmp_path / "two.png", DATA / "deepfashion_ref_4.png", other)
+    unreadable = tmp_path / "broken.jpg"
+    unreadable.write_bytes(b"not a jpeg")
+    out = tmp_path / "poses"
+    code, stdout, err = run(capsys, "pose", "detect", two, DATA / "women1.jpg", unreadable, "-o", out, "--no-progress")
+    assert code == 0, err
+    assert "detecting poses" not in err
+    summary = json.loads((out / "detect-summary.json").read_text())
+    assert summary == {"detected": ["two.png", "women1.jpg"], "no_person": [], "several_people": ["two.png"],
+                       "too_few_joints": [], "unreadable": ["broken.jpg"]}
+    assert P.read_pose_json(out / "two.json").num_visible >= 14  # the most prominent person's pose is written
+    assert "broken.jpg: cannot be read as an image" in stdout
+    assert "several people in 1 photo" in stdout and "  two.png" in stdout
+    # one photo: the pose is written, and a note says there were several people
+    code, stdout, err = run(capsys, "pose", "detect", two, "-o", tmp_path / "one.json")
+    assert code == 0 and "18 joints found" in stdout
+    assert err.strip() == f"note: {two}: shows more than one person; the pose written is the most prominent one's"
+
+
+def test_detect_photos_with_the_same_stem_are_refused_before_anything_is_written(capsys, tmp_path):
+    for folder, name in (("a", "photo.jpg"), ("b", "Photo.png")):
+        (tmp_path / folder).mkdir()
+        shutil.copy(DATA / "women1.jpg", tmp_path / folder / name)
+    out = tmp_path / "poses"
+    assert_fails(capsys, ["pose", "detect", tmp_path / "a", tmp_path / "b", "-o", out],
+                 "Photo.png", "same name stem as", "photo.jpg", "rename one")
+    shutil.copy(DATA / "women1.jpg", tmp_path / "a" / "photo.png")  # within one folder too
+    assert_fails(capsys, ["pose", "detect", tmp_path / "a", "-o", out], "photo.png", "same name stem")
+    _grey(tmp_path / "detect-summary.png")
+    assert_fails(capsys, ["pose", "detect", tmp_path / "b", tmp_path / "detect-summary.png", "-o", out],
+                 "detect-summary.json", "the run's summary")
+    assert not out.exists()
+
+
+def test_detect_many_never_overwrites_without_overwrite(capsys, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DATA / "women1.jpg", photos / "women1.jpg")
+    _grey(photos / "blank.png")
+    out = tmp_path / "poses"
+    out.mkdir()
+    (out / "women1.json").write_text("precious")
+    assert_fails(capsys, ["pose", "detect", photos, "-o", out], "women1.json", "already exists", "--overwrite")
+    (out / "detect-summary.json").write_text("precious too")
+    assert_fails(capsys, ["pose", "detect", photos, "-o", out], "already exists (and 1 more", "--overwrite")
+    assert _files(out) == ["detect-summary.json", "women1.json"] and (out / "women1.json").read_text() == "precious"
+    # the drawings would replace the photos themselves: refused even with --overwrite
+    shutil.copy(DATA / "deepfashion_ref_4.png", photos / "ref.png")
+    assert_fails(capsys, ["pose", "detect", photos, "-o", out, "--draw", photos, "--overwrite"],
+                 "blank.png", "is one of the photos, which an output would replace")
+    assert (out / "women1.json").read_text() == "precious"
+    _needs_mediapipe()
+    code, stdout, err = run(capsys, "pose", "detect", photos, "-o", out, "--overwrite", "--no-progress")
+    assert code == 0, err
+    assert P.read_pose_json(out / "women1.json").num_visible >= 16
+    assert json.loads((out / "detect-summary.json").read_text())["no_person"] == ["blank.png"]
+
+
+@pytest.mark.parametrize(
+    "make, fragments",
+    [
+        (lambda d: [_mkdir(d / "empty")], ["empty", "is a folder with nothing in it"]),
+        (lambda d: [_write(_mkdir(d / "texts") / "a.txt", "x").parent], ["texts", "is a folder without photos", ".webp"]),
+        (lambda d: [DATA / "women1.jpg", d / "missing.png"], ["missing.png", "no such file or folder"]),
+        (lambda d: [DATA / "women1.jpg", DATA / "women2.jpg", "-o", _write(d / "taken.txt", "x")],
+         ["taken.txt", "is a file", "-o names a folder"]),
+        (lambda d: [DATA / "women1.jpg", DATA / "women2.jpg", "-o", d / "poses.json"],
+         ["poses.json", "looks like a file name", "-o names a folder"]),
+        (lambda d: [DATA / "women1.jpg", DATA / "women2.jpg", "--draw", d / "drawing.png"],
+         ["drawing.png", "--draw names a folder"]),
+        (lambda d: [DATA / "women1.jpg", "-o", _mkdir(d / "a_folder")], ["a_folder", "is a folder", "one PHOTO"]),
+    ],
+)  # fmt: skip
+def test_detect_bad_inputs_are_one_line(capsys, tmp_path, make, fragments):
+    args = [str(a) for a in make(tmp_path)]
+    if "-o" not in args:
+        args += ["-o", str(tmp_path / "out")]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert_fails(capsys, ["pose", "detect", *args], *fragments)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_detect_many_fails_when_no_photo_gives_a_pose(capsys, tmp_path):
+    _needs_mediapipe()
+    photos = _mkdir(tmp_path / "photos")
+    _grey(photos / "blank.png")
+    _write(photos / "broken.png", "not a png")
+    out = tmp_path / "poses"
+    code, stdout, err = run(capsys, "pose", "detect", photos, "-o", out, "--no-progress")
+    assert code == 2
+    assert err.strip().splitlines() == [f"error: {photos}: none of the 2 photos gave a pose (1 without a person, "
+                                        "1 unreadable); nothing was written"]
+    assert "blank.png: no person found" in stdout and "broken.png: cannot be read as an image" in stdout
+    assert not out.exists()
+
+
+def test_detect_help_shows_both_forms(capsys):
+    code, out, _ = run(capsys, "pose", "detect", "--help")
+    assert code == 0
+    for text in ("cfld pose detect PHOTO -o pose.json", "cfld pose detect FOLDER -o DIR [--draw DIR2]",
+                 "detect-summary.json", "several_people", "cfld pose detect photos/ -o poses/ --draw drawings/"):
+        assert text in out, text
+
+
+def _mkdir(path):
+    path.mkdir(parents=True)
+    return path

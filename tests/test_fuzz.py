@@ -672,6 +672,22 @@ def _cases():
     add("pose-detect-nobody", ["pose", "detect", "{black_mask}", "-o", "{out}/p.json"], ["black_mask.png", "no person found"])
     add("pose-detect-draw-existing", ["pose", "detect", "{photo}", "-o", "{out}/p.json", "--draw", "{out}/keep.txt"],
         ["keep.txt", "already exists"])
+    # pose detect with several photos or a folder: -o and --draw are folders
+    add("pose-detect-folder-empty", ["pose", "detect", "{empty_dir}", "-o", "{out}/poses"], ["empty_dir", "nothing in it"])
+    add("pose-detect-folder-no-photos", ["pose", "detect", "{poses}", "-o", "{out}/poses"], ["poses", "without photos"])
+    add("pose-detect-many-missing", ["pose", "detect", "{photo}", "{root}/nowhere.png", "-o", "{out}/poses"],
+        ["nowhere.png", "no such file or folder"])
+    add("pose-detect-many-same-stem", ["pose", "detect", "{gen}", "{truth}", "-o", "{out}/poses"], ["a0.png", "same name stem"])
+    add("pose-detect-many-output-file", ["pose", "detect", "{photo}", "{mask}", "-o", "{a_file}"],
+        ["a_file.txt", "-o names a folder"], "{a_file}")
+    add("pose-detect-many-output-json", ["pose", "detect", "{gen}", "-o", "{out}/poses.json"], ["poses.json", "looks like a file"])
+    add("pose-detect-many-draw-existing", ["pose", "detect", "{photo}", "{mask}", "-o", "{out}/poses", "--draw", "{out}/keep.txt"],
+        ["keep.txt", "--draw names a folder"])
+    add("pose-detect-many-replaces-photos", ["pose", "detect", "{gen}", "-o", "{out}", "--draw", "{gen}", "--overwrite"],
+        ["a0.png", "is one of the photos"])
+    add("pose-detect-many-read-only", ["pose", "detect", "{gen}", "-o", str(READ_ONLY)], [str(READ_ONLY), "cannot be written"], None)
+    add("pose-detect-many-nobody", ["pose", "detect", "{black_mask}", "{img_garbage_png}", "-o", "{out}/poses", "--no-progress"],
+        ["none of the 2 photos gave a pose", "nothing was written"])
     # edit
     add("edit-mask-aspect", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose", "{pose}", "--mask", "{wide_mask}",
                              "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"], ["wide_mask.png", "shape"])

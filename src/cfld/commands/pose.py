@@ -66,6 +66,7 @@ def pose() -> None:
       cfld pose retarget photo_keypoints.json --frame 1080x720 --to 256x176 -o pose.json
       cfld pose render front.json --size 256x256 -o front.safetensors
       cfld pose detect photo.jpg -o pose.json --draw pose.png
+      cfld pose detect photos/ -o poses/
     """
 
 
@@ -209,40 +210,297 @@ def render(pose: P.Pose, size: str, sigma: float, output: str, overwrite: bool) 
     click.echo(f"wrote {output} (21x{size_hw[0]}x{size_hw[1]} float32)")
 
 
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what a FOLDER's photos end in
+SUMMARY_NAME = "detect-summary.json"
+NO_PERSON = "no person found in the photo (MediaPipe's pose detector saw nobody)"
+SEVERAL_PEOPLE = "shows more than one person; the pose written is the most prominent one's"
+LEFT_OUT = ("no_person", "several_people", "too_few_joints", "unreadable")  # the summary's lists besides "detected"
+
+
 @pose.command("detect")
-@click.argument("photo", type=click.Path(dir_okay=False))
+@click.argument("photos", nargs=-1, required=True, metavar="PHOTO|FOLDER...")
 @click.option("--min-confidence", type=FiniteFloat(0, 1), default=0.5, show_default=True,
               help="Joints MediaPipe sees less surely than this are written as missing.")
-@click.option("--draw", "drawing", type=click.Path(dir_okay=False),
-              help="Also write a PNG of the skeleton over the photo (replaced only with --overwrite).")
-@output_options
-def detect(photo: str, min_confidence: float, drawing: str | None, output: str, overwrite: bool) -> None:
-    """Find the person in PHOTO and write their OpenPose-18 pose as our JSON, offline.
+@click.option("--draw", "drawing",
+              help="Also draw the skeleton over the photo: a PNG file for one PHOTO, a folder (DIR2/<stem>.png) "
+                   "for several.")
+@click.option("-o", "--output", required=True,
+              help="The pose JSON file for one PHOTO; the folder (DIR/<stem>.json and DIR/detect-summary.json) "
+                   "for several photos or a FOLDER. Written atomically; never replaced without --overwrite.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (shown for several photos).")
+def detect(photos: tuple[str, ...], min_confidence: float, drawing: str | None, output: str, overwrite: bool,
+           no_progress: bool) -> None:
+    """Find the person in each photo and write their OpenPose-18 pose as our JSON, offline.
+
+    \b
+    Usage:
+      cfld pose detect PHOTO -o pose.json [--draw pose.png]
+      cfld pose detect PHOTO PHOTO... -o DIR [--draw DIR2]
+      cfld pose detect FOLDER -o DIR [--draw DIR2]
 
     Uses MediaPipe's pose model (the optional extra: pip install 'cfld[detect]'), whose weights ship
     inside its wheel: nothing is downloaded. Its 33 landmarks are mapped onto the 18 OpenPose joints
     (the neck is the midpoint of the shoulders), each with MediaPipe's visibility as its confidence; the
     pose is in the photo's own pixel frame (give it to `cfld transfer -p`, which fits it to the model's
-    frame, or `cfld pose retarget`). One person per photo; a photo without a person is an error.
+    frame, or `cfld pose retarget`).
+
+    One PHOTO: -o is the JSON file and --draw the PNG file; a photo without a person is an error. When
+    the photo shows more than one person, the most prominent one's pose is written and a note says so.
+
+    Several photos, or a FOLDER (its .png .jpg .jpeg .bmp .tif .tiff .webp files, sorted by name; not
+    its sub-folders; photos and folders may be mixed): the detector is loaded once for all of them; -o
+    is a folder that gets DIR/<stem>.json per photo and DIR/detect-summary.json, --draw a folder that
+    gets DIR2/<stem>.png. A photo without a person, with fewer than 3 joints found, or that cannot be
+    read is left out and listed, and the run goes on; a photo showing several people still gets the
+    pose of its most prominent person and is listed as such. The summary holds the lists "detected"
+    (every photo whose pose was written), "several_people" (some of those), "no_person",
+    "too_few_joints" and "unreadable". The command fails only when no photo gave a pose. Two photos
+    with the same name stem (a.jpg, a.png) are refused before anything is written.
+
+    Existing outputs are never replaced without --overwrite; all of them are checked before detection.
 
     \b
     Examples:
       cfld pose detect photo.jpg -o pose.json
       cfld pose detect photo.jpg -o pose.json --draw pose.png --min-confidence 0.3
+      cfld pose detect photos/ -o poses/ --draw drawings/
+      cfld pose detect a.jpg b.jpg more_photos/ -o poses/ --overwrite
     """
+    from ..io import path_kind
+
+    if len(photos) == 1 and path_kind(photos[0]) != "folder":
+        _detect_one(photos[0], min_confidence, drawing, output, overwrite)
+    else:
+        _detect_many(photos, min_confidence, drawing, output, overwrite, progress=not no_progress)
+
+
+def _detect_one(photo: str, min_confidence: float, drawing: str | None, output: str, overwrite: bool) -> None:
+    """``cfld pose detect PHOTO -o pose.json``: any fault is an error."""
     import numpy as np
 
     from ..images import load_image
-    from ..pose.detect import detect_pose
+    from ..io import path_kind
+    from ..pose.detect import PoseDetector
 
-    for path in (output, drawing):
-        if path and Path(path).exists() and not overwrite:
+    if drawing is not None and _same_file(drawing, output):
+        raise InputError(drawing, "is also the -o file; give the drawing its own name")
+    for path, option in ((output, "-o"), (drawing, "--draw")):
+        if path is None:
+            continue
+        if path_kind(path) == "folder":
+            raise InputError(path, f"is a folder; with one PHOTO, {option} names a file (a FOLDER of photos, or "
+                                   f"several photos, write into folders)")
+        if path_kind(path) is not None and not overwrite:
             raise InputError(path, "already exists; pass --overwrite to replace it")
+        if _same_file(path, photo):
+            raise InputError(path, "is the photo itself; choose another output name")
     picture = load_image(photo)  # a bad photo is reported before MediaPipe starts
-    found = detect_pose(picture, min_confidence=min_confidence, source=photo)
+    with PoseDetector(min_confidence, segmentation=True) as detector:
+        status, found, reason = _find_pose(detector, picture, photo, min_confidence)
+    if found is None:
+        raise InputError(photo, reason)
+    if status == "several_people":
+        click.echo(f"note: {photo}: {reason}", err=True)
     written = P.write_pose_json(found, output, overwrite=overwrite)
     height, width = found.frame
     click.echo(f"wrote {written} ({found.num_visible} of {P.NUM_JOINTS} joints found, frame {height}x{width})")
     if drawing:
         picture = P.draw_pose(found, None, np.asarray(picture))
         click.echo(f"wrote {P.write_png(picture, drawing, overwrite=overwrite)}")
+
+
+def _detect_many(arguments: tuple[str, ...], min_confidence: float, drawing: str | None, output: str,
+                 overwrite: bool, progress: bool) -> None:
+    """``cfld pose detect PHOTO|FOLDER... -o DIR``: one detector for all photos; faulty photos are listed."""
+    import sys
+    import time
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..images import load_image
+    from ..io import atomic_write_text, check_output_folder
+    from ..pose.detect import PoseDetector
+
+    photos = _photos_of(arguments)
+    json_of, png_of, summary_path = _plan_outputs(photos, output, drawing, overwrite)
+    for folder in (output, drawing):
+        if folder is not None:
+            check_output_folder(folder)  # a folder that cannot be written is refused before the detection
+    found = {key: [] for key in ("detected", *LEFT_OUT)}
+    reasons: dict[str, str] = {}
+    start = time.perf_counter()
+    with PoseDetector(min_confidence, segmentation=True) as detector:
+        bar = tqdm(photos, desc="detecting poses", unit="photo", file=sys.stderr, leave=False,
+                   disable=not progress or len(photos) < 2)
+        for photo in bar:
+            try:
+                picture = load_image(photo)
+            except InputError as error:
+                status, pose, reason = "unreadable", None, error.problem
+            else:
+                status, pose, reason = _find_pose(detector, picture, str(photo), min_confidence)
+            if pose is not None:
+                P.write_pose_json(pose, json_of[photo], overwrite=overwrite)
+                if drawing is not None:
+                    P.write_png(P.draw_pose(pose, None, np.asarray(picture)), png_of[photo], overwrite=overwrite)
+                found["detected"].append(photo.name)
+            if status != "detected":
+                found[status].append(photo.name)
+                reasons[photo.name] = reason
+        bar.close()
+    seconds = time.perf_counter() - start
+    count = len(photos)
+    left_out = [name for key in ("no_person", "too_few_joints", "unreadable") for name in found[key]]
+    if not found["detected"]:
+        for photo in photos:
+            click.echo(f"  {photo.name}: {reasons[photo.name]}")
+        kinds = ", ".join(f"{len(found[key])} {what}" for key, what in (
+            ("no_person", "without a person"), ("too_few_joints", "with too few joints"),
+            ("unreadable", "unreadable")) if found[key])  # fmt: skip
+        raise InputError(arguments[0] if len(arguments) == 1 else "pose detect",
+                         f"none of the {count} photos gave a pose ({kinds}); nothing was written")
+    text = json.dumps(found, indent=2) + "\n"
+    atomic_write_text(summary_path, text, overwrite=overwrite)
+    click.echo(f"wrote the poses of {len(found['detected'])} of {count} photos to {output}"
+               + (f", their drawings to {drawing}" if drawing is not None else "") + f"; summary: {summary_path}")
+    if left_out:
+        click.echo(f"left out {_count_photos(len(left_out))}:")
+        for photo in photos:
+            if photo.name in left_out:
+                click.echo(f"  {photo.name}: {reasons[photo.name]}")
+    if found["several_people"]:
+        click.echo(f"several people in {_count_photos(len(found['several_people']))} (the most prominent one's pose "
+                   "was written):")
+        for name in found["several_people"]:
+            click.echo(f"  {name}")
+    click.echo(f"{_count_photos(count)} in {seconds:.1f} s ({1000 * seconds / count:.0f} ms per photo)")
+
+
+def _count_photos(count: int) -> str:
+    return f"{count} photo{'s' if count != 1 else ''}"
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    import os
+
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
+
+
+def _photos_of(arguments: tuple[str, ...]) -> list[Path]:
+    """The photos that PHOTO|FOLDER... name, in order; the same file once; stems unique (case-insensitively)."""
+    import os
+
+    from ..io import path_kind
+
+    photos, seen = [], set()
+    for argument in arguments:
+        kind = path_kind(argument)
+        if kind == "folder":
+            listed = _folder_photos(Path(argument))
+        elif kind == "file":
+            listed = [Path(argument)]
+        elif kind is None:
+            raise InputError(argument, "no such file or folder")
+        else:
+            raise InputError(argument, "is neither a photo nor a folder")
+        for photo in listed:
+            key = os.path.realpath(photo)
+            if key not in seen:
+                seen.add(key)
+                photos.append(photo)
+    by_stem: dict[str, Path] = {}
+    for photo in photos:
+        stem = photo.stem.casefold()
+        if stem == Path(SUMMARY_NAME).stem:
+            raise InputError(photo, f"would be written to {SUMMARY_NAME}, the run's summary; rename the photo")
+        if stem in by_stem:
+            raise InputError(photo, f"has the same name stem as {by_stem[stem]}: both poses would be written to "
+                                    f"{photo.stem}.json; rename one of them")
+        by_stem[stem] = photo
+    return photos
+
+
+def _folder_photos(folder: Path) -> list[Path]:
+    """The photos directly inside ``folder`` (by suffix; hidden files skipped), sorted by name."""
+    try:
+        entries = sorted(folder.iterdir(), key=lambda path: path.name)
+    except OSError as error:
+        raise InputError(folder, f"cannot be read ({error.strerror or type(error).__name__})") from None
+    if not entries:
+        raise InputError(folder, "is a folder with nothing in it; give photos, or a folder of photos")
+    photos = [path for path in entries
+              if path.suffix.lower() in PHOTO_SUFFIXES and not path.name.startswith(".") and path.is_file()]
+    if not photos:
+        raise InputError(folder, f"is a folder without photos (no {' '.join(PHOTO_SUFFIXES)} files in it; "
+                                 "sub-folders are not searched)")
+    return photos
+
+
+def _plan_outputs(photos: list[Path], output: str, drawing: str | None, overwrite: bool
+                  ) -> tuple[dict[Path, Path], dict[Path, Path], Path]:
+    """DIR/<stem>.json, DIR2/<stem>.png per photo and DIR/detect-summary.json, all checked before any work."""
+    from ..io import path_kind
+
+    for folder, option, suffix in ((output, "-o", ".json"), (drawing, "--draw", ".png")):
+        if folder is None:
+            continue
+        kind = path_kind(folder)
+        if kind not in (None, "folder"):
+            raise InputError(folder, f"is a {kind}; with several photos, {option} names a folder "
+                                     f"(DIR/<stem>{suffix} per photo)")
+        if kind is None and Path(folder).suffix.lower() == suffix:
+            raise InputError(folder, f"looks like a file name, but with several photos {option} names a folder "
+                                     f"(DIR/<stem>{suffix} per photo); give a folder name")
+    json_of = {photo: Path(output) / f"{photo.stem}.json" for photo in photos}
+    png_of = {photo: Path(drawing) / f"{photo.stem}.png" for photo in photos} if drawing is not None else {}
+    summary = Path(output) / SUMMARY_NAME
+    targets = [*json_of.values(), *png_of.values(), summary]
+    for target in targets:
+        for photo in photos:
+            if _same_file(target, photo):
+                raise InputError(target, "is one of the photos, which an output would replace; write into another "
+                                        "folder")
+    for target in targets:
+        if path_kind(target) == "folder":
+            raise InputError(target, "is a folder, where an output file would go; move it or write elsewhere")
+    existing = [target for target in targets if path_kind(target) is not None]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more of the outputs)" if len(existing) > 1 else ""
+        raise InputError(existing[0], f"already exists{more}; pass --overwrite to replace them")
+    return json_of, png_of, summary
+
+
+def _find_pose(detector, picture, photo: str, min_confidence: float) -> tuple[str, P.Pose | None, str]:
+    """``(status, pose, reason)`` of one photo: status is "detected", "several_people" (with the pose of the most
+    prominent person), "no_person" or "too_few_joints" (pose None); reason says why in one sentence."""
+    import os
+
+    found = detector.detect(picture, photo)
+    if found is None:
+        return "no_person", None, NO_PERSON
+    pose = found.pose(min_confidence, os.path.basename(photo))
+    if pose.num_visible < 3:
+        return ("too_few_joints", None, f"only {pose.num_visible} joints were found with confidence >= "
+                                        f"{min_confidence}; is a whole person in the photo?")
+    if detector.another_person(picture, _person_box(found)):
+        return "several_people", pose, SEVERAL_PEOPLE
+    return "detected", pose, ""
+
+
+def _person_box(found) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) pixels of the person found: their mask's box, else their landmarks'."""
+    import numpy as np
+
+    if found.mask is not None:
+        ys, xs = np.nonzero(found.mask > 0.5)
+        if len(xs):
+            return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    height, width = found.frame
+    xs = np.clip(found.landmarks[:, 0] * width, 0, width)
+    ys = np.clip(found.landmarks[:, 1] * height, 0, height)
+    return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
