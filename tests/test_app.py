@@ -1,4 +1,6 @@
-"""The web app's actions (what its buttons call) on the tiny reference model, without a browser."""
+"""The web app's actions (what its buttons call) on the tiny reference model, without a browser: uploads are
+framed like the training photos (as the command line frames them), a DeepFashion photo goes through unchanged,
+and the framing box gives the old behaviour back."""
 
 from __future__ import annotations
 
@@ -16,21 +18,117 @@ from cfld.errors import InputError  # noqa: E402
 from cfld.pose import draw_pose, gallery, retarget, write_pose_json  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
-PHOTO, OTHER = DATA / "women1.jpg", DATA / "women2.jpg"
+PHOTO, OTHER = DATA / "women1.jpg", DATA / "women2.jpg"  # real 256x176 DeepFashion photos
+SQUARE = DATA / "deepfashion_ref_4.png"  # a DeepFashion photo stretched to 256x256 (not the model's aspect)
+CANVAS_TOP, CANVAS_LEFT, CANVAS_SIDE = 120, 560, 250  # where SQUARE is pasted on a 900x500 grey canvas
 
 
 @pytest.fixture(scope="module")
 def app(reference_pipeline):
-    return web.build_app(reference_pipeline, default_steps=2).cfld_app
+    app = web.build_app(reference_pipeline, default_steps=2).cfld_app
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def mediapipe():
+    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra")
+
+
+@pytest.fixture
+def canvas(tmp_path):
+    """A wide grey photo with a person off-centre at half its height."""
+    picture = Image.new("RGB", (900, 500), (128, 128, 128))
+    picture.paste(Image.open(SQUARE).convert("RGB").resize((CANVAS_SIDE, CANVAS_SIDE), Image.BICUBIC),
+                  (CANVAS_LEFT, CANVAS_TOP))
+    picture.save(tmp_path / "holiday.png")
+    return tmp_path / "holiday.png"
+
+
+def generate(app, picture, pose, seed):
+    """What the Re-pose tab's pipeline call makes of ``picture`` (one step, as the tests' calls)."""
+    import torch
+
+    return app.pipe(picture, pose, num_inference_steps=1, guidance_pose=2.0, guidance_appearance=2.0,
+                    output_size=(256, 176), generator=torch.Generator().manual_seed(seed)).images[0]
+
+
+def same(a, b) -> bool:
+    return np.array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_repose_with_a_gallery_pose(app):
-    result, drawing = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
-    assert result.size == (176, 256)
+    result, drawing, framed, note = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    assert result.size == (176, 256) and framed.size == (176, 256) and note
     table = gallery()
     assert np.array_equal(drawing, draw_pose(table[table.names[3]], (256, 176)))  # the pose that was picked
-    again, _ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
-    assert np.array_equal(np.asarray(result), np.asarray(again))  # same seed, same image
+    again, *_ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    assert same(result, again)  # same seed, same image
+
+
+def test_a_wide_photo_is_framed_before_the_model_sees_it(app, canvas, mediapipe):
+    result, drawing, framed, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    assert note.startswith("framed: a ") and "of the 500x900 photo" in note
+    assert framed.size == (176, 256)
+    # the crop is where the person was pasted: where framing the pasted photo itself puts it, moved onto the canvas
+    scale = CANVAS_SIDE / 256
+    own = app.frame(Image.open(SQUARE).convert("RGB"), "square").crop
+    crop = app.frame(Image.open(canvas).convert("RGB"), "canvas").crop
+    expected = (CANVAS_TOP + own.top * scale, CANVAS_LEFT + own.left * scale, own.height * scale, own.width * scale)
+    assert np.abs(np.subtract((crop.top, crop.left, crop.height, crop.width), expected)).max() <= 8, (crop, expected)
+    assert f"a {crop.height}x{crop.width} crop at top {crop.top}, left {crop.left}" in note
+    # the framed picture is what the model was given, in the gallery pose (already in its 256x176 frame)
+    table = gallery()
+    assert same(result, generate(app, framed, table[table.names[3]], 7))
+    assert np.array_equal(drawing, draw_pose(table[table.names[3]], (256, 176)))
+    # and it shows the pasted photo's person: close to framing the pasted photo itself
+    alone = app.frame(Image.open(SQUARE).convert("RGB"), "square").image
+    assert np.abs(np.asarray(framed, float) - np.asarray(alone, float)).mean() < 12
+
+
+def test_a_dataset_photo_goes_through_unchanged(app, mediapipe):
+    result, drawing, framed, note = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    assert note == web.PASSED_NOTE
+    assert same(framed, Image.open(PHOTO).convert("RGB"))
+    unframed, unframed_drawing, _, off = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7,
+                                                    frame=False)
+    assert off == web.UNFRAMED_NOTE
+    assert same(result, unframed) and np.array_equal(drawing, unframed_drawing)
+
+
+def test_framing_off_is_the_old_behaviour(app, canvas, mediapipe):
+    table = gallery()
+    pose = table[table.names[3]]
+    result, drawing, shown, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7,
+                                              frame=False, plain=True)  # plain background: no effect unframed
+    assert note == web.UNFRAMED_NOTE
+    photo = Image.open(canvas).convert("RGB")
+    assert same(shown, photo.resize((176, 256), Image.BICUBIC))  # what the model sees: the photo stretched
+    fitted = retarget(pose, (500, 900))  # the gallery pose fitted into the photo's own frame, as before
+    assert same(result, generate(app, photo, fitted, 7))
+    assert np.array_equal(drawing, draw_pose(fitted, (256, 176)))
+    framed_result, *_ = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    assert not same(result, framed_result)
+
+
+def test_plain_background(app, canvas, mediapipe):
+    _, _, framed, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7, plain=True)
+    assert note.startswith("framed: ") and note.endswith("; background made plain")
+    corner = np.asarray(framed)[:8, :8].reshape(-1, 3)
+    assert np.abs(corner.astype(int) - (241, 241, 242)).max() <= 2  # the training photos' colour, not the grey
+
+
+def test_without_mediapipe_photos_are_used_as_they_are(reference_pipeline, canvas, monkeypatch):
+    from cfld.errors import MissingDependencyError
+    from cfld.pose import detect
+
+    def missing(*args, **kwargs):
+        raise MissingDependencyError("pose detection needs MediaPipe: pip install 'cfld[detect]'")
+
+    monkeypatch.setattr(detect, "PoseDetector", missing)
+    app = web.App(reference_pipeline, 2)
+    _, _, shown, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    assert note.startswith("not framed: framing needs MediaPipe") and shown.size == (176, 256)
 
 
 def test_the_fast_box_runs_the_fast_preset(app):
@@ -39,10 +137,10 @@ def test_the_fast_box_runs_the_fast_preset(app):
     entries = []
     hook = app.pipe.unet.register_forward_pre_hook(lambda module, args: entries.append(args[0].shape[0]))
     try:
-        fast, _ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7, True)
+        fast, *_ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7, True)
         assert sum(entries) == presets.FAST.unet_evaluations()  # the steps slider (1) is not used
         entries.clear()
-        slow, _ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7, False)
+        slow, *_ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7, False)
         assert sum(entries) == 2  # one step of the slider, two guidance branches
     finally:
         hook.remove()
@@ -55,15 +153,31 @@ def test_repose_with_a_pose_json_fits_it_into_the_source_frame(app, tmp_path):
     pose_file = write_pose_json(pose, tmp_path / "pose.json")
     square = tmp_path / "square.png"
     Image.open(PHOTO).resize((300, 300)).save(square)
-    _, drawing = app.repose(str(square), web.POSE_MODES[2], 0, None, str(pose_file), 1, 2.0, 2.0, 0)
-    assert np.array_equal(drawing, draw_pose(retarget(pose, (300, 300)), (256, 176)))
+    _, drawing, *_ = app.repose(str(square), web.POSE_MODES[2], 0, None, str(pose_file), 1, 2.0, 2.0, 0,
+                                frame=False)
+    assert np.array_equal(drawing, draw_pose(retarget(pose, (300, 300)), (256, 176)))  # framing off: the photo's frame
 
 
-def test_repose_with_the_pose_of_another_photo(app):
-    pytest.importorskip("mediapipe", reason="needs the 'detect' extra")
+def test_a_pose_json_is_fitted_into_the_framed_picture(app, canvas, tmp_path, mediapipe):
+    pose = retarget(gallery()[gallery().names[5]], (500, 900))  # e.g. a pose detected in another wide photo
+    pose_file = write_pose_json(pose, tmp_path / "pose.json")
+    _, drawing, _, note = app.repose(str(canvas), web.POSE_MODES[2], 0, None, str(pose_file), 1, 2.0, 2.0, 0)
+    assert note.startswith("framed: ")
+    assert np.array_equal(drawing, draw_pose(retarget(pose, (256, 176)), (256, 176)))
+
+
+def test_repose_with_the_pose_of_another_photo(app, canvas, mediapipe):
     from cfld.pose import detect_pose
 
-    _, drawing = app.repose(str(PHOTO), web.POSE_MODES[1], 0, str(OTHER), None, 1, 2.0, 2.0, 0)
+    # framing on: the pose of the other photo's own framed crop (a DeepFashion photo: the whole of it)
+    _, drawing, *_ = app.repose(str(PHOTO), web.POSE_MODES[1], 0, str(OTHER), None, 1, 2.0, 2.0, 0)
+    own = app.frame(Image.open(OTHER).convert("RGB"), "other").pose
+    assert own.frame == (256, 176) and np.array_equal(drawing, draw_pose(own, (256, 176)))
+    # ... and of a wide photo: its person's pose in its framed crop, not squeezed into the whole wide frame
+    _, drawing, *_ = app.repose(str(PHOTO), web.POSE_MODES[1], 0, str(canvas), None, 1, 2.0, 2.0, 0)
+    assert np.array_equal(drawing, draw_pose(app.frame(Image.open(canvas).convert("RGB"), "canvas").pose, (256, 176)))
+    # framing off: detected in the whole photo and fitted into the source's frame, as before
+    _, drawing, *_ = app.repose(str(PHOTO), web.POSE_MODES[1], 0, str(OTHER), None, 1, 2.0, 2.0, 0, frame=False)
     assert np.array_equal(drawing, draw_pose(detect_pose(OTHER), (256, 176)))  # both 256x176 frames
 
 
@@ -88,15 +202,50 @@ def test_clear_errors_for_bad_uploads(app, tmp_path, monkeypatch):
         app.repose(str(PHOTO), web.POSE_MODES[0], 0, None, None, 1, 2, 2, -1)
 
 
-def test_edit_and_interpolate(app, shared_dir):
-    images = shared_dir / "data" / "images"
-    strip = app.interpolate(str(PHOTO), str(OTHER), 2, 3, 1, 0)
+def test_framing_errors_are_one_sentence_that_says_how_to_skip_it(app, tmp_path, mediapipe):
+    empty = tmp_path / "wall.png"
+    Image.new("RGB", (900, 500), (128, 128, 128)).save(empty)
+    with pytest.raises(InputError, match=r"^person photo \(wall.png\): no person found .*; or untick the framing "
+                                         r"box to use the photo as it is$") as caught:
+        app.repose(str(empty), web.POSE_MODES[0], 0, None, None, 1, 2, 2, 0)
+    assert "\n" not in str(caught.value)
+    several = web._unframed_hint("shows several people; framing needs a photo of one person (crop it to the one "
+                                 "you mean, or pass --no-frame)")
+    assert several.endswith("(crop it to the one you mean, or untick the framing box to use the photo as it is)")
+
+
+def test_edit_and_interpolate(app, canvas):
+    strip = app.interpolate(str(PHOTO), str(canvas), 2, 3, 1, 0)
     assert [label for _, label in strip] == ["0.00", "0.50", "1.00"]
     assert all(image.size == (176, 256) for image, _ in strip)
     pytest.importorskip("mediapipe", reason="the reference's pose is detected when no JSON is given")
-    edited = app.style_transfer(str(images / "deepfashion_ref_4.png"), None,
-                                str(images / "deepfashion_ref_4_mask_upper.png"), str(OTHER), 1, 0)
-    assert edited.size == (176, 256)
+    mask = DATA / "deepfashion_ref_4_mask_upper.png"
+    for frame in (True, False):  # SQUARE is framed (its mask cut with the same crop), or used as it is
+        edited = app.style_transfer(str(SQUARE), None, str(mask), str(canvas), 1, 0, frame=frame)
+        assert edited.size == (176, 256)
+
+
+def test_the_reference_mask_and_pose_json_are_cut_with_the_reference_crop(app, tmp_path, mediapipe):
+    from cfld.pose import detect_pose
+
+    reference = Image.open(SQUARE).convert("RGB")
+    framed = app.frame(reference, "reference")
+    assert framed.framed and framed.crop.left > 40
+    # a picture drawn on the reference photo, cut like the mask is, lines up with the framed picture
+    cut = web._cut_to_crop(reference, framed)
+    assert cut.size == (176, 256) and np.abs(np.asarray(cut, float) - np.asarray(framed.image, float)).mean() < 4
+    # a pose JSON in the photo's pixels lands on the framed picture's person
+    moved = web._pose_into_crop(detect_pose(reference), framed)
+    both = moved.visible & framed.pose.visible
+    assert moved.frame == (256, 176) and both.sum() >= 12
+    assert np.median(np.linalg.norm(moved.xy[both] - framed.pose.xy[both], axis=1)) < 6
+    # a mask whose white lies outside the crop would edit nothing: one sentence
+    edge = tmp_path / "edge_mask.png"
+    pixels = np.zeros((256, 256, 3), np.uint8)
+    pixels[:, :30] = 255
+    Image.fromarray(pixels).save(edge)
+    with pytest.raises(InputError, match=r"mask \(edge_mask.png\): has no white pixel inside the crop"):
+        app.style_transfer(str(SQUARE), None, str(edge), str(OTHER), 1, 0)
 
 
 def test_animate_tab(app, tmp_path):
@@ -106,6 +255,11 @@ def test_animate_tab(app, tmp_path):
     assert Path(mp4).suffix == ".mp4" and Path(mp4).stat().st_size > 0
     with Image.open(gif) as opened:
         assert opened.n_frames == 2 and opened.size == (2 * 176, 256)  # pose | frame
+    canvas = tmp_path / "wide.png"
+    Image.new("RGB", (900, 500), (128, 128, 128)).save(canvas)
+    _, gif = app.animate(str(canvas), files, 4, 1, 0, frame=False)  # framing off: nobody needs to be found
+    with Image.open(gif) as opened:
+        assert opened.size == (2 * 176, 256)
     with pytest.raises(InputError, match="upload pose JSON files or video frames"):
         app.animate(str(PHOTO), [], 4, 1, 0)
 

@@ -1,7 +1,8 @@
 """End to end: `cfld app` in a subprocess on 127.0.0.1, driven by Debian's headless Chromium via Playwright.
 
-A person uploads a real photo, picks a gallery pose, presses Generate and gets an image back; a missing
-photo gives one readable sentence. The browser is the system's (`apt-get install chromium`, done by
+A person uploads a real photo, picks a gallery pose, presses Generate and gets an image back, with the framed
+input beside it (a DeepFashion photo: used as it is, and the page says so); a missing photo gives one readable
+sentence. The browser is the system's (`apt-get install chromium`, done by
 `make browser`, which `make test` runs), never one downloaded by Playwright. Everything is bounded in time.
 """
 
@@ -135,4 +136,9 @@ def test_upload_a_photo_and_get_an_image_back(page):
     table = gallery()
     # the drawing of the picked pose (women1.jpg has the gallery's 256x176 frame: no refitting)
     assert np.array_equal(np.asarray(drawing.convert("RGB")), draw_pose(table[table.names[3]], (256, 176)))
+    # the framed input beside the result: a DeepFashion photo goes through framing unchanged, and the page says so
+    assert page.locator("#frame input[type=checkbox]").is_checked()
+    framed = Image.open(io.BytesIO(page.request.get(page.locator("#framed img").get_attribute("src")).body()))
+    assert np.array_equal(np.asarray(framed.convert("RGB")), np.asarray(Image.open(DATA / "women1.jpg").convert("RGB")))
+    page.locator("#framing-note").get_by_text("already framed like the training photos").wait_for()
     assert page.outside_requests == []  # the page loads nothing from the internet

@@ -4,16 +4,27 @@ Three tabs, each a thin layer over the library:
 
 * **Re-pose**: upload a person photo, pick the target pose from the bundled gallery of real DeepFashion
   poses (:func:`cfld.pose.gallery`), from another uploaded photo (detected with MediaPipe, the ``detect``
-  extra) or from a pose JSON file; choose steps, guidance and seed; get the result and the pose drawing.
-  The pose is fitted into the source photo's frame (:func:`cfld.pose.retarget`), as
-  ``cfld transfer --pose-from`` does.
+  extra) or from a pose JSON file; choose steps, guidance and seed; get the result, the pose drawing and
+  the framed input the model was given, with a line saying how the photo was framed.
 * **Edit**: style transfer by mask and style interpolation (paper Sec. 4.6, :meth:`CFLDPipeline.style_transfer`
   and :meth:`CFLDPipeline.interpolate`).
 * **Animate**: a person through a sequence of pose files or video frames -> GIF and MP4 (:mod:`cfld.animation`).
 
+**Framing.** Every person photo is framed the way the model's training photos are (:mod:`cfld.framing`, as
+the command line does): the person is found, a crop of the model's aspect is cut around them and resized to
+:data:`OUTPUT_SIZE`; a photo already framed like the training photos (e.g. DeepFashion's own) goes through
+unchanged. In the Re-pose tab the pose of another photo is taken from that photo's own framed crop, and
+gallery poses and pose JSON files are fitted into the framed picture (:func:`cfld.pose.retarget`); "plain
+background" lays the person on the training photos' plain colour. In the Edit tab the reference is framed
+and its mask cut with the same crop; a reference pose JSON (in the reference photo's pixels) is moved into
+the crop. A box in each tab turns framing off (the photo as it is, stretched to the model's size by the
+model, as before). One MediaPipe detector serves the whole app (made on first use, closed at exit); without
+the ``detect`` extra photos are used as they are and the page says so.
+
 The server listens on 127.0.0.1 only, loads nothing from the network (system fonts, no analytics), runs
-one generation at a time, and refuses uploads over ``max_file_size`` or :data:`MAX_PIXELS`; every
-problem with an upload is shown as one sentence (the :class:`~cfld.errors.InputError` text).
+one generation at a time (all buttons share one queue), and refuses uploads over ``max_file_size`` or
+:data:`MAX_PIXELS`; every problem with an upload is shown as one sentence (the
+:class:`~cfld.errors.InputError` text).
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -37,6 +49,11 @@ OUTPUT_SIZE = (256, 176)
 FAST_LABEL = (f"fast: {FAST.scheduler} in {FAST.num_inference_steps} steps instead of DDPM in "
               f"{PAPER.num_inference_steps} (~3x faster, a slightly different picture)")
 POSE_MODES = ("gallery pose", "pose of another photo", "pose JSON file")
+FRAME_LABEL = "frame the photo like the training photos"
+FRAME_PHOTOS_LABEL = "frame the photos like the training photos"
+PLAIN_LABEL = "plain background"
+UNFRAMED_NOTE = f"framing off: the photo is used as it is (the model stretches it to {OUTPUT_SIZE[0]}x{OUTPUT_SIZE[1]})"
+PASSED_NOTE = "already framed like the training photos: used as it is"
 
 
 def _import_gradio():
@@ -49,7 +66,12 @@ def _import_gradio():
 
 
 class App:
-    """The app's actions as plain methods (what the buttons call), testable without a browser."""
+    """The app's actions as plain methods (what the buttons call), testable without a browser.
+
+    Person photos are framed by one :class:`~cfld.framing.Framer` per background choice, all sharing one
+    MediaPipe detector, made on first use and closed by :meth:`close` (registered with ``atexit``).
+    MediaPipe is not thread safe: framing runs under a lock (the page runs one generation at a time anyway).
+    """
 
     def __init__(self, pipe, default_steps: int = 50):
         from .pose import draw_pose, gallery
@@ -60,85 +82,168 @@ class App:
         self.gallery_pictures = [(draw_pose(pose), _gallery_label(name)) for name, pose in self.gallery.items()]
         self.work_dir = Path(tempfile.mkdtemp(prefix="cfld-app-"))  # animations; Gradio copies what it shows
         atexit.register(shutil.rmtree, self.work_dir, ignore_errors=True)
+        self._detector = None  # the PoseDetector (with segmentation) that every framer shares
+        self._framers: dict[bool, Any] = {}  # replace_background -> Framer
+        self._lock = threading.Lock()
+        atexit.register(self.close)
 
     # -- inputs ----------------------------------------------------------------------------------------------
 
     @staticmethod
-    def photo(path: str | None, what: str):
-        """A validated upload as a PIL image; errors name the upload by its own file name."""
-        from .images import load_image
+    def photo(path: str | None, what: str, background: tuple[int, int, int] | None = None):
+        """A validated upload as a PIL image; errors name the upload by its own file name. Transparent pixels
+        are laid on ``background`` (default white, as for photos; masks pass black)."""
+        from .images import WHITE, load_image
 
         if not path:
             raise InputError(what, "no photo uploaded")
         name = f"{what} ({Path(path).name})"
-        image = load_image(path, name)
+        image = load_image(path, name, background=background or WHITE)
         if image.width * image.height > MAX_PIXELS:
             raise InputError(name, f"is {image.width}x{image.height} pixels; the app takes photos up to "
                                    f"{MAX_PIXELS // 1_000_000} megapixels")
         return image
 
+    def frame(self, image, name: str, plain: bool = False):
+        """``image`` framed like the training photos at :data:`OUTPUT_SIZE` (a :class:`~cfld.framing.Framed`),
+        or None without MediaPipe (the ``detect`` extra). Framing's errors are one sentence that also says how
+        to use the photo as it is."""
+        from .framing import Framer
+        from .pose.detect import PoseDetector
+
+        with self._lock:
+            try:
+                if self._detector is None:
+                    self._detector = PoseDetector(segmentation=True)
+            except MissingDependencyError:
+                return None
+            framer = self._framers.get(bool(plain))
+            if framer is None:
+                framer = self._framers[bool(plain)] = Framer(OUTPUT_SIZE, bool(plain), detector=self._detector)
+            try:
+                return framer(image, name)
+            except InputError as err:
+                raise InputError(err.source, _unframed_hint(err.problem)) from None
+
+    def framed_input(self, image, name: str, frame: bool = True, plain: bool = False):
+        """(the picture given to the model, its :class:`~cfld.framing.Framed` or None, a one-line note)."""
+        if not frame:
+            return image, None, UNFRAMED_NOTE
+        framed = self.frame(image, name, plain)
+        if framed is None:
+            return image, None, ("not framed: framing needs MediaPipe (pip install 'cfld[detect]'); the photo is "
+                                 "used as it is")
+        return framed.image, framed, _framing_note(framed, plain)
+
+    def close(self) -> None:
+        """Close the shared MediaPipe detector (a later framing makes a new one)."""
+        with self._lock:
+            detector, self._detector, self._framers = self._detector, None, {}
+        if detector is not None:
+            detector.close()
+
     def target_pose(self, source, mode: str, gallery_index: int | None, pose_photo: str | None,
-                    pose_json: str | None):
-        """The chosen pose, fitted into the source photo's frame."""
+                    pose_json: str | None, frame: bool = False):
+        """The chosen pose, fitted into the frame of ``source`` (the picture the model is given). With ``frame``
+        the pose of another photo is taken from that photo's own framed crop (already in the
+        :data:`OUTPUT_SIZE` frame); without, it is detected in the whole photo and fitted as before."""
         from .pose import retarget
 
-        frame = (source.height, source.width)
+        target = (source.height, source.width)
         if mode == POSE_MODES[0]:
             index = 0 if gallery_index is None else _whole(gallery_index, "gallery pose")
             if not 0 <= index < len(self.gallery):
                 raise InputError("gallery", f"has no pose number {index}")
             pose = self.gallery[self.gallery.names[index]]
         elif mode == POSE_MODES[1]:
-            from .pose.detect import PoseDetector
-
             picture = self.photo(pose_photo, "pose photo")
-            with PoseDetector() as detector:
-                pose = detector(picture, f"pose photo ({Path(pose_photo).name})")
+            name = f"pose photo ({Path(pose_photo).name})"
+            framed = self.frame(picture, name) if frame else None
+            if framed is not None:
+                if framed.pose is None:
+                    raise InputError(name, "no person found in the photo (MediaPipe's pose detector saw nobody); "
+                                           "give a photo of one person")
+                pose = framed.pose
+            else:
+                from .pose.detect import PoseDetector
+
+                with PoseDetector() as detector:
+                    pose = detector(picture, name)
         elif mode == POSE_MODES[2]:
             pose = _uploaded_pose(pose_json, "pose JSON")
         else:
             raise InputError("pose", f"choose one of {', '.join(POSE_MODES)}")
-        return retarget(pose, frame)
+        return retarget(pose, target)
 
     # -- actions ---------------------------------------------------------------------------------------------
 
     def repose(self, source_path, mode, gallery_index, pose_photo, pose_json, steps, guidance_pose,
-               guidance_appearance, seed, fast=False):
-        """Re-pose tab: (result image, pose drawing)."""
+               guidance_appearance, seed, fast=False, frame=True, plain=False):
+        """Re-pose tab: (result image, pose drawing, framed input at the output size, framing note).
+
+        With ``frame`` the person photo is framed like the training photos (``plain``: on their plain
+        background) and the pose fitted into the framed picture; without, the photo is used as it is."""
         import torch
 
         from .pose import draw_pose
 
         source = self.photo(source_path, "person photo")
-        pose = self.target_pose(source, mode, gallery_index, pose_photo, pose_json)
-        result = self.pipe(source, pose, **_sampling(steps, fast), guidance_pose=float(guidance_pose),
+        picture, _, note = self.framed_input(source, f"person photo ({Path(source_path).name})", frame, plain)
+        pose = self.target_pose(picture, mode, gallery_index, pose_photo, pose_json, frame=bool(frame))
+        result = self.pipe(picture, pose, **_sampling(steps, fast), guidance_pose=float(guidance_pose),
                            guidance_appearance=float(guidance_appearance), output_size=OUTPUT_SIZE,
                            generator=torch.Generator().manual_seed(_seed(seed)))
         drawing = draw_pose(pose, OUTPUT_SIZE)
-        return result.images[0], drawing
+        shown = _at_output_size(picture)
+        return result.images[0], drawing, shown, note
 
-    def style_transfer(self, reference_path, reference_pose_json, mask_path, source_path, steps, seed, fast=False):
+    def style_transfer(self, reference_path, reference_pose_json, mask_path, source_path, steps, seed, fast=False,
+                       frame=True):
         """Edit tab, style transfer by mask: the reference's pose and unmasked regions, the source's look
-        inside the mask. The reference's pose comes from a pose JSON, else it is detected in the photo."""
+        inside the mask. The reference's pose comes from a pose JSON, else it is detected in the photo.
+
+        With ``frame`` both photos are framed like the training photos; the mask (drawn on the reference
+        photo) is cut with the reference's crop, and a pose JSON (in the reference photo's pixels, or
+        stretched onto them) is moved into the crop; a detected pose is the framed reference's own."""
         import torch
+
+        from .pipeline import latent_mask
 
         reference = self.photo(reference_path, "reference photo")
         source = self.photo(source_path, "appearance photo")
-        mask = self.photo(mask_path, "mask")
+        mask = self.photo(mask_path, "mask", background=(0, 0, 0))
+        latent_mask(mask, self.pipe.latent_size, reference)  # the mask's own checks, against the photo it was drawn on
+        reference_name = f"reference photo ({Path(reference_path).name})"
+        reference_picture, framed, _ = self.framed_input(reference, reference_name, frame)
+        source, _, _ = self.framed_input(source, f"appearance photo ({Path(source_path).name})", frame)
+        if framed is not None and framed.framed:
+            mask = _cut_to_crop(mask.convert("L"), framed)
+            if mask.getextrema()[1] == 0:
+                raise InputError(f"mask ({Path(mask_path).name})", "has no white pixel inside the crop that frames the "
+                                 "reference's person: nothing would be edited; untick the framing box to use the "
+                                 "photos as they are")
         if reference_pose_json:
             pose = _uploaded_pose(reference_pose_json, "reference's pose JSON")
+            if framed is not None and framed.framed:
+                pose = _pose_into_crop(pose, framed)
+        elif framed is not None:
+            if framed.pose is None:
+                raise InputError(reference_name, "no person found in the photo (MediaPipe's pose detector saw "
+                                                 "nobody); give a photo of one person or the reference's pose JSON")
+            pose = framed.pose
         else:
             from .pose.detect import PoseDetector
 
             with PoseDetector() as detector:
-                pose = detector(reference, f"reference photo ({Path(reference_path).name})")
-        result = self.pipe.style_transfer(reference, pose, source, mask, **_sampling(steps, fast),
+                pose = detector(reference, reference_name)
+        result = self.pipe.style_transfer(reference_picture, pose, source, mask, **_sampling(steps, fast),
                                           output_size=OUTPUT_SIZE,
                                           generator=torch.Generator().manual_seed(_seed(seed)))
         return result.images[0]
 
-    def interpolate(self, path_a, path_b, gallery_index, count, steps, seed, fast=False):
-        """Edit tab, style interpolation: a strip of images from A's look to B's, in one gallery pose."""
+    def interpolate(self, path_a, path_b, gallery_index, count, steps, seed, fast=False, frame=True):
+        """Edit tab, style interpolation: a strip of images from A's look to B's, in one gallery pose (with
+        ``frame``, A and B framed like the training photos first)."""
         import torch
 
         a, b = self.photo(path_a, "photo A"), self.photo(path_b, "photo B")
@@ -148,14 +253,18 @@ class App:
         index = _whole(gallery_index or 0, "pose")
         if not 0 <= index < len(self.gallery):
             raise InputError("gallery", f"has no pose number {index}")
+        a, _, _ = self.framed_input(a, f"photo A ({Path(path_a).name})", frame)
+        b, _, _ = self.framed_input(b, f"photo B ({Path(path_b).name})", frame)
         pose = self.gallery[self.gallery.names[index]]
         weights = [i / (count - 1) for i in range(count)]
         result = self.pipe.interpolate(a, b, pose, weights, **_sampling(steps, fast),
                                        output_size=OUTPUT_SIZE, generator=torch.Generator().manual_seed(_seed(seed)))
         return [(image, f"{w:.2f}") for image, w in zip(result.images, weights)]
 
-    def animate(self, source_path, files, fps, steps, seed, fast=False):
-        """Animate tab: (MP4 path, GIF path) of the person through the uploaded poses or frames."""
+    def animate(self, source_path, files, fps, steps, seed, fast=False, frame=True):
+        """Animate tab: (MP4 path, GIF path) of the person through the uploaded poses or frames. With ``frame``
+        the person photo is framed like the training photos first, and poses detected in video frames are
+        fitted into the framed picture."""
         from . import animation as A
 
         source = self.photo(source_path, "person photo")
@@ -164,6 +273,7 @@ class App:
             raise InputError("poses", "upload pose JSON files or video frames")
         if len(files) > MAX_FRAMES:
             raise InputError("poses", f"{len(files)} files uploaded; the app animates at most {MAX_FRAMES}")
+        source, _, _ = self.framed_input(source, f"person photo ({Path(source_path).name})", frame)
         job = Path(tempfile.mkdtemp(prefix="animation-", dir=self.work_dir))
         folder = job / "poses"
         folder.mkdir()
@@ -185,10 +295,13 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
 
     steps_slider = dict(minimum=1, maximum=100, step=1, value=default_steps, label="denoising steps")
     fast_box = dict(value=False, label=FAST_LABEL)
+    frame_box = dict(value=True, label=FRAME_PHOTOS_LABEL)
+    queue = dict(concurrency_id="generate")  # all buttons share one queue: one generation (and one framing) at a time
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as blocks:
         gr.Markdown(
             f"## {title}\nCoarse-to-Fine Latent Diffusion (CVPR 2024). Upload a photo of one person, choose a "
-            "pose, generate. Photos up to 20 MB; one generation runs at a time."
+            "pose, generate. Photos are framed like the model's training photos (the person found and cropped "
+            "around); photos up to 20 MB; one generation runs at a time."
         )
         with gr.Tab("Re-pose"):
             with gr.Row():
@@ -212,9 +325,17 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
                         guidance_app = gr.Slider(0, 10, value=2.0, step=0.1, label="appearance guidance (w_app)")
                         seed = gr.Number(value=0, precision=0, label="seed")
                     fast = gr.Checkbox(**fast_box, elem_id="fast")
+                    with gr.Row():
+                        frame = gr.Checkbox(value=True, label=FRAME_LABEL, elem_id="frame")
+                        plain = gr.Checkbox(value=False, label=PLAIN_LABEL, elem_id="plain")
                     run = gr.Button("Generate", variant="primary", elem_id="generate")
                 with gr.Column():
-                    result = gr.Image(label="result", type="pil", format="png", interactive=False, elem_id="result")
+                    with gr.Row():
+                        framed = gr.Image(label="framed input", type="pil", format="png", interactive=False,
+                                          elem_id="framed")
+                        result = gr.Image(label="result", type="pil", format="png", interactive=False,
+                                          elem_id="result")
+                    framing_note = gr.Markdown(elem_id="framing-note")
                     drawing = gr.Image(label="target pose", type="numpy", format="png", interactive=False,
                                        elem_id="pose-drawing")
 
@@ -227,8 +348,9 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
             pose_photo.upload(lambda: POSE_MODES[1], None, mode)
             pose_json.upload(lambda: POSE_MODES[2], None, mode)
             run.click(guarded(app.repose),
-                      [source, mode, pose_index, pose_photo, pose_json, steps, guidance_pose, guidance_app, seed, fast],
-                      [result, drawing])
+                      [source, mode, pose_index, pose_photo, pose_json, steps, guidance_pose, guidance_app, seed, fast,
+                       frame, plain],
+                      [result, drawing, framed, framing_note], **queue)
 
         with gr.Tab("Edit"):
             gr.Markdown("**Style transfer by mask** (paper Sec. 4.6): keep the reference's pose and everything "
@@ -248,10 +370,11 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
                 edit_steps = gr.Slider(**steps_slider)
                 edit_seed = gr.Number(value=0, precision=0, label="seed")
                 edit_fast = gr.Checkbox(**fast_box)
+                edit_frame = gr.Checkbox(**frame_box)
                 edit_run = gr.Button("Transfer style", variant="primary")
             edit_run.click(guarded(app.style_transfer), [reference, reference_pose, mask, look, edit_steps, edit_seed,
-                                                     edit_fast],
-                           edited)
+                                                     edit_fast, edit_frame],
+                           edited, **queue)
             gr.Markdown("**Style interpolation**: the look shifts from A to B (coarse prompts and fine-grained "
                         "biases interpolated linearly), in a gallery pose.")
             with gr.Row():
@@ -266,11 +389,12 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
                     interp_steps = gr.Slider(**steps_slider)
                     interp_seed = gr.Number(value=0, precision=0, label="seed")
                     interp_fast = gr.Checkbox(**fast_box)
+                    interp_frame = gr.Checkbox(**frame_box)
                     interp_run = gr.Button("Interpolate", variant="primary")
             strip = gr.Gallery(label="A -> B", columns=8, height=300, elem_id="strip")
             interp_run.click(guarded(app.interpolate), [photo_a, photo_b, interp_pose, count, interp_steps, interp_seed,
-                                                     interp_fast],
-                             strip)
+                                                     interp_fast, interp_frame],
+                             strip, **queue)
 
         with gr.Tab("Animate"):
             gr.Markdown(f"Upload pose JSON files (e.g. from `cfld pose detect`) or video frames, up to {MAX_FRAMES}; "
@@ -285,12 +409,14 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
                     anim_steps = gr.Slider(**steps_slider)
                     anim_seed = gr.Number(value=0, precision=0, label="seed")
                     anim_fast = gr.Checkbox(**fast_box)
+                    anim_frame = gr.Checkbox(value=True, label=FRAME_LABEL)
                     anim_run = gr.Button("Animate", variant="primary")
             with gr.Row():
                 video = gr.Video(label="MP4", interactive=False, elem_id="video")
                 gif = gr.File(label="GIF", interactive=False, elem_id="gif")
-            anim_run.click(guarded(app.animate), [anim_source, anim_files, fps, anim_steps, anim_seed, anim_fast],
-                      [video, gif])
+            anim_run.click(guarded(app.animate), [anim_source, anim_files, fps, anim_steps, anim_seed, anim_fast,
+                                              anim_frame],
+                           [video, gif], **queue)
     blocks.queue(default_concurrency_limit=1, max_size=16)
     blocks.cfld_app = app
     return blocks
@@ -350,6 +476,72 @@ def _uploaded_pose(path: str | None, what: str):
         return load_pose(path)
     except InputError as err:
         raise InputError(f"{what} ({Path(path).name})", err.problem) from None
+
+
+def _unframed_hint(problem: str) -> str:
+    """A framing error's sentence as the page words it: the command line's --no-frame is the framing box here."""
+    hint = "untick the framing box to use the photo as it is"
+    if "--no-frame" in problem:
+        return problem.replace("pass --no-frame", hint)
+    return f"{problem}; or {hint}"
+
+
+def _framing_note(framed, plain: bool = False) -> str:
+    """One line saying how a photo was framed (shown under the framed input)."""
+    if framed.framed:
+        c, (height, width) = framed.crop, framed.photo_size
+        note = (f"framed: a {c.height}x{c.width} crop at top {c.top}, left {c.left} of the {height}x{width} photo "
+                f"(HxW), resized to {framed.size[0]}x{framed.size[1]}")
+        if c.inside_fraction(framed.photo_size) < 1:
+            note += "; padded with the photo's background where the crop leaves it"
+    else:
+        note = PASSED_NOTE
+    if plain and framed.mask is not None:
+        note += "; background made plain"
+    return note
+
+
+def _at_output_size(picture):
+    """The picture as the model sees it: stretched to :data:`OUTPUT_SIZE`."""
+    from PIL import Image
+
+    size = (OUTPUT_SIZE[1], OUTPUT_SIZE[0])
+    return picture if picture.size == size else picture.resize(size, Image.BICUBIC)
+
+
+def _cut_to_crop(picture, framed):
+    """``picture`` (drawn on the framed photo: its aspect, any size, e.g. a mask) cut with ``framed``'s crop and
+    resized to the framed size; black where the crop leaves the photo (bilinear, no overshoot)."""
+    import math
+
+    from PIL import Image
+
+    height, width = framed.photo_size
+    sx, sy = picture.width / width, picture.height / height
+    c = framed.crop
+    box = (c.left * sx, c.top * sy, (c.left + c.width) * sx, (c.top + c.height) * sy)
+    left, top = math.floor(box[0]), math.floor(box[1])
+    right, bottom = math.ceil(box[2]), math.ceil(box[3])
+    canvas = Image.new(picture.mode, (right - left, bottom - top), 0)
+    canvas.paste(picture, (-left, -top))
+    return canvas.resize((framed.size[1], framed.size[0]), Image.BILINEAR,
+                         box=(box[0] - left, box[1] - top, box[2] - left, box[3] - top))
+
+
+def _pose_into_crop(pose, framed):
+    """A pose in the framed photo's pixels (or a frame of another size, stretched onto the photo as the model
+    would stretch it) moved into the framed picture's frame."""
+    import numpy as np
+
+    from .pose import Pose
+
+    height, width = framed.photo_size
+    c = framed.crop
+    frame_h, frame_w = pose.frame
+    # pixel centres lie on integers: a frame spans -0.5 .. width - 0.5
+    x = ((pose.xy[:, 0] + 0.5) * width / frame_w - c.left) * framed.size[1] / c.width - 0.5
+    y = ((pose.xy[:, 1] + 0.5) * height / frame_h - c.top) * framed.size[0] / c.height - 0.5
+    return Pose(np.stack([x, y], axis=1), pose.confidence, framed.size, pose.name)
 
 
 def _gallery_label(name: str) -> str:

@@ -160,7 +160,7 @@ class Crop:
 class Framed:
     """A photo framed for the model: the picture, where it came from, and the pose in it."""
 
-    image: Image.Image  # at ``size``, or the photo itself when ``framed`` is False
+    image: Image.Image  # at ``size``; the photo itself when ``framed`` is False (unless its background was replaced)
     crop: Crop  # in the photo's own pixels; the whole photo when ``framed`` is False
     size: Size  # (H, W) of the framed picture
     pose: Pose | None  # in the framed picture's frame; None where nobody was found (a pass-through photo)
@@ -278,8 +278,13 @@ class Framer:
     def _unchanged(self, picture: Image.Image, person: _Person | None, name: str | None) -> Framed:
         frame = (picture.height, picture.width)
         crop = Crop(0, 0, frame[0], frame[1])
-        pose = None if person is None else self._pose(person, crop, frame, name)
-        mask = None if person is None else _cut_mask(person.mask, crop, self.size)
+        pose = mask = None
+        if person is not None:  # the pose as `cfld pose detect` finds it: detected in the photo itself
+            found = self.detector.detect(picture)
+            if found is not None and found.mask is not None:
+                pose, mask = found.pose(self.min_confidence, _base(name)), _cut_mask(found.mask, crop, self.size)
+            else:
+                pose, mask = self._pose(person, crop, frame, name), _cut_mask(person.mask, crop, self.size)
         image = picture
         if self.replace_background and mask is not None:
             image = _lay_on(picture.resize((self.size[1], self.size[0]), Image.BICUBIC), mask,
@@ -340,6 +345,10 @@ class Framer:
         box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
         ankles = landmarks[[27, 28]]
         feet = bool(((ankles[:, 2] >= self.min_confidence) & (ankles[:, 1] <= 1.0)).any())
+        if feet:  # the mask can stop at the shins on a dark ground: the feet reach at least to the heels and toes
+            foot = landmarks[27:33]
+            seen = foot[(foot[:, 2] >= self.min_confidence) & (foot[:, 1] <= 1.0), 1]
+            box = (box[0], box[1], box[2], max(box[3], float(seen.max()) * height + 0.5))
         return _Person(box, landmarks, mask, feet)
 
     def _place(self, box: tuple[float, float, float, float], feet: bool) -> Crop:
