@@ -114,3 +114,67 @@ def test_cli_animate_rejects_a_folder_without_person(tiny_model_dir, tmp_path, c
     assert main(["animate", "-s", str(PHOTO), "-p", str(folder), "-m", str(tiny_model_dir),
                  "-o", str(tmp_path / "o")]) == 2
     assert "0.png: no person found" in capsys.readouterr().err
+
+
+# -- framing: the source and the video frames framed as the training photos are ---------------------------------
+
+
+def _canvas(top: int, left: int, photo: Path = PHOTO, height: int = 225) -> Image.Image:
+    """``photo`` pasted into a wide 450x800 photo at half its height, at (top, left)."""
+    picture = Image.open(photo).convert("RGB")
+    canvas = Image.new("RGB", (800, 450), (200, 190, 180))
+    canvas.paste(picture.resize((round(height * picture.width / picture.height), height), Image.BICUBIC), (left, top))
+    return canvas
+
+
+def test_framed_video_frames_keep_the_moves():
+    """Each frame is framed, and with fit="frame" their poses share one crop, so a jump still rises and a step
+    sideways still moves (by the distance in the clip, scaled into the crop); fit="body" places each frame's
+    person on their own, like a training photo."""
+    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra")
+    from cfld.framing import Framer
+
+    places = [(150, 520), (100, 520), (150, 460)]  # standing, 50 px higher (a jump), 60 px to the left (a step)
+    frames = [_canvas(top, left) for top, left in places]
+    with Framer() as framer:
+        crops = [framer(frame, "frame").crop for frame in frames]
+        kept = A.framed_pose_sequence(frames, framer, fit="frame", progress=False)
+        each = A.framed_pose_sequence(frames, framer, fit="body", progress=False)
+        smaller = A.framed_pose_sequence(frames, framer, (128, 88), fit="frame", progress=False)
+    assert all(p.frame == (256, 176) for p in kept + each) and all(p.frame == (128, 88) for p in smaller)
+    # the shared crop: the union of the frames' crops, grown to the model's shape
+    top = min(c.top for c in crops)
+    height = max(c.top + c.height for c in crops) - top
+    width = max(max(c.left + c.width for c in crops) - min(c.left for c in crops), height * 176 / 256)
+    scale_y, scale_x = 256 / max(height, width * 256 / 176), 176 / width
+    both = kept[0].visible & kept[1].visible & kept[2].visible
+    assert both.sum() >= 14
+    rise = np.median(kept[0].xy[both, 1] - kept[1].xy[both, 1])
+    step = np.median(kept[0].xy[both, 0] - kept[2].xy[both, 0])
+    assert rise == pytest.approx(50 * scale_y, abs=3) and step == pytest.approx(60 * scale_x, abs=3)
+    assert abs(np.median(kept[0].xy[both, 0] - kept[1].xy[both, 0])) < 2  # the jump does not move sideways
+    # one by one: the same pose in every frame, wherever the person stands
+    for pose in each[1:]:
+        assert np.median(np.linalg.norm(pose.xy[both] - each[0].xy[both], axis=1)) < 3
+    assert np.allclose(smaller[0].xy[both], (kept[0].xy[both] + 0.5) * [88 / 176, 128 / 256] - 0.5, atol=1e-6)
+
+
+def test_cli_animate_frames_the_source_and_the_video_frames(tmp_path, capsys):
+    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra")
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i, (top, left) in enumerate([(150, 520), (100, 520)]):
+        _canvas(top, left, DATA / "women2.jpg").save(clip / f"{i}.png")
+    source = tmp_path / "wide.png"
+    _canvas(100, 300, height=300).save(source)
+    out = tmp_path / "out"
+    assert main(["animate", "-s", str(source), "-p", str(clip), "-m", "demo", "-o", str(out), "--steps", "1",
+                 "--size", "64x44", "--no-mp4", "--save-framed"]) == 0
+    stdout = capsys.readouterr().out
+    assert f"{source}: framed (a " in stdout and "2 poses from frames" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["animation.gif", "frame_0000.png", "frame_0001.png",
+                                                     "wide_framed.json", "wide_framed.png"]
+    import json
+
+    assert json.loads((out / "wide_framed.json").read_text())["framed"] is True
+    assert Image.open(out / "frame_0000.png").size == (44, 64)

@@ -90,3 +90,121 @@ def test_cli_style_transfer_detects_the_reference_pose(tiny_model_dir, tmp_path,
                  "-o", str(out), "-m", str(tiny_model_dir), "--steps", "1", "--size", "64x44"]) == 0
     assert "pose detected (18 of 18 joints)" in capsys.readouterr().out
     assert Image.open(out).size == (2 * 44, 64)
+
+
+# -- framing: a framed reference's mask and pose are cut with its crop ---------------------------------------------
+
+
+def test_framed_mask_and_pose_follow_the_crop():
+    """The mask (at any resolution of the photo's shape) and a pose in the photo's frame, moved into the framed
+    picture of a crop that reaches beyond the photo: known geometry, exact answers."""
+    from cfld.commands.edit import _framed_mask, _framed_reference_pose
+    from cfld.framing import Crop
+    from cfld.pose import Pose
+
+    photo_size, size = (200, 300), (64, 44)
+    crop = Crop(top=-20, left=40, height=160, width=110)  # 0.4 framed pixels per photo pixel
+    mask = Image.new("L", (150, 100))  # half the photo's resolution
+    mask.paste(255, (30, 20, 60, 40))  # photo pixels: columns 60..120, rows 40..80
+    framed = np.asarray(_framed_mask(mask, crop, photo_size, size)) / 255
+    assert framed.shape == (64, 44)
+    expected = np.zeros((64, 44))
+    expected[24:40, 8:32] = 1  # rows (40 + 20) * 0.4 .. (80 + 20) * 0.4, columns (60 - 40) * 0.4 .. (120 - 40) * 0.4
+    assert np.abs(framed - expected)[expected == 1].max() < 0.35 and framed[expected == 0].max() < 0.6
+    assert framed[:8].max() == 0  # above the photo: black padding
+    assert np.abs(framed - expected).mean() < 0.02
+
+    xy = np.full((18, 2), np.nan)
+    xy[0], xy[1] = (59.5, 39.5), (119.5, 79.5)  # the rectangle's corners (pixel centres at integers: edges)
+    confidence = np.r_[1.0, 1.0, np.zeros(16)]
+    moved = _framed_reference_pose(Pose(xy, confidence, photo_size), crop, photo_size, size)
+    assert moved.frame == size
+    assert np.allclose(moved.xy[:2], [(7.5, 23.5), (31.5, 39.5)])  # the framed rectangle's corners, as above
+    # a pose in a frame of another size is stretched onto the photo first, as the model would stretch it
+    half = Pose(xy / 2 - 0.25, confidence, (100, 150))
+    assert np.allclose(_framed_reference_pose(half, crop, photo_size, size).xy[:2], moved.xy[:2])
+
+
+def _wide(photo, top=100, left=400, size=(450, 800), mode="RGB", fill=(200, 190, 180)):
+    picture = Image.open(photo).convert(mode)
+    canvas = Image.new(mode, (size[1], size[0]), fill)
+    canvas.paste(picture, (left, top))
+    return canvas
+
+
+def test_cli_style_transfer_frames_the_reference_with_its_mask_and_pose(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """A reference pasted into a wide photo, with its mask and its pose in that photo's frame: the pipeline gets the
+    framed picture, the mask cut with the same crop (over the same clothes) and the pose moved into the crop (where
+    the person is detected in the framed picture)."""
+    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra")
+    import json
+
+    from cfld.pipeline import CFLDPipeline
+    from cfld.pose import PoseDetector, write_pose_json
+
+    reference, mask = tmp_path / "wide.png", tmp_path / "wide_mask.png"
+    _wide(REFERENCE).save(reference)
+    _wide(MASK, mode="L", fill=0).save(mask)
+    with PoseDetector() as detector:
+        pose = write_pose_json(detector(reference), tmp_path / "wide_pose.json")  # in the wide photo's frame
+    seen = {}
+    original = CFLDPipeline.style_transfer
+    monkeypatch.setattr(CFLDPipeline, "style_transfer", lambda self, ref, p, sources, region, **kw: seen.update(
+        ref=ref, pose=p, sources=sources, region=region) or original(self, ref, p, sources, region, **kw))
+    out = tmp_path / "edited.png"
+    args = ["edit", "style-transfer", "-r", str(reference), "--mask", str(mask), "-s", str(SOURCES[1]), "-o", str(out),
+            "-m", str(tiny_model_dir), "--steps", "1", "--size", "128x88"]
+    assert main([*args, "--reference-pose", str(pose), "--save-framed"]) == 0
+    stdout = capsys.readouterr().out
+    assert f"{reference}: framed (a " in stdout and f"{SOURCES[1]}: already framed, used as it is" in stdout
+    assert Image.open(out).size == (2 * 88, 128)
+    record = json.loads((tmp_path / "wide_framed.json").read_text())
+    assert record["framed"] is True and (tmp_path / "women2_framed.png").is_file()
+    framed = np.asarray(seen["ref"])
+    assert framed.shape == (128, 88, 3) and np.array_equal(framed, np.asarray(Image.open(tmp_path / "wide_framed.png")))
+    assert np.array_equal(np.asarray(seen["sources"][0]), np.asarray(Image.open(SOURCES[1]).convert("RGB")))
+
+    # the mask, back through the crop, lies where it lay in the wide photo
+    crop = record["crop"]
+    region = np.asarray(seen["region"], dtype=np.float64) / 255
+    ys, xs = np.nonzero(region > 0.5)
+    back = (crop["left"] + (xs.mean() + 0.5) * crop["width"] / 88, crop["top"] + (ys.mean() + 0.5) * crop["height"] / 128)
+    wide_ys, wide_xs = np.nonzero(np.asarray(Image.open(mask)) > 127)
+    assert np.hypot(back[0] - wide_xs.mean() - 0.5, back[1] - wide_ys.mean() - 0.5) < 2
+    # the given pose, moved into the crop, is where the person stands in the framed picture
+    from cfld.pose import pose_from_json
+
+    framed_pose = pose_from_json(record["pose"])
+    both = seen["pose"].visible & framed_pose.visible
+    assert seen["pose"].frame == (128, 88) and both.sum() >= 12
+    assert np.median(np.linalg.norm(seen["pose"].xy[both] - framed_pose.xy[both], axis=1)) < 0.04 * 128
+
+    # without --reference-pose the framed picture's own pose is used
+    assert main([*args, "--overwrite"]) == 0
+    assert f"{reference}: pose detected (" in capsys.readouterr().out
+    assert seen["pose"] == framed_pose.replace(name=seen["pose"].name)
+    # --no-frame: the photo, the mask and the pose as they are
+    assert main([*args, "--reference-pose", str(pose), "--overwrite", "--no-frame"]) == 0
+    assert seen["region"] == str(mask) and seen["ref"].size == (800, 450) and seen["pose"].frame == (450, 800)
+
+
+def test_cli_interpolate_frames_both_photos(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra")
+    from cfld.pipeline import CFLDPipeline
+    from cfld.pose import write_pose_json
+
+    wide = tmp_path / "wide.png"
+    _wide(SOURCES[0], top=120, left=500).save(wide)
+    seen = {}
+    original = CFLDPipeline.interpolate
+    monkeypatch.setattr(CFLDPipeline, "interpolate", lambda self, a, b, *rest, **kw: seen.update(a=a, b=b) or original(
+        self, a, b, *rest, **kw))
+    pose = write_pose_json(_pose(), tmp_path / "pose.json")
+    out = tmp_path / "strip.png"
+    assert main(["edit", "interpolate", "-a", str(wide), "-b", str(SOURCES[1]), "-p", str(pose), "-n", "2", "-o", str(out),
+                 "-m", str(tiny_model_dir), "--steps", "1", "--size", "64x44"]) == 0
+    stdout = capsys.readouterr().out
+    assert f"{wide}: framed (a " in stdout and f"{SOURCES[1]}: already framed, used as it is" in stdout
+    assert seen["a"].size == (44, 64)  # framed at --size
+    assert np.array_equal(np.asarray(seen["b"]), np.asarray(Image.open(SOURCES[1]).convert("RGB")))  # as it is
+    assert Image.open(out).size == (2 * 44, 64)

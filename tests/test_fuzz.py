@@ -340,6 +340,9 @@ def ws(tmp_path_factory, tiny_model_dir) -> Workspace:
     wide = Image.open(MASK).resize((300, 100))
     p["wide_mask"] = str(_write(inputs / "wide_mask.png", _png(wide)))
     p["black_mask"] = str(_write(inputs / "black_mask.png", _png(Image.new("L", Image.open(MASK).size))))
+    side = Image.new("L", Image.open(MASK).size)  # white only left of the person: outside the crop that frames them
+    side.paste(255, (0, 0, 40, side.height))
+    p["side_mask"] = str(_write(inputs / "side_mask.png", _png(side)))
     table = gallery()
     p["pose"] = str(write_pose_json(table[table.names[0]], inputs / "pose.json"))
     p["poses"] = str(inputs / "poses")
@@ -553,6 +556,7 @@ TRANSFER_OPTIONS = {
     "interval_nan": (["--fast", "--guidance-interval", "nan,1"], "--guidance-interval"),
     "interval_over": (["--guidance-interval", "0,1e9"], "--guidance-interval"),
     "pose_frame": (["--pose-frame", "0x5"], "--pose-frame"),
+    "framing_save_without_frame": (["--save-framed", "--no-frame"], "--save-framed"),
 }
 
 MODEL_FAULTS = {
@@ -584,6 +588,35 @@ def _cases():
         add(f"pose-detect-{name}", ["pose", "detect", key, "-o", "{out}/p.json"], [name, fault])
         add(f"transfer-pose-from-{name}", ["transfer", "-s", "{photo}", "--pose-from", key, "-m", "{model}", "-o", "{out}"],
             [name, fault])
+        add(f"frame-image-{name}", ["frame", key, "-o", "{out}/framed"], [name, fault])
+    # cfld frame (cases named frame-detect-* run the detector)
+    add("frame-missing", ["frame", "{root}/nowhere.png", "-o", "{out}/framed"], ["nowhere.png", "no such file"])
+    add("frame-folder-empty", ["frame", "{empty_dir}", "-o", "{out}/framed"], ["empty_dir", "nothing in it"])
+    add("frame-folder-no-photos", ["frame", "{poses}", "-o", "{out}/framed"], ["poses", "without photos"])
+    add("frame-same-stem", ["frame", "{gen}", "{truth}", "-o", "{out}/framed"], ["a0.png", "same name stem"])
+    add("frame-output-file", ["frame", "{photo}", "-o", "{a_file}"], ["a_file.txt", "is a file"], "{a_file}")
+    add("frame-output-png", ["frame", "{photo}", "-o", "{out}/framed.png"], ["framed.png", "looks like a file name"])
+    add("frame-output-read-only", ["frame", "{photo}", "-o", str(READ_ONLY)], [str(READ_ONLY), "cannot be written"], None)
+    add("frame-output-existing", ["frame", "{gen}", "-o", "{truth}"], ["a0.png", "already exists"], "{truth}")
+    add("frame-replaces-photo", ["frame", "{gen}", "-o", "{gen}", "--overwrite"], ["a0.png", "is one of the photos"], "{gen}")
+    for value in ("0x0", "100000x100000", "big", "1x2x3"):
+        add(f"frame-size-{value}", ["frame", "{photo}", "-o", "{out}/framed", "--size", value], ["--size"])
+    add("frame-detect-nobody", ["frame", "{black_mask}", "-o", "{out}/framed"], ["black_mask.png", "no person found"])
+    add("frame-detect-many-nobody", ["frame", "{black_mask}", "{img_garbage_png}", "-o", "{out}/framed", "--no-progress"],
+        ["none of the 2 photos could be framed", "nothing was written"])
+    # framing in the commands that take person photos (transfer-frame-*, edit-frame-* run the detector)
+    add("transfer-frame-nobody", ["transfer", "-s", "{black_mask}", "-p", "{pose}", "-m", "{model}", "-o", "{out}"],
+        ["black_mask.png", "no person found"])
+    add("transfer-frame-pose-fit", ["transfer", "-s", "{photo}", "--pose-from", "{photo}", "--pose-fit", "body",
+                                    "-m", "{model}", "-o", "{out}"], ["--pose-fit applies with --no-frame"])
+    add("transfer-frame-save-same-stem", [*TRANSFER, "-s", "{gen}/a0.png", "-s", "{truth}/a0.png", "--save-framed",
+                                          "-o", "{out}"], ["a0.png", "same name stem"])
+    add("edit-frame-mask-outside", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose", "{pose}",
+                                    "--mask", "{side_mask}", "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"],
+        ["side_mask.png", "no white pixel inside the crop"])
+    add("edit-frame-save-onto-output", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}",
+                                        "-m", "{model}", "-o", "{out}/photo_framed.png", "--save-framed"],
+        ["photo_framed.png", "--save-framed would write"])
     for name, fault in POSE_FAULTS.items():
         key = "{pose_" + name.replace(".", "_") + "}"
         frame = ["--frame", "256x176"] if name.startswith("openpose") else []
@@ -611,7 +644,7 @@ def _cases():
                                      "--no-mp4", "--fps", value], ["--fps"])
     for cid, (extra, fragment) in TRANSFER_OPTIONS.items():
         add(f"transfer-option-{cid}", [*TRANSFER, *extra, "-o", "{out}"], [fragment])
-        if cid.startswith(("steps", "seed", "device", "size_huge", "scheduler", "interval")):
+        if cid.startswith(("steps", "seed", "device", "size_huge", "scheduler", "interval", "framing")):
             add(f"animate-option-{cid}", ["animate", "-s", "{photo}", "-p", "{poses}", "-m", "{model}", "-o", "{out}",
                                           "--no-mp4", *extra], [fragment])
             add(f"edit-interpolate-option-{cid}", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}",
@@ -627,7 +660,9 @@ def _cases():
                  "config_block", "config_pose_channels", "config_pose_downscale", "config_missing", "weights_truncated", "weights_garbage",
                  "weights_empty", "weights_missing", "weights_extra_key", "weights_nan", "vae_config", "vae_weights",
                  "original_evil", "original_garbage"):
-        add(f"transfer-model-{name}", [*TRANSFER, "-m", "{m_" + name + "}", "-o", "{out}"], ["{m_" + name + "}"])
+        # --no-frame: the model's faults, without framing the photo first (the cases above and below frame it)
+        add(f"transfer-model-{name}", [*TRANSFER, "-m", "{m_" + name + "}", "-o", "{out}", "--no-frame"],
+            ["{m_" + name + "}"])
     for name in ("weights_nan", "config_text", "original_evil"):
         add(f"animate-model-{name}", ["animate", "-s", "{photo}", "-p", "{poses}", "-m", "{m_" + name + "}", "-o", "{out}",
                                       "--no-mp4"], ["{m_" + name + "}"])
@@ -846,7 +881,8 @@ def test_malformed_input_fails_cleanly(request, capsys, monkeypatch, ws, cid, ar
         pytest.importorskip("lpips", reason="LPIPS needs the 'metrics' extra")
     if cid.startswith("app-"):
         pytest.importorskip("gradio", reason="the web app needs the 'app' extra")
-    if cid.startswith(("pose-detect", "transfer-pose-from")):
+    if cid.startswith(("pose-detect", "transfer-pose-from", "frame-detect", "transfer-frame", "edit-frame")) or (
+            _frames_first(cid, args)):
         pytest.importorskip("mediapipe", reason="pose detection needs the 'detect' extra")
     ws.paths["out"] = str(_output(ws, cid))
     ws.paths["fresh"] = str(ws.root / "fresh" / cid)
@@ -857,6 +893,13 @@ def test_malformed_input_fails_cleanly(request, capsys, monkeypatch, ws, cid, ar
     check_fails(capsys, ws, args, fragments, target)
     if output == "fresh":
         assert not Path(ws.paths["fresh"]).exists()
+
+
+def _frames_first(cid: str, args: list[str]) -> bool:
+    """Whether a case's command frames its photos (MediaPipe) before it meets the fault: a model's fault, or a
+    sampling option that only the loaded model's schedule refuses."""
+    return (cid.split("-")[0] in ("transfer", "animate", "edit") and "--no-frame" not in args
+            and ("-model-" in cid or cid.endswith("steps_spacing")))
 
 
 def test_every_command_is_fuzzed():

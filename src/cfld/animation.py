@@ -70,14 +70,19 @@ def load_pose_sequence(
     fit: str = "frame",
     frame: tuple[int, int] | None = None,
     progress: bool = True,
+    framer=None,
 ) -> list[Pose]:
     """The poses of a folder of pose files, or the poses detected in a folder of video frames.
 
     Args:
         folder: pose files (our JSON, or OpenPose JSON with ``frame``) or pictures.
-        source: the person photo to be animated (path or image); detected poses are fitted into its frame
-            (``fit`` as in :func:`cfld.pose.retarget`), as ``cfld transfer --pose-from`` does.
+        source: the person photo to be animated (path or image), or the ``(height, width)`` of the picture the
+            model gets from it; detected poses are fitted into its frame (``fit`` as in :func:`cfld.pose.retarget`),
+            as ``cfld transfer --pose-from`` does.
         frame: the ``(height, width)`` of OpenPose files, which do not record it.
+        framer: a :class:`cfld.framing.Framer`: the video frames are framed as the training photos are and their
+            poses taken in the framed pictures (:func:`framed_pose_sequence`); without it their poses are
+            detected in the whole frames, tracked from frame to frame.
     """
     kind, files = sequence_files(folder)
     if kind == "poses":
@@ -88,15 +93,87 @@ def load_pose_sequence(
     from .pose.detect import PoseDetector
 
     target = None
-    if source is not None:
+    if isinstance(source, tuple):
+        target = source
+    elif source is not None:
         picture = load_image(source)
         target = (picture.height, picture.width)
+    if framer is not None:
+        return framed_pose_sequence(files, framer, target, fit=fit, progress=progress)
     poses = []
     with PoseDetector(video=True) as detector:
         for path in tqdm(files, desc="detecting poses", disable=not progress, leave=False):
             pose = detector(path)
             poses.append(retarget(pose, target, fit=fit) if target else pose)
     return poses
+
+
+def framed_pose_sequence(files: Sequence, framer, target: tuple[int, int] | None = None, *, fit: str = "frame",
+                         progress: bool = True) -> list[Pose]:
+    """The poses of the person in video frames (paths or pictures), each frame framed by ``framer`` (a
+    :class:`cfld.framing.Framer`) as the training photos are, in a frame of ``framer.size`` (or ``target``).
+
+    ``fit="frame"``: the poses are placed in one crop for all frames, the union of the frames' own crops grown
+    to the model's shape (its top kept), so the person's moves through the clip are kept (a jump rises, a step
+    sideways moves), as in the clip; frames of different sizes (not one clip) are each kept in their own crop.
+    ``fit="body"``: each frame's pose as its own framing places it (every frame's person fills the frame, like
+    a training photo). Poses are then resized into ``target`` where it differs.
+    """
+    from tqdm.auto import tqdm
+
+    from .pose import NUM_JOINTS
+
+    if fit not in ("frame", "body"):
+        raise InputError("fit", f"must be 'frame' or 'body', got {fit!r}")
+    framed = []
+    for path in tqdm(files, desc="framing frames", disable=not progress or len(files) < 2, leave=False):
+        name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "frame"
+        found = framer(path, source=name)
+        if found.pose is None:
+            raise InputError(name, "no person found in the photo (MediaPipe's pose detector saw nobody)")
+        if found.pose.num_visible < 3:
+            raise InputError(name, f"only {found.pose.num_visible} of {NUM_JOINTS} joints were found; is a whole "
+                                   "person in the photo?")
+        framed.append(found)
+    size = tuple(framer.size)
+    if fit == "frame" and len({f.photo_size for f in framed}) == 1:
+        box = _common_crop([f.crop for f in framed], size)
+        poses = [_into_crop(f.pose, f.crop, box, size) for f in framed]
+    else:
+        poses = [f.pose for f in framed]
+    target = tuple(target) if target is not None else size
+    return [pose if pose.frame == target else retarget(pose, target) for pose in poses]
+
+
+def _common_crop(crops: Sequence, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """(top, left, height, width) of the union of ``crops`` (photo pixels), grown to the aspect of ``size`` = (H, W):
+    downwards where it is too wide (the heads stay at the top, as in the training photos), on both sides where it
+    is too tall."""
+    top = min(c.top for c in crops)
+    left = min(c.left for c in crops)
+    height = max(c.top + c.height for c in crops) - top
+    width = max(c.left + c.width for c in crops) - left
+    aspect = size[0] / size[1]
+    if height / width < aspect:
+        height = width * aspect
+    else:
+        grown = height / aspect
+        left -= (grown - width) / 2
+        width = grown
+    return float(top), float(left), float(height), float(width)
+
+
+def _into_crop(pose: Pose, crop, box: tuple[float, float, float, float], size: tuple[int, int]) -> Pose:
+    """``pose`` (in the framed picture of ``crop``) moved into the picture of ``box`` at ``size``: through the photo's
+    pixels, whose edges the crops are given in (pixel centres at integers: a picture's left edge is x = -0.5)."""
+    frame_h, frame_w = pose.frame
+    top, left, height, width = box
+    xy = pose.xy.copy()
+    x_photo = crop.left + (xy[:, 0] + 0.5) * crop.width / frame_w
+    y_photo = crop.top + (xy[:, 1] + 0.5) * crop.height / frame_h
+    xy[:, 0] = (x_photo - left) * size[1] / width - 0.5
+    xy[:, 1] = (y_photo - top) * size[0] / height - 0.5
+    return pose.replace(xy=xy, frame=size)
 
 
 @torch.no_grad()

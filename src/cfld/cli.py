@@ -25,6 +25,7 @@ from .errors import CFLDError, describe_unexpected
 # name -> (module, attribute, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "pose": ("cfld.commands.pose", "pose", "Read, convert, retarget and draw human poses (OpenPose-18)."),
+    "frame": ("cfld.commands.frame", "frame", "Frame person photos as the model's training photos are (crop, pose, record)."),
     "transfer": ("cfld.commands.transfer", "transfer", "Re-pose a person photo into one or more target poses."),
     "animate": ("cfld.commands.animate", "animate", "Animate a person through a sequence of poses (frames, GIF, MP4)."),
     "edit": ("cfld.commands.edit", "edit", "Appearance editing: style transfer by mask, style interpolation."),

@@ -8,8 +8,8 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError, MissingDependencyError
-from .options import (MAX_OUTPUT_SIDE, SEED, FiniteFloat, guidance_options, model_option, parse_size_option,
-                      sampling, sampling_options)
+from .options import (MAX_OUTPUT_SIDE, SEED, FiniteFloat, check_framing, framing_options, guidance_options,
+                      model_option, parse_size_option, sampling, sampling_options)
 
 
 @click.command("animate")
@@ -31,16 +31,19 @@ from .options import (MAX_OUTPUT_SIDE, SEED, FiniteFloat, guidance_options, mode
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initial noise, shared by all frames.")
 @click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Frame size.")
 @click.option("--pose-fit", type=click.Choice(["frame", "body"]), default="frame", show_default=True,
-              help="For video frames: how their detected poses are fitted into the source's frame.")
+              help="For video frames: frame keeps the person's moves through the clip (one crop for all frames; "
+                   "with --no-frame: each whole frame); body frames each frame's person on their own, filling "
+                   "the source's frame.")
 @click.option("--pose-frame", metavar="HxW", help="Frame of OpenPose pose files (they do not record it).")
 @click.option("--device", default=None, help="cpu, cuda, ... (default: cuda if available).")
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default=None,
               help="Weights' precision (default: fp16 on CUDA, fp32 elsewhere).")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=4, show_default=True, help="Frames per UNet batch.")
+@framing_options
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, steps, scheduler, guidance_interval,
             fast, guidance_pose, guidance_appearance, seed, size, pose_fit, pose_frame, device, dtype, batch_size,
-            overwrite) -> None:
+            no_frame, save_framed, overwrite) -> None:
     """Animate the person of --source through the poses of --poses: frames, a looping GIF and an MP4.
 
     The source is encoded once and every frame starts from the same noise, so only the pose changes.
@@ -50,13 +53,21 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
       cfld animate -s person.jpg -p dance_poses/ -m cfld-folder -o dance/
       cfld animate -s person.jpg -p clip_frames/ -m cfld-folder -o dance/ --fps 12 --with-pose
     (`cfld pose detect` writes one pose file per photo; a folder of photos is detected on the fly.)
+
+    The source photo, and each video frame, is first framed as the model's training photos are (see
+    `cfld frame`): a dataset photo goes through unchanged, any other gets a crop of the model's shape
+    around its person. The frames share one crop (the union of theirs), so the person's moves through
+    the clip are kept; --pose-fit body frames each on its own. --save-framed keeps the framed source and
+    its crop box; --no-frame skips framing.
     """
     from .. import animation as A
     from .. import images as I
     from ..devices import resolve_device, resolve_dtype
     from ..io import check_output_folder
     from ..pipeline import CFLDPipeline
+    from .frame import PhotoFraming, frame_of
 
+    check_framing(no_frame, save_framed)
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     frame = parse_size_option(pose_frame, "--pose-frame")
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddim")
@@ -70,14 +81,26 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
                                          "or pass --no-mp4") from None
     kind, files = A.sequence_files(poses_dir)
     out_dir = Path(output)
+    framing = PhotoFraming(not no_frame, out_size, out_dir if save_framed else None, overwrite)
     names = [f"frame_{i:04d}.png" for i in range(len(files))] + ["animation.gif"] + ([] if no_mp4 else ["animation.mp4"])
+    saved = [path.name for path in framing.plan([source])]
     if not overwrite:
-        taken = [n for n in names if (out_dir / n).exists()]
+        taken = [n for n in names + saved if (out_dir / n).exists()]
         if taken:
             raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
     check_output_folder(out_dir)
     picture = I.load_image(source)  # read once; a bad photo is reported before anything slow starts
-    poses = A.load_pose_sequence(poses_dir, picture, fit=pose_fit, frame=frame)
+    if kind == "poses":  # pose files are read before any detection: a bad one is reported first
+        poses = A.load_pose_sequence(poses_dir, frame=frame)
+    if no_frame:
+        if kind == "frames":
+            poses = A.load_pose_sequence(poses_dir, picture, fit=pose_fit, frame=frame)
+    else:
+        with framing:
+            framed = framing(source, picture)
+            picture = framed.image
+            if kind == "frames":
+                poses = A.load_pose_sequence(poses_dir, frame_of(framed), fit=pose_fit, framer=framing.framer)
     click.echo(f"{len(poses)} poses from {kind} in {poses_dir}")
 
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
@@ -91,3 +114,4 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
     click.echo(f"wrote {A.write_gif(shown, out_dir / 'animation.gif', fps, overwrite=overwrite)}")
     if not no_mp4:
         click.echo(f"wrote {A.write_mp4(shown, out_dir / 'animation.mp4', fps, overwrite=overwrite)}")
+    framing.save()

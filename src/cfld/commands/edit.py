@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import click
 
-from .options import MAX_OUTPUT_SIDE, SEED, model_option, parse_size_option, sampling, sampling_options
+from ..errors import InputError
+from .options import (MAX_OUTPUT_SIDE, SEED, check_framing, framing_options, model_option, parse_size_option, sampling,
+                      sampling_options)
 
 COMMON = [
     model_option("CFLD model folder (as for `cfld transfer`)."),
@@ -15,6 +17,7 @@ COMMON = [
     click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Output size."),
     click.option("--pose-frame", metavar="HxW", help="Frame of OpenPose pose files (they do not record it)."),
     click.option("--device", default=None, help="cpu, cuda, ... (default: cuda if available)."),
+    framing_options,
     click.option("--overwrite", is_flag=True, help="Replace an existing output file."),
 ]
 
@@ -25,16 +28,61 @@ def common_options(command):
     return command
 
 
-def _check(output, overwrite, size, device, pose_frame):
-    """Everything the options decide, checked before any model is loaded: (output size, device, pose frame)."""
+def _check(output, overwrite, size, device, pose_frame, no_frame, save_framed, photos):
+    """Everything the options decide, checked before any model is loaded: (output size, device, pose frame,
+    framing); ``photos``: the photos that --save-framed would save beside ``output``."""
+    from pathlib import Path
+
     from ..devices import resolve_device
     from ..images import image_format
     from ..io import check_output_file
+    from .frame import PhotoFraming
 
+    check_framing(no_frame, save_framed)
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     image_format(output)
     check_output_file(output, overwrite)
-    return out_size, resolve_device(device), parse_size_option(pose_frame, "--pose-frame")
+    framing = PhotoFraming(not no_frame, out_size, Path(output).parent if save_framed else None, overwrite)
+    for path in framing.plan(photos):
+        if path == Path(output):
+            raise InputError(output, f"is also where --save-framed would write {path.name}; give the result another "
+                                     "name")
+        if path.exists() and not overwrite:
+            raise InputError(path, "already exists; pass --overwrite to replace it")
+    return out_size, resolve_device(device), parse_size_option(pose_frame, "--pose-frame"), framing
+
+
+def _framed_mask(mask, crop, photo_size, size):
+    """The --mask (a picture of the reference photo's shape, at any resolution) cut with the reference's crop and
+    resized to its framed picture's ``size`` = (H, W), as the photo was: black (nothing edited) where the crop
+    reaches beyond the photo."""
+    import math
+
+    from PIL import Image
+
+    from ..images import BLACK, load_image
+
+    values = load_image(mask, str(mask), background=BLACK).convert("L")
+    sx, sy = values.width / photo_size[1], values.height / photo_size[0]  # mask pixels per photo pixel
+    box = (crop.left * sx, crop.top * sy, (crop.left + crop.width) * sx, (crop.top + crop.height) * sy)
+    left, top = math.floor(box[0]), math.floor(box[1])
+    canvas = Image.new("L", (math.ceil(box[2]) - left, math.ceil(box[3]) - top), 0)
+    canvas.paste(values, (-left, -top))
+    sub = (box[0] - left, box[1] - top, box[2] - left, box[3] - top)
+    return canvas.resize((size[1], size[0]), Image.BILINEAR, box=sub)
+
+
+def _framed_reference_pose(pose, crop, photo_size, size):
+    """A pose of the reference photo (in its own frame, or in a frame of another size stretched onto it, as the
+    model would stretch it) moved into its framed picture of ``size`` = (H, W): through the photo's pixels, whose
+    edges the crop is given in (pixel centres at integers: a picture's left edge is x = -0.5)."""
+    frame_h, frame_w = pose.frame
+    xy = pose.xy.copy()
+    x_photo = (xy[:, 0] + 0.5) * photo_size[1] / frame_w
+    y_photo = (xy[:, 1] + 0.5) * photo_size[0] / frame_h
+    xy[:, 0] = (x_photo - crop.left) * size[1] / crop.width - 0.5
+    xy[:, 1] = (y_photo - crop.top) * size[0] / crop.height - 0.5
+    return pose.replace(xy=xy, frame=tuple(size))
 
 
 def _load(model_dir, base, device):
@@ -64,16 +112,17 @@ def edit() -> None:
 @edit.command("style-transfer")
 @click.option("-r", "--reference", required=True, metavar="PHOTO", help="The person to edit (pose and kept regions).")
 @click.option("--reference-pose", metavar="POSE",
-              help="The reference's own pose: pose JSON or annotation row (e.g. from `cfld pose convert`); "
-                   "default: detected in the reference photo (needs the 'detect' extra).")
+              help="The reference's own pose: pose JSON or annotation row (e.g. from `cfld pose convert`) in the "
+                   "photo's frame; default: detected in the reference photo (needs the 'detect' extra).")
 @click.option("-s", "--source", "sources", multiple=True, required=True, metavar="PHOTO",
               help="Photo whose appearance fills the masked region (repeat for several).")
-@click.option("--mask", required=True, metavar="PNG", help="White where the reference is edited, e.g. upper clothes.")
+@click.option("--mask", required=True, metavar="PNG",
+              help="White where the reference is edited, e.g. upper clothes; of the reference photo's shape.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG: reference | result per source, side by side.")
 @common_options
 def style_transfer(reference, reference_pose, sources, mask, output, model_dir, base, steps, scheduler,
-                   guidance_interval, fast, seed, size, pose_frame, device, overwrite) -> None:
+                   guidance_interval, fast, seed, size, pose_frame, device, no_frame, save_framed, overwrite) -> None:
     """Keep the reference's pose and the unmasked regions; take the masked region's look from each source.
 
     \b
@@ -81,27 +130,60 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
       cfld edit style-transfer -r ref.png --reference-pose ref.json --mask ref_mask_upper.png \\
           -s other.jpg -m cfld-folder -o edited.png
       cfld edit style-transfer -r ref.png --mask ref_mask_lower.png -s other.jpg -m cfld-folder -o edited.png
+
+    Every photo is first framed as the model's training photos are (see `cfld frame`); a framed
+    reference's mask and --reference-pose (given in the photo's own frame) are cut with the same crop.
+    --save-framed writes each framed picture and its crop box beside -o; --no-frame skips framing.
     """
     import torch
 
     from ..images import load_image, save_image
     from ..pipeline import latent_mask
+    from ..pose import NUM_JOINTS, load_pose
+    from .frame import framed_pose
 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
-    out_size, device, frame = _check(output, overwrite, size, device, pose_frame)
-    picture = load_image(reference)  # read once; a bad photo or mask is reported before anything slow starts
+    out_size, device, frame, framing = _check(output, overwrite, size, device, pose_frame, no_frame, save_framed,
+                                              [reference, *sources])
+    # every photo, the mask and the pose read once: a bad one is reported before anything slow starts
+    picture = load_image(reference)
     latent_mask(mask, (8, 8), picture)
-    if reference_pose is None:
-        from ..pose import detect_pose
+    pictures = {source: load_image(source) for source in sources}
+    given_pose = None if reference_pose is None else load_pose(reference_pose, frame=frame)
+    region = mask
+    if no_frame:
+        if given_pose is None:
+            from ..pose import detect_pose
 
-        reference_pose = detect_pose(picture, source=reference)
-        click.echo(f"{reference}: pose detected ({reference_pose.num_visible} of 18 joints)")
+            given_pose = detect_pose(picture, source=reference)
+            click.echo(f"{reference}: pose detected ({given_pose.num_visible} of {NUM_JOINTS} joints)")
+        pose = given_pose
+    else:
+        with framing:
+            framed = framing(reference, picture)
+            for source in sources:
+                pictures[source] = framing(source, pictures[source]).image
+        photo_size, framed_size = framed.photo_size, (framed.image.height, framed.image.width)
+        if given_pose is None:
+            pose = framed_pose(framed, reference)
+            click.echo(f"{reference}: pose detected ({pose.num_visible} of {NUM_JOINTS} joints)")
+        elif framed.framed:
+            pose = _framed_reference_pose(given_pose, framed.crop, photo_size, framed_size)
+        else:
+            pose = given_pose
+        if framed.framed:
+            region = _framed_mask(mask, framed.crop, photo_size, framed_size)
+            if max(region.getextrema()) == 0:
+                raise InputError(mask, "has no white pixel inside the crop that frames the reference's person: "
+                                       "nothing would be edited (pass --no-frame to use the whole photo)")
+        picture = framed.image
     pipe = _load(model_dir, base, device)
-    result = pipe.style_transfer(picture, reference_pose, list(sources), mask, num_inference_steps=steps,
+    result = pipe.style_transfer(picture, pose, [pictures[s] for s in sources], region, num_inference_steps=steps,
                                  scheduler=scheduler, guidance_interval=interval, generator=torch.Generator().manual_seed(seed),
                                  output_size=out_size, pose_frame=frame)
     first = picture.resize((out_size[1], out_size[0]))
     click.echo(f"wrote {save_image(_strip([first, *result.images]), output, overwrite=overwrite)}")
+    framing.save()
 
 
 @edit.command("interpolate")
@@ -112,22 +194,34 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG strip, A to B.")
 @common_options
 def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, scheduler, guidance_interval, fast,
-                seed, size, pose_frame, device, overwrite) -> None:
+                seed, size, pose_frame, device, no_frame, save_framed, overwrite) -> None:
     """Shift the appearance smoothly from A to B: coarse prompts and HGA biases interpolated linearly.
 
     \b
     Example:
       cfld edit interpolate -a a.jpg -b b.jpg -p pose.json -n 5 -m cfld-folder -o strip.png
+
+    A and B are first framed as the model's training photos are (see `cfld frame`); --save-framed
+    writes each framed picture and its crop box beside -o; --no-frame skips framing.
     """
     import torch
 
-    from ..images import save_image
+    from ..images import load_image, save_image
+    from ..pose import load_pose
 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
-    out_size, device, frame = _check(output, overwrite, size, device, pose_frame)
+    out_size, device, frame, framing = _check(output, overwrite, size, device, pose_frame, no_frame, save_framed,
+                                              [source_a, source_b])
+    pictures = {photo: load_image(photo) for photo in (source_a, source_b)}  # read once, before anything slow
+    target = load_pose(pose, frame=frame)
+    if not no_frame:
+        with framing:
+            for photo in pictures:
+                pictures[photo] = framing(photo, pictures[photo]).image
     pipe = _load(model_dir, base, device)
     weights = [i / (num - 1) for i in range(num)]
-    result = pipe.interpolate(source_a, source_b, pose, weights, num_inference_steps=steps, scheduler=scheduler,
-                              guidance_interval=interval, generator=torch.Generator().manual_seed(seed), output_size=out_size,
-                              pose_frame=frame)
+    result = pipe.interpolate(pictures[source_a], pictures[source_b], target, weights, num_inference_steps=steps,
+                              scheduler=scheduler, guidance_interval=interval,
+                              generator=torch.Generator().manual_seed(seed), output_size=out_size, pose_frame=frame)
     click.echo(f"wrote {save_image(_strip(result.images), output, overwrite=overwrite)}")
+    framing.save()

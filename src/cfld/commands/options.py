@@ -152,6 +152,28 @@ def sampling(fast: bool, steps: int | None, scheduler: str | None, interval: str
     return resolve(fast, steps, scheduler, parsed, default_scheduler)
 
 
+NO_FRAME_HELP = ("Use the photos as they are, stretched to the model's shape (the behaviour before framing). By "
+                 "default every person photo is framed as the model's training photos are: the person is found "
+                 "(MediaPipe, the 'detect' extra) and a crop of the model's shape is cut around them, head at the top, "
+                 "body centred; a photo already framed like that (a dataset photo) is used as it is, bit for bit.")
+SAVE_FRAMED_HELP = ("Also write <stem>_framed.png and <stem>_framed.json beside the results for every photo: the "
+                    "framed picture and its record (the crop box in the photo's own pixels, the pose), to composite "
+                    "a result back into the original photo (as `cfld frame` writes them).")
+
+
+def framing_options(command):
+    """``--no-frame`` and ``--save-framed``: how the person photos of a command are framed (see
+    :class:`cfld.commands.frame.PhotoFraming`); check them with :func:`check_framing`."""
+    command = click.option("--save-framed", is_flag=True, help=SAVE_FRAMED_HELP)(command)
+    return click.option("--no-frame", is_flag=True, help=NO_FRAME_HELP)(command)
+
+
+def check_framing(no_frame: bool, save_framed: bool) -> None:
+    """Refuse ``--save-framed`` with ``--no-frame``: nothing would be framed to save."""
+    if no_frame and save_framed:
+        raise click.UsageError("--save-framed writes the framed photos, and --no-frame frames none; give one of them")
+
+
 METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")  # cfld.metrics.ALL_METRICS, without torch
 
 

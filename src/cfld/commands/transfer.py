@@ -8,7 +8,8 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import MAX_OUTPUT_SIDE, SEED, guidance_options, model_option, parse_size_option, sampling, sampling_options
+from .options import (MAX_OUTPUT_SIDE, SEED, check_framing, framing_options, guidance_options, model_option,
+                      parse_size_option, sampling, sampling_options)
 
 
 @click.command("transfer")
@@ -18,10 +19,11 @@ from .options import MAX_OUTPUT_SIDE, SEED, guidance_options, model_option, pars
               help="Target pose: our pose JSON, OpenPose JSON, or an annotation row (repeat for several poses).")
 @click.option("--pose-from", "pose_photos", multiple=True, metavar="PHOTO", type=click.Path(dir_okay=False),
               help="Take the target pose from the person in this photo (detected offline, needs the 'detect' "
-                   "extra) and fit it into each source's frame (repeat for several).")
+                   "extra): the photo is framed like the sources, so the pose stands where theirs do (repeat for "
+                   "several).")
 @click.option("--pose-fit", type=click.Choice(["frame", "body"]), default="frame", show_default=True,
-              help="With --pose-from: frame keeps the person's place and size in PHOTO; body makes the body "
-                   "fill the source's frame.")
+              help="With --pose-from and --no-frame: frame keeps the person's place and size in PHOTO; body makes "
+                   "the body fill the source's frame.")
 @model_option("A CFLD folder written by `CFLDPipeline.save_pretrained` / `cfld convert`, or the original "
                    "checkpoint folder (pytorch_model.bin + pytorch_model_1.bin, then --base is needed).")
 @click.option("--base", metavar="SD15",
@@ -40,10 +42,11 @@ from .options import MAX_OUTPUT_SIDE, SEED, guidance_options, model_option, pars
               help="Weights' precision (default: fp16 on CUDA, fp32 elsewhere).")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=4, show_default=True,
               help="(source, pose) pairs per UNet batch.")
+@framing_options
 @click.option("--overwrite", is_flag=True, help="Replace existing result files.")
 def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, steps, scheduler, guidance_interval, fast,
-             guidance_pose, guidance_appearance, seed, size, pose_frame, grid, device, dtype, batch_size,
-             overwrite) -> None:
+             guidance_pose, guidance_appearance, seed, size, pose_frame, grid, device, dtype, batch_size, no_frame,
+             save_framed, overwrite) -> None:
     """Re-pose the person of each --source into each --pose.
 
     \b
@@ -52,8 +55,14 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
       cfld transfer -s a.jpg -s b.jpg -p 'name:[34,59,...]:[104,99,...]' -m cfld-folder --grid
       cfld transfer -s person.jpg -p openpose_keypoints.json --pose-frame 1024x704 -m cfld-folder
       cfld transfer -s person.jpg --pose-from dancer.jpg -m cfld-folder --grid
+      cfld transfer -s holiday.jpg -p pose.json -m cfld-folder --save-framed
+      cfld transfer -s person.jpg -p pose.json -m cfld-folder --no-frame
     Poses come from `cfld pose convert` (any photo's OpenPose output, DeepFashion annotation rows),
     `cfld pose detect`, or straight from another photo with --pose-from.
+
+    Each photo is first framed as the model's training photos are (see `cfld frame`; a line says how):
+    a dataset photo goes through unchanged, any other gets a crop of the model's shape around its
+    person. --save-framed keeps each framed picture and its crop box; --no-frame skips framing.
     """
     import torch
 
@@ -61,31 +70,44 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     from ..devices import resolve_device, resolve_dtype
     from ..io import check_output_folder
     from ..pipeline import CFLDPipeline
+    from ..pose import load_pose
+    from .frame import PhotoFraming
 
     if not poses and not pose_photos:
         raise click.UsageError("give a target pose: --pose POSE or --pose-from PHOTO")
+    check_framing(no_frame, save_framed)
+    if not no_frame and pose_photos and _given(click.get_current_context(), "pose_fit"):
+        raise click.UsageError("--pose-fit applies with --no-frame: a framed pose photo's person already stands "
+                               "where the framed sources' do")
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     frame = parse_size_option(pose_frame, "--pose-frame")
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     out_dir = Path(output)
+    framing = PhotoFraming(not no_frame, out_size, out_dir if save_framed else None, overwrite)
     stems = [_pose_stem(p, i) for i, p in enumerate(poses)] + [Path(p).stem for p in pose_photos]
     names = [f"{Path(s).stem}_to_{stem}.png" for s in sources for stem in stems]
-    if len(set(names)) != len(names):
+    saved = [path.name for path in framing.plan([*sources, *pose_photos])]
+    if len(set(names + saved)) != len(names + saved):
         raise InputError(output, "two results would get the same file name; give the sources and poses distinct names")
     if not overwrite:
-        taken = [n for n in names + (["grid.png"] if grid else []) if (out_dir / n).exists()]
+        taken = [n for n in names + saved + (["grid.png"] if grid else []) if (out_dir / n).exists()]
         if taken:
             raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
     check_output_folder(out_dir)
-    # every photo read once, here: a bad one is reported before anything slow starts
+    # every photo and pose file read once, here: a bad one is reported before anything slow starts
     pictures = {photo: I.load_image(photo) for photo in (*sources, *pose_photos)}
+    file_poses = [load_pose(pose, frame=frame) for pose in poses]
+    if no_frame:
+        images = pictures
+        detected = _detect_poses(pose_photos, sources, pose_fit, pictures) if pose_photos else {}
+    else:
+        images, detected = _frame_photos(framing, sources, pose_photos, pictures)
     # every (source, pose) pair, source-major; a pose from a photo is fitted into each source's own frame
     pair_sources, pair_poses = [], []
-    detected = _detect_poses(pose_photos, sources, pose_fit, pictures) if pose_photos else {}
     for s_index, source in enumerate(sources):
-        for pose in poses:
+        for pose in file_poses:
             pair_sources.append(s_index)
             pair_poses.append(pose)
         for photo in pose_photos:
@@ -95,7 +117,7 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     generator = torch.Generator().manual_seed(seed)
     pose_maps = pipe.pose_images(pair_poses, frame)  # checks every pose before the long part starts
-    encoding = pipe.encode_source([pictures[s] for s in sources]).select(torch.tensor(pair_sources))
+    encoding = pipe.encode_source([images[s] for s in sources]).select(torch.tensor(pair_sources))
     result = pipe(encoding, pose_maps, paired=True, num_inference_steps=steps, guidance_pose=guidance_pose,
                   guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=interval,
                   generator=generator, output_size=out_size, batch_size=batch_size)
@@ -103,9 +125,40 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
         path = I.save_image(image, out_dir / name, overwrite=overwrite)
         click.echo(f"wrote {path}")
     if grid:
-        rows = I.comparison_rows([pictures[sources[i]] for i in pair_sources], pose_maps, result.images, out_size,
+        rows = I.comparison_rows([images[sources[i]] for i in pair_sources], pose_maps, result.images, out_size,
                                  paired=True)
         click.echo(f"wrote {I.save_image(rows, out_dir / 'grid.png', overwrite=overwrite)}")
+    framing.save()
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the option ``name`` was given on the command line (not left at its default)."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+
+def _frame_photos(framing, sources, pose_photos, pictures):
+    """({photo: its framed picture}, {(pose photo, source): its pose in the source's framed picture}): the sources
+    and the pose photos framed with one detector. A framed pose photo's pose is in a picture of the sources'
+    framed shape, where its person stands as theirs do: it is used as it is (resized to a source that went
+    through unframed, of nearly the same shape)."""
+    from ..pose import NUM_JOINTS, retarget
+    from .frame import frame_of, framed_pose
+
+    images, found = {}, {}
+    with framing:
+        framed = {}
+        for photo in dict.fromkeys((*sources, *pose_photos)):
+            framed[photo] = framing(photo, pictures[photo])
+            images[photo] = framed[photo].image
+        for photo in pose_photos:
+            pose = framed_pose(framed[photo], photo)
+            click.echo(f"{photo}: {pose.num_visible} of {NUM_JOINTS} joints found")
+            for source in sources:
+                target = frame_of(framed[source])
+                found[photo, source] = pose if pose.frame == target else retarget(pose, target)
+    return images, found
 
 
 def _detect_poses(photos, sources, fit, pictures):

@@ -1,0 +1,334 @@
+"""``cfld frame``: photos framed the way the model's training photos are; and the framing that every command
+taking a person photo does first (:class:`PhotoFraming`: ``--no-frame``, ``--save-framed``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ..errors import InputError, MissingDependencyError
+from .options import MAX_OUTPUT_SIDE, parse_size_option
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what a FOLDER's photos end in
+FRAMED_SUFFIX = "_framed"  # --save-framed: <stem>_framed.png and <stem>_framed.json beside the results
+NO_FRAME_HINT = ", or pass --no-frame to use the photos as they are (stretched to the model's shape)"
+
+
+# -- the framing every command does to its person photos --------------------------------------------------------
+
+
+def make_framer(size: tuple[int, int], replace_background: bool = False, hint: str = NO_FRAME_HINT):
+    """A :class:`cfld.framing.Framer` at ``size``; without MediaPipe one sentence that says what to install (and
+    ``hint``: the way around it)."""
+    from ..framing import Framer
+
+    try:
+        return Framer(size, replace_background=replace_background)
+    except MissingDependencyError:
+        raise MissingDependencyError("framing a photo finds its person with MediaPipe: pip install 'cfld[detect]' "
+                                     f"(mediapipe==0.10.14){hint}") from None
+
+
+def describe(framed, plain: bool = False) -> str:
+    """What framing did to a photo, for the line a command prints about it (``plain``: its background was
+    replaced)."""
+    if not framed.framed:
+        plain = plain and framed.mask is not None  # a pass-through photo with nobody found keeps its background
+        return "already framed, used as it is" + ("; background made plain" if plain else "")
+    crop = framed.crop
+    height, width = framed.photo_size
+    return (f"framed (a {crop.height}x{crop.width} crop at top {crop.top}, left {crop.left} of the {height}x{width} "
+            "photo, HxW)" + ("; background made plain" if plain else ""))
+
+
+def frame_of(framed) -> tuple[int, int]:
+    """(H, W) of the picture the pipeline gets from a framed photo (a pose in it uses this frame)."""
+    return framed.image.height, framed.image.width
+
+
+def framed_pose(framed, photo: str):
+    """The pose of the person of a framed photo, in :func:`frame_of`'s frame; one sentence when there is none."""
+    from ..pose import NUM_JOINTS
+
+    pose = framed.pose
+    if pose is None:
+        raise InputError(photo, "no person found in the photo (MediaPipe's pose detector saw nobody)")
+    if pose.num_visible < 3:
+        raise InputError(photo, f"only {pose.num_visible} of {NUM_JOINTS} joints were found; is a whole person in "
+                                "the photo?")
+    return pose
+
+
+def _key(photo: str | os.PathLike) -> str:
+    try:
+        return os.path.realpath(photo)
+    except (OSError, ValueError):
+        return os.fspath(photo)
+
+
+class PhotoFraming:
+    """The framing of one command's person photos, with one :class:`~cfld.framing.Framer` (one detector) for all
+    of them; with ``enabled`` False (``--no-frame``) nothing is framed and the photos go in as they are.
+
+        framing = PhotoFraming(not no_frame, out_size, out_dir if save_framed else None, overwrite)
+        targets = framing.plan([source, *pose_photos])   # --save-framed's files: check them before any work
+        with framing:
+            framed = framing(source, picture)            # prints a line; framed.image goes to the pipeline
+        ...                                              # the results
+        framing.save()                                   # <stem>_framed.png / .json, with --save-framed
+
+    ``save_dir``: where ``--save-framed`` writes ``<stem>_framed.png`` (the framed picture) and
+    ``<stem>_framed.json`` (its :meth:`~cfld.framing.Framed.to_json` record, with the crop box), or None.
+    """
+
+    def __init__(self, enabled: bool, size: tuple[int, int], save_dir: str | os.PathLike | None = None,
+                 overwrite: bool = False):
+        self.enabled = enabled
+        self.size = size
+        self.save_dir = Path(save_dir) if save_dir is not None and enabled else None
+        self.overwrite = overwrite
+        self.framer = None
+        self._targets: dict[str, tuple[Path, Path]] = {}  # photo's real path -> (png, json)
+        self._framed: dict[str, tuple[str, object]] = {}  # photo's real path -> (name, Framed)
+
+    def plan(self, photos) -> list[Path]:
+        """The files ``--save-framed`` will write for ``photos`` (the same file once); two photos with one name
+        stem are refused."""
+        if self.save_dir is None:
+            return []
+        by_stem: dict[str, tuple[str, str]] = {}
+        for photo in photos:
+            key, stem = _key(photo), Path(photo).stem
+            other = by_stem.get(stem.casefold())
+            if other is not None and other[0] != key:
+                raise InputError(photo, f"has the same name stem as {other[1]}: both framed pictures would be written "
+                                        f"to {stem}{FRAMED_SUFFIX}.png; rename one of them")
+            by_stem[stem.casefold()] = (key, str(photo))
+            base = self.save_dir / f"{stem}{FRAMED_SUFFIX}"
+            self._targets[key] = (base.with_name(base.name + ".png"), base.with_name(base.name + ".json"))
+        return [path for pair in self._targets.values() for path in pair]
+
+    def __enter__(self) -> "PhotoFraming":
+        if self.enabled:
+            self.framer = make_framer(self.size)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.framer is not None:
+            self.framer.close()
+            self.framer = None
+
+    def __call__(self, photo: str | os.PathLike, picture):
+        """``picture`` (the photo, read) framed; a line says what was done. Needs the ``with`` block and
+        ``enabled``."""
+        if self.framer is None:
+            raise RuntimeError("PhotoFraming frames inside its with-block, and only when enabled")
+        try:
+            framed = self.framer(picture, source=str(photo))
+        except InputError as error:  # a photo that cannot be framed can still be used as it is
+            if "--no-frame" in error.problem:
+                raise
+            raise InputError(error.source, f"{error.problem}; or pass --no-frame to use the photo as it is") from None
+        click.echo(f"{photo}: {describe(framed)}")
+        self._framed[_key(photo)] = (str(photo), framed)
+        return framed
+
+    def save(self) -> list[Path]:
+        """Write ``<stem>_framed.png`` and ``<stem>_framed.json`` of every photo framed (with ``save_dir``)."""
+        from ..images import save_image
+        from ..io import atomic_write_text
+
+        written = []
+        if self.save_dir is None:
+            return written
+        for key, (_, framed) in self._framed.items():
+            if key not in self._targets:
+                continue
+            png, record = self._targets[key]
+            written.append(save_image(framed.picture(), png, overwrite=self.overwrite))
+            written.append(atomic_write_text(record, json.dumps(framed.to_json(), indent=2) + "\n",
+                                             overwrite=self.overwrite))
+            click.echo(f"wrote {png} and {record}")
+        return written
+
+
+# -- cfld frame ---------------------------------------------------------------------------------------------------
+
+
+@click.command("frame")
+@click.argument("photos", nargs=-1, required=True, metavar="PHOTO|FOLDER...")
+@click.option("-o", "--output", required=True, metavar="DIR",
+              help="Folder for DIR/<stem>.png (the framed picture) and DIR/<stem>.json (its record) per photo.")
+@click.option("--size", default="256x176", show_default=True, metavar="HxW",
+              help="The model's size: 256x176 (or 512x352) for DeepFashion models, 128x64 for Market-1501 ones.")
+@click.option("--plain-background", is_flag=True,
+              help="Lay everything away from the person on the training photos' plain light colour.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (shown for several photos).")
+def frame(photos: tuple[str, ...], output: str, size: str, plain_background: bool, overwrite: bool,
+          no_progress: bool) -> None:
+    """Frame each photo the way the model's training photos are framed, as `cfld transfer`, `animate` and
+    `edit` do to their photos before the model sees them.
+
+    \b
+    Usage:
+      cfld frame PHOTO... -o DIR
+      cfld frame FOLDER -o DIR
+
+    The person is found with MediaPipe (the optional extra: pip install 'cfld[detect]'; nothing is
+    downloaded) and a crop of the model's shape is cut around them as DeepFashion's photos are cut: the
+    head at the top, the feet a little above the bottom (or the body cut by the bottom edge where the
+    photo cuts it), the body centred; where the crop reaches beyond the photo it is padded with the
+    photo's background colour. A photo already framed like that (a dataset photo) is written as it is.
+
+    Every photo gets DIR/<stem>.png, the framed picture at --size, and DIR/<stem>.json, its record: the
+    crop box in the photo's own pixels ("crop": top, left, height, width; it may reach beyond the
+    photo), "size", "photo_size", "framed" (false: the photo was used as it is), the padding colour
+    ("background") and the person's pose in the framed picture ("pose", our pose JSON), so that a
+    result made from the framed picture can be put back into the original photo.
+
+    A FOLDER's photos are its .png .jpg .jpeg .bmp .tif .tiff .webp files (not its sub-folders); photos
+    and folders may be mixed. One detector serves all photos. A photo that cannot be framed (no person,
+    several people, a person too small, a crop that would be mostly padding, an unreadable file) is
+    reported in one line and the others are still written; the command fails only when none could be
+    framed. Two photos with the same name stem are refused before anything is done, and existing
+    outputs are never replaced without --overwrite (all are checked before any detection).
+
+    \b
+    Examples:
+      cfld frame holiday.jpg -o framed/
+      cfld frame photos/ -o framed/ --plain-background
+      cfld frame a.jpg b.png more_photos/ -o framed/ --size 512x352 --overwrite
+    """
+    import sys
+    import time
+
+    from tqdm import tqdm
+
+    from ..images import load_image, save_image
+    from ..io import atomic_write_text, check_output_folder
+
+    out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
+    listed = _photos_of(photos)
+    targets = _plan_outputs(listed, Path(output), overwrite)
+    check_output_folder(output)  # a folder that cannot be written is refused before the detection
+    written, failed = {}, {}
+    start = time.perf_counter()
+    read = {listed[0]: load_image(listed[0])} if len(listed) == 1 else {}  # one photo: a bad one before MediaPipe
+    with make_framer(out_size, plain_background, hint="") as framer:
+        bar = tqdm(listed, desc="framing photos", unit="photo", file=sys.stderr, leave=False,
+                   disable=no_progress or len(listed) < 2)
+        for photo in bar:
+            try:
+                framed = framer(read.pop(photo, None) or load_image(photo), source=str(photo))
+            except InputError as error:
+                problem = _without_no_frame(error.problem)
+                if len(listed) == 1:
+                    raise InputError(error.source, problem) from None
+                failed[photo] = problem
+                continue
+            png, record = targets[photo]
+            save_image(framed.picture(), png, overwrite=overwrite)
+            atomic_write_text(record, json.dumps(framed.to_json(), indent=2) + "\n", overwrite=overwrite)
+            written[photo] = framed
+        bar.close()
+    seconds = time.perf_counter() - start
+    if not written:
+        for photo, reason in failed.items():
+            click.echo(f"  {photo}: {reason}")
+        source = photos[0] if len(photos) == 1 else "frame"
+        raise InputError(source, f"none of the {len(listed)} photos could be framed (each is listed above); nothing "
+                                 "was written")
+    for photo, framed in written.items():
+        click.echo(f"{photo}: {describe(framed, plain_background)} -> {targets[photo][0]}, {targets[photo][1].name}")
+    if failed:
+        click.echo(f"left out {_count(len(failed))}:")
+        for photo, reason in failed.items():
+            click.echo(f"  {photo}: {reason}")
+    click.echo(f"framed {len(written)} of {_count(len(listed))} into {output} in {seconds:.1f} s")
+
+
+def _without_no_frame(problem: str) -> str:
+    """A framing error's sentence without its pointer to the other commands' --no-frame (`cfld frame` has none)."""
+    import re
+
+    return re.sub(r",? or pass --no-frame", "", problem)
+
+
+def _count(count: int) -> str:
+    return f"{count} photo{'s' if count != 1 else ''}"
+
+
+def _photos_of(arguments: tuple[str, ...]) -> list[Path]:
+    """The photos that PHOTO|FOLDER... name, in order; the same file once; name stems unique (case-insensitively,
+    as DIR/<stem>.png must be)."""
+    from ..io import path_kind
+
+    photos, seen = [], set()
+    for argument in arguments:
+        kind = path_kind(argument)
+        if kind == "folder":
+            listed = _folder_photos(Path(argument))
+        elif kind == "file":
+            listed = [Path(argument)]
+        elif kind is None:
+            raise InputError(argument, "no such file or folder")
+        else:
+            raise InputError(argument, "is neither a photo nor a folder")
+        for photo in listed:
+            key = _key(photo)
+            if key not in seen:
+                seen.add(key)
+                photos.append(photo)
+    by_stem: dict[str, Path] = {}
+    for photo in photos:
+        stem = photo.stem.casefold()
+        if stem in by_stem:
+            raise InputError(photo, f"has the same name stem as {by_stem[stem]}: both would be framed into "
+                                    f"{photo.stem}.png; rename one of them")
+        by_stem[stem] = photo
+    return photos
+
+
+def _folder_photos(folder: Path) -> list[Path]:
+    """The photos directly inside ``folder`` (by suffix; hidden files skipped), sorted by name."""
+    try:
+        entries = sorted(folder.iterdir(), key=lambda path: path.name)
+    except OSError as error:
+        raise InputError(folder, f"cannot be read ({error.strerror or type(error).__name__})") from None
+    if not entries:
+        raise InputError(folder, "is a folder with nothing in it; give photos, or a folder of photos")
+    photos = [path for path in entries
+              if path.suffix.lower() in PHOTO_SUFFIXES and not path.name.startswith(".") and path.is_file()]
+    if not photos:
+        raise InputError(folder, f"is a folder without photos (no {' '.join(PHOTO_SUFFIXES)} files in it; "
+                                 "sub-folders are not searched)")
+    return photos
+
+
+def _plan_outputs(photos: list[Path], output: Path, overwrite: bool) -> dict[Path, tuple[Path, Path]]:
+    """DIR/<stem>.png and DIR/<stem>.json per photo, all checked before any work."""
+    from ..io import path_kind
+
+    kind = path_kind(output)
+    if kind not in (None, "folder"):
+        raise InputError(output, f"is a {kind}; -o names a folder (DIR/<stem>.png and DIR/<stem>.json per photo)")
+    if kind is None and output.suffix.lower() in (".png", ".json", ".jpg", ".jpeg"):
+        raise InputError(output, "looks like a file name, but -o names a folder (DIR/<stem>.png and DIR/<stem>.json "
+                                 "per photo); give a folder name")
+    targets = {photo: (output / f"{photo.stem}.png", output / f"{photo.stem}.json") for photo in photos}
+    every = [path for pair in targets.values() for path in pair]
+    keys = {_key(photo) for photo in photos}
+    for target in every:
+        if _key(target) in keys:
+            raise InputError(target, "is one of the photos, which an output would replace; write into another folder")
+        if path_kind(target) == "folder":
+            raise InputError(target, "is a folder, where an output file would go; move it or write elsewhere")
+    existing = [target for target in every if path_kind(target) is not None]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more of the outputs)" if len(existing) > 1 else ""
+        raise InputError(existing[0], f"already exists{more}; pass --overwrite to replace them")
+    return targets
