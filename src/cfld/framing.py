@@ -52,6 +52,7 @@ PASS_THROUGH_HEIGHT = 0.5  # ... or when the person is this tall in it (the 246 
 SEARCH_SCALES = (0.6, 0.36)  # window heights, as fractions of the photo's, when the whole photo shows nobody
 MAX_DETECTION_SIDE = 1024  # the second look is made on at most this many pixels a side (MediaPipe uses 256)
 WINDOW_MARGIN = 0.2  # the second look sees the first crop grown by this fraction on every side
+LOOKS_BELOW = 2  # where no feet are seen, looks that also reach a crop height further down, until the crop settles
 KEEP_THRESHOLD = 0.2  # with the plain background: pixels of this person probability are the person's ...
 KEEP_MARGIN = 0.025  # ... grown by this fraction of the picture's height
 OTHER_PERSON_JOINTS = 10  # a second person must show this many joints ...
@@ -248,6 +249,17 @@ class Framer:
         coarse = self._place(first.box, first.feet)
         second = self._look_again(pixels, coarse) or first
         crop = self._place(second.box, second.feet)
+        for _ in range(LOOKS_BELOW):  # no feet seen: the legs may go on below the window the mask stopped in
+            if second.feet:
+                break
+            below = self._look_again(pixels, crop, below=True)
+            if below is None:
+                break
+            lower = self._place(below.box, below.feet)
+            settled = abs(lower.height - crop.height) <= 0.02 * crop.height
+            second, crop = below, lower
+            if settled:
+                break
         self._check_alone(pixels, second, crop, name)
         person_height = second.box[3] - second.box[1]
         if has_aspect and (_iou(crop, frame) >= PASS_THROUGH_IOU or person_height >= PASS_THROUGH_HEIGHT * frame[0]):
@@ -308,11 +320,13 @@ class Framer:
                         return found
         return None
 
-    def _look_again(self, pixels: np.ndarray, crop: Crop) -> _Person | None:
-        """The person seen in the crop grown by :data:`WINDOW_MARGIN`: larger in the detector's input."""
+    def _look_again(self, pixels: np.ndarray, crop: Crop, below: bool = False) -> _Person | None:
+        """The person seen in the crop grown by :data:`WINDOW_MARGIN`: larger in the detector's input. ``below``
+        also grows it down by a whole crop height, where the legs may go on."""
         grow_x, grow_y = WINDOW_MARGIN * crop.width, WINDOW_MARGIN * crop.height
+        extra = crop.height if below else 0.0
         return self._detect(pixels, (crop.left - grow_x, crop.top - grow_y, crop.width + 2 * grow_x,
-                                     crop.height + 2 * grow_y))
+                                     crop.height + 2 * grow_y + extra))
 
     def _detect(self, pixels: np.ndarray, window: tuple[float, float, float, float]) -> _Person | None:
         """Detect in ``window`` = (left, top, width, height) of the photo (padded where it leaves the photo),
@@ -375,7 +389,7 @@ class Framer:
         height = person.box[3] - person.box[1]
         if self.detector.another_person(pixels, crop.box, OTHER_PERSON_JOINTS, OTHER_PERSON_HEIGHT * height / crop.height):
             raise InputError(name, "shows several people; framing needs a photo of one person (crop it to the one "
-                                   "you mean, or pass --no-frame)")
+                                   "you mean)")
 
     def _pose(self, person: _Person, crop: Crop, frame: Size, name: str | None) -> Pose:
         """The person's OpenPose-18 pose in the framed picture's frame."""
