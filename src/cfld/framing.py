@@ -200,6 +200,7 @@ class _Person:
     landmarks: np.ndarray  # (33, 3), x/y normalised by the photo's width/height
     mask: np.ndarray  # (H, W) float32
     feet: bool
+    whole: Detection | None = None  # the detection itself, when it was made on the whole photo as it is
 
 
 class Framer:
@@ -249,6 +250,10 @@ class Framer:
         coarse = self._place(first.box, first.feet)
         second = self._look_again(pixels, coarse) or first
         crop = self._place(second.box, second.feet)
+        person_height = second.box[3] - second.box[1]
+        if has_aspect and (_iou(crop, frame) >= PASS_THROUGH_IOU or person_height >= PASS_THROUGH_HEIGHT * frame[0]):
+            self._check_alone(pixels, second, crop, name)
+            return self._unchanged(picture, first, name)
         for _ in range(LOOKS_BELOW):  # no feet seen: the legs may go on below the window the mask stopped in
             if second.feet:
                 break
@@ -262,8 +267,6 @@ class Framer:
                 break
         self._check_alone(pixels, second, crop, name)
         person_height = second.box[3] - second.box[1]
-        if has_aspect and (_iou(crop, frame) >= PASS_THROUGH_IOU or person_height >= PASS_THROUGH_HEIGHT * frame[0]):
-            return self._unchanged(picture, second, name)
         if person_height < MIN_PERSON_HEIGHT:
             raise InputError(name, f"the person is only {person_height:.0f} pixels tall; framing needs at least "
                                    f"{MIN_PERSON_HEIGHT} (the model sees {self.size[0]} rows)")
@@ -292,7 +295,7 @@ class Framer:
         crop = Crop(0, 0, frame[0], frame[1])
         pose = mask = None
         if person is not None:  # the pose as `cfld pose detect` finds it: detected in the photo itself
-            found = self.detector.detect(picture)
+            found = person.whole if person.whole is not None else self.detector.detect(picture)
             if found is not None and found.mask is not None:
                 pose, mask = found.pose(self.min_confidence, _base(name)), _cut_mask(found.mask, crop, self.size)
             else:
@@ -363,7 +366,7 @@ class Framer:
             foot = landmarks[27:33]
             seen = foot[(foot[:, 2] >= self.min_confidence) & (foot[:, 1] <= 1.0), 1]
             box = (box[0], box[1], box[2], max(box[3], float(seen.max()) * height + 0.5))
-        return _Person(box, landmarks, mask, feet)
+        return _Person(box, landmarks, mask, feet, found if view is pixels else None)
 
     def _place(self, box: tuple[float, float, float, float], feet: bool) -> Crop:
         """The crop of the model's aspect that puts the person's box where the training photos put theirs."""
