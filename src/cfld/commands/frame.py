@@ -10,9 +10,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError, MissingDependencyError
-from .options import MAX_OUTPUT_SIDE, parse_size_option
+from .options import MAX_OUTPUT_SIDE, parse_size_option, photo_arguments
 
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what a FOLDER's photos end in
 FRAMED_SUFFIX = "_framed"  # --save-framed: <stem>_framed.png and <stem>_framed.json beside the results
 NO_FRAME_HINT = ", or pass --no-frame to use the photos as they are (stretched to the model's shape)"
 
@@ -212,7 +211,7 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
     from ..io import atomic_write_text, check_output_folder
 
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
-    listed = _photos_of(photos)
+    listed = photo_arguments(photos, "both would be framed into {stem}.png")
     targets = _plan_outputs(listed, Path(output), overwrite)
     check_output_folder(output)  # a folder that cannot be written is refused before the detection
     written, failed = {}, {}
@@ -260,53 +259,6 @@ def _without_no_frame(problem: str) -> str:
 
 def _count(count: int) -> str:
     return f"{count} photo{'s' if count != 1 else ''}"
-
-
-def _photos_of(arguments: tuple[str, ...]) -> list[Path]:
-    """The photos that PHOTO|FOLDER... name, in order; the same file once; name stems unique (case-insensitively,
-    as DIR/<stem>.png must be)."""
-    from ..io import path_kind
-
-    photos, seen = [], set()
-    for argument in arguments:
-        kind = path_kind(argument)
-        if kind == "folder":
-            listed = _folder_photos(Path(argument))
-        elif kind == "file":
-            listed = [Path(argument)]
-        elif kind is None:
-            raise InputError(argument, "no such file or folder")
-        else:
-            raise InputError(argument, "is neither a photo nor a folder")
-        for photo in listed:
-            key = _key(photo)
-            if key not in seen:
-                seen.add(key)
-                photos.append(photo)
-    by_stem: dict[str, Path] = {}
-    for photo in photos:
-        stem = photo.stem.casefold()
-        if stem in by_stem:
-            raise InputError(photo, f"has the same name stem as {by_stem[stem]}: both would be framed into "
-                                    f"{photo.stem}.png; rename one of them")
-        by_stem[stem] = photo
-    return photos
-
-
-def _folder_photos(folder: Path) -> list[Path]:
-    """The photos directly inside ``folder`` (by suffix; hidden files skipped), sorted by name."""
-    try:
-        entries = sorted(folder.iterdir(), key=lambda path: path.name)
-    except OSError as error:
-        raise InputError(folder, f"cannot be read ({error.strerror or type(error).__name__})") from None
-    if not entries:
-        raise InputError(folder, "is a folder with nothing in it; give photos, or a folder of photos")
-    photos = [path for path in entries
-              if path.suffix.lower() in PHOTO_SUFFIXES and not path.name.startswith(".") and path.is_file()]
-    if not photos:
-        raise InputError(folder, f"is a folder without photos (no {' '.join(PHOTO_SUFFIXES)} files in it; "
-                                 "sub-folders are not searched)")
-    return photos
 
 
 def _plan_outputs(photos: list[Path], output: Path, overwrite: bool) -> dict[Path, tuple[Path, Path]]:

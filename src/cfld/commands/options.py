@@ -192,3 +192,70 @@ def echo_metrics(result: dict) -> None:
     for name, value in result["metrics"].items():
         shown = "inf" if value is None else f"{value:.4f}"
         click.echo(f"{name:<13} {shown:>10}   {result['protocols'][name]}")
+
+
+# -- PHOTO|FOLDER... arguments (cfld pose detect, cfld frame) -----------------------------------------------------
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what a FOLDER's photos end in
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths name one file (after links)."""
+    import os
+
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
+
+
+def photo_arguments(arguments, written_as: str, reserved: dict[str, str] | None = None) -> list[Path]:
+    """The photos that PHOTO|FOLDER... name, in order, the same file once. Their name stems must differ
+    (case-insensitively: ``<stem>`` names the outputs; ``written_as`` says what a clash would be written to, e.g.
+    "both poses would be written to {stem}.json") and avoid ``reserved`` ({stem: what it would overwrite})."""
+    import os
+
+    from ..io import path_kind
+
+    photos, seen = [], set()
+    for argument in arguments:
+        kind = path_kind(argument)
+        if kind == "folder":
+            listed = folder_photos(Path(argument))
+        elif kind == "file":
+            listed = [Path(argument)]
+        elif kind is None:
+            raise InputError(argument, "no such file or folder")
+        else:
+            raise InputError(argument, "is neither a photo nor a folder")
+        for photo in listed:
+            key = os.path.realpath(photo)
+            if key not in seen:
+                seen.add(key)
+                photos.append(photo)
+    by_stem: dict[str, Path] = {}
+    for photo in photos:
+        stem = photo.stem.casefold()
+        if reserved and stem in reserved:
+            raise InputError(photo, f"would be written to {reserved[stem]}; rename the photo")
+        if stem in by_stem:
+            raise InputError(photo, f"has the same name stem as {by_stem[stem]}: {written_as.format(stem=photo.stem)}; "
+                                    "rename one of them")
+        by_stem[stem] = photo
+    return photos
+
+
+def folder_photos(folder: Path) -> list[Path]:
+    """The photos directly inside ``folder`` (by suffix; hidden files skipped), sorted by name."""
+    try:
+        entries = sorted(folder.iterdir(), key=lambda path: path.name)
+    except OSError as error:
+        raise InputError(folder, f"cannot be read ({error.strerror or type(error).__name__})") from None
+    if not entries:
+        raise InputError(folder, "is a folder with nothing in it; give photos, or a folder of photos")
+    photos = [path for path in entries
+              if path.suffix.lower() in PHOTO_SUFFIXES and not path.name.startswith(".") and path.is_file()]
+    if not photos:
+        raise InputError(folder, f"is a folder without photos (no {' '.join(PHOTO_SUFFIXES)} files in it; "
+                                 "sub-folders are not searched)")
+    return photos

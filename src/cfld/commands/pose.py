@@ -11,7 +11,7 @@ import click
 from .. import pose as P
 from ..errors import InputError
 from ..io import atomic_write
-from .options import FiniteFloat, parse_size_option
+from .options import FiniteFloat, parse_size_option, photo_arguments, same_file
 
 SOURCE_HELP = """
 \b
@@ -210,7 +210,6 @@ def render(pose: P.Pose, size: str, sigma: float, output: str, overwrite: bool) 
     click.echo(f"wrote {output} (21x{size_hw[0]}x{size_hw[1]} float32)")
 
 
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what a FOLDER's photos end in
 SUMMARY_NAME = "detect-summary.json"
 NO_PERSON = "no person found in the photo (MediaPipe's pose detector saw nobody)"
 SEVERAL_PEOPLE = "shows more than one person; the pose written is the most prominent one's"
@@ -283,7 +282,7 @@ def _detect_one(photo: str, min_confidence: float, drawing: str | None, output: 
     from ..io import path_kind
     from ..pose.detect import PoseDetector
 
-    if drawing is not None and _same_file(drawing, output):
+    if drawing is not None and same_file(drawing, output):
         raise InputError(drawing, "is also the -o file; give the drawing its own name")
     for path, option in ((output, "-o"), (drawing, "--draw")):
         if path is None:
@@ -293,7 +292,7 @@ def _detect_one(photo: str, min_confidence: float, drawing: str | None, output: 
                                    f"several photos, write into folders)")
         if path_kind(path) is not None and not overwrite:
             raise InputError(path, "already exists; pass --overwrite to replace it")
-        if _same_file(path, photo):
+        if same_file(path, photo):
             raise InputError(path, "is the photo itself; choose another output name")
     picture = load_image(photo)  # a bad photo is reported before MediaPipe starts
     with PoseDetector(min_confidence, segmentation=True) as detector:
@@ -323,7 +322,8 @@ def _detect_many(arguments: tuple[str, ...], min_confidence: float, drawing: str
     from ..io import atomic_write_text, check_output_folder
     from ..pose.detect import PoseDetector
 
-    photos = _photos_of(arguments)
+    photos = photo_arguments(arguments, "both poses would be written to {stem}.json",
+                             {Path(SUMMARY_NAME).stem: f"{SUMMARY_NAME}, the run's summary"})
     json_of, png_of, summary_path = _plan_outputs(photos, output, drawing, overwrite)
     for folder in (output, drawing):
         if folder is not None:
@@ -382,65 +382,6 @@ def _count_photos(count: int) -> str:
     return f"{count} photo{'s' if count != 1 else ''}"
 
 
-def _same_file(a: str | Path, b: str | Path) -> bool:
-    import os
-
-    try:
-        return os.path.realpath(a) == os.path.realpath(b)
-    except (OSError, ValueError):
-        return False
-
-
-def _photos_of(arguments: tuple[str, ...]) -> list[Path]:
-    """The photos that PHOTO|FOLDER... name, in order; the same file once; stems unique (case-insensitively)."""
-    import os
-
-    from ..io import path_kind
-
-    photos, seen = [], set()
-    for argument in arguments:
-        kind = path_kind(argument)
-        if kind == "folder":
-            listed = _folder_photos(Path(argument))
-        elif kind == "file":
-            listed = [Path(argument)]
-        elif kind is None:
-            raise InputError(argument, "no such file or folder")
-        else:
-            raise InputError(argument, "is neither a photo nor a folder")
-        for photo in listed:
-            key = os.path.realpath(photo)
-            if key not in seen:
-                seen.add(key)
-                photos.append(photo)
-    by_stem: dict[str, Path] = {}
-    for photo in photos:
-        stem = photo.stem.casefold()
-        if stem == Path(SUMMARY_NAME).stem:
-            raise InputError(photo, f"would be written to {SUMMARY_NAME}, the run's summary; rename the photo")
-        if stem in by_stem:
-            raise InputError(photo, f"has the same name stem as {by_stem[stem]}: both poses would be written to "
-                                    f"{photo.stem}.json; rename one of them")
-        by_stem[stem] = photo
-    return photos
-
-
-def _folder_photos(folder: Path) -> list[Path]:
-    """The photos directly inside ``folder`` (by suffix; hidden files skipped), sorted by name."""
-    try:
-        entries = sorted(folder.iterdir(), key=lambda path: path.name)
-    except OSError as error:
-        raise InputError(folder, f"cannot be read ({error.strerror or type(error).__name__})") from None
-    if not entries:
-        raise InputError(folder, "is a folder with nothing in it; give photos, or a folder of photos")
-    photos = [path for path in entries
-              if path.suffix.lower() in PHOTO_SUFFIXES and not path.name.startswith(".") and path.is_file()]
-    if not photos:
-        raise InputError(folder, f"is a folder without photos (no {' '.join(PHOTO_SUFFIXES)} files in it; "
-                                 "sub-folders are not searched)")
-    return photos
-
-
 def _plan_outputs(photos: list[Path], output: str, drawing: str | None, overwrite: bool
                   ) -> tuple[dict[Path, Path], dict[Path, Path], Path]:
     """DIR/<stem>.json, DIR2/<stem>.png per photo and DIR/detect-summary.json, all checked before any work."""
@@ -462,7 +403,7 @@ def _plan_outputs(photos: list[Path], output: str, drawing: str | None, overwrit
     targets = [*json_of.values(), *png_of.values(), summary]
     for target in targets:
         for photo in photos:
-            if _same_file(target, photo):
+            if same_file(target, photo):
                 raise InputError(target, "is one of the photos, which an output would replace; write into another "
                                         "folder")
     for target in targets:
