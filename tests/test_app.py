@@ -232,10 +232,10 @@ def test_the_reference_mask_and_pose_json_are_cut_with_the_reference_crop(app, t
     framed = app.frame(reference, "reference")
     assert framed.framed and framed.crop.left > 40
     # a picture drawn on the reference photo, cut like the mask is, lines up with the framed picture
-    cut = web._cut_to_crop(reference, framed)
+    cut = framed.cut(reference)
     assert cut.size == (176, 256) and np.abs(np.asarray(cut, float) - np.asarray(framed.image, float)).mean() < 4
     # a pose JSON in the photo's pixels lands on the framed picture's person
-    moved = web._pose_into_crop(detect_pose(reference), framed)
+    moved = framed.move_pose(detect_pose(reference))
     both = moved.visible & framed.pose.visible
     assert moved.frame == (256, 176) and both.sum() >= 12
     assert np.median(np.linalg.norm(moved.xy[both] - framed.pose.xy[both], axis=1)) < 6

@@ -98,15 +98,15 @@ def test_cli_style_transfer_detects_the_reference_pose(tiny_model_dir, tmp_path,
 def test_framed_mask_and_pose_follow_the_crop():
     """The mask (at any resolution of the photo's shape) and a pose in the photo's frame, moved into the framed
     picture of a crop that reaches beyond the photo: known geometry, exact answers."""
-    from cfld.commands.edit import _framed_mask, _framed_reference_pose
-    from cfld.framing import Crop
+    from cfld.framing import Crop, Framed
     from cfld.pose import Pose
 
     photo_size, size = (200, 300), (64, 44)
     crop = Crop(top=-20, left=40, height=160, width=110)  # 0.4 framed pixels per photo pixel
+    placed = Framed(Image.new("RGB", (44, 64)), crop, size, None, True, photo_size, (0, 0, 0))
     mask = Image.new("L", (150, 100))  # half the photo's resolution
     mask.paste(255, (30, 20, 60, 40))  # photo pixels: columns 60..120, rows 40..80
-    framed = np.asarray(_framed_mask(mask, crop, photo_size, size)) / 255
+    framed = np.asarray(placed.cut(mask)) / 255
     assert framed.shape == (64, 44)
     expected = np.zeros((64, 44))
     expected[24:40, 8:32] = 1  # rows (40 + 20) * 0.4 .. (80 + 20) * 0.4, columns (60 - 40) * 0.4 .. (120 - 40) * 0.4
@@ -117,12 +117,12 @@ def test_framed_mask_and_pose_follow_the_crop():
     xy = np.full((18, 2), np.nan)
     xy[0], xy[1] = (59.5, 39.5), (119.5, 79.5)  # the rectangle's corners (pixel centres at integers: edges)
     confidence = np.r_[1.0, 1.0, np.zeros(16)]
-    moved = _framed_reference_pose(Pose(xy, confidence, photo_size), crop, photo_size, size)
+    moved = placed.move_pose(Pose(xy, confidence, photo_size))
     assert moved.frame == size
     assert np.allclose(moved.xy[:2], [(7.5, 23.5), (31.5, 39.5)])  # the framed rectangle's corners, as above
     # a pose in a frame of another size is stretched onto the photo first, as the model would stretch it
     half = Pose(xy / 2 - 0.25, confidence, (100, 150))
-    assert np.allclose(_framed_reference_pose(half, crop, photo_size, size).xy[:2], moved.xy[:2])
+    assert np.allclose(placed.move_pose(half).xy[:2], moved.xy[:2])
 
 
 def _wide(photo, top=100, left=400, size=(450, 800), mode="RGB", fill=(200, 190, 180)):

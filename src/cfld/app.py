@@ -217,7 +217,7 @@ class App:
         reference_picture, framed, _ = self.framed_input(reference, reference_name, frame)
         source, _, _ = self.framed_input(source, f"appearance photo ({Path(source_path).name})", frame)
         if framed is not None and framed.framed:
-            mask = _cut_to_crop(mask.convert("L"), framed)
+            mask = framed.cut(mask.convert("L"))
             if mask.getextrema()[1] == 0:
                 raise InputError(f"mask ({Path(mask_path).name})", "has no white pixel inside the crop that frames the "
                                  "reference's person: nothing would be edited; untick the framing box to use the "
@@ -225,7 +225,7 @@ class App:
         if reference_pose_json:
             pose = _uploaded_pose(reference_pose_json, "reference's pose JSON")
             if framed is not None and framed.framed:
-                pose = _pose_into_crop(pose, framed)
+                pose = framed.move_pose(pose)
         elif framed is not None:
             if framed.pose is None:
                 raise InputError(reference_name, "no person found in the photo (MediaPipe's pose detector saw "
@@ -507,41 +507,6 @@ def _at_output_size(picture):
 
     size = (OUTPUT_SIZE[1], OUTPUT_SIZE[0])
     return picture if picture.size == size else picture.resize(size, Image.BICUBIC)
-
-
-def _cut_to_crop(picture, framed):
-    """``picture`` (drawn on the framed photo: its aspect, any size, e.g. a mask) cut with ``framed``'s crop and
-    resized to the framed size; black where the crop leaves the photo (bilinear, no overshoot)."""
-    import math
-
-    from PIL import Image
-
-    height, width = framed.photo_size
-    sx, sy = picture.width / width, picture.height / height
-    c = framed.crop
-    box = (c.left * sx, c.top * sy, (c.left + c.width) * sx, (c.top + c.height) * sy)
-    left, top = math.floor(box[0]), math.floor(box[1])
-    right, bottom = math.ceil(box[2]), math.ceil(box[3])
-    canvas = Image.new(picture.mode, (right - left, bottom - top), 0)
-    canvas.paste(picture, (-left, -top))
-    return canvas.resize((framed.size[1], framed.size[0]), Image.BILINEAR,
-                         box=(box[0] - left, box[1] - top, box[2] - left, box[3] - top))
-
-
-def _pose_into_crop(pose, framed):
-    """A pose in the framed photo's pixels (or a frame of another size, stretched onto the photo as the model
-    would stretch it) moved into the framed picture's frame."""
-    import numpy as np
-
-    from .pose import Pose
-
-    height, width = framed.photo_size
-    c = framed.crop
-    frame_h, frame_w = pose.frame
-    # pixel centres lie on integers: a frame spans -0.5 .. width - 0.5
-    x = ((pose.xy[:, 0] + 0.5) * width / frame_w - c.left) * framed.size[1] / c.width - 0.5
-    y = ((pose.xy[:, 1] + 0.5) * height / frame_h - c.top) * framed.size[0] / c.height - 0.5
-    return Pose(np.stack([x, y], axis=1), pose.confidence, framed.size, pose.name)
 
 
 def _gallery_label(name: str) -> str:

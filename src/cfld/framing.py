@@ -176,6 +176,27 @@ class Framed:
             return self.image
         return self.image.resize((self.size[1], self.size[0]), Image.BICUBIC)
 
+    def cut(self, picture: Image.Image) -> Image.Image:
+        """Something drawn on the photo (a mask: the photo's aspect, any resolution) cut with the crop and resized to
+        :attr:`size` as the photo was; 0 (black) where the crop leaves the photo; bilinear, so a mask stays in its
+        range."""
+        height, width = self.photo_size
+        sx, sy = picture.width / width, picture.height / height  # its pixels per photo pixel
+        c = self.crop
+        box = (c.left * sx, c.top * sy, (c.left + c.width) * sx, (c.top + c.height) * sy)
+        return _crop_resize(picture, box, (self.size[1], self.size[0]), 0, Image.BILINEAR)
+
+    def move_pose(self, pose: Pose) -> Pose:
+        """A pose in the photo's pixels (or in a frame of another size, stretched onto the photo as the model would
+        stretch it) moved into the framed picture's frame (pixel centres on integers: a frame's edge is -0.5)."""
+        height, width = self.photo_size
+        c = self.crop
+        frame_h, frame_w = pose.frame
+        xy = np.array(pose.xy)
+        xy[:, 0] = ((xy[:, 0] + 0.5) * width / frame_w - c.left) * self.size[1] / c.width - 0.5
+        xy[:, 1] = ((xy[:, 1] + 0.5) * height / frame_h - c.top) * self.size[0] / c.height - 0.5
+        return pose.replace(xy=xy, frame=tuple(self.size))
+
     def to_json(self) -> dict[str, Any]:
         """What ``cfld frame`` writes beside the framed picture."""
         from .pose.formats import pose_to_json
@@ -464,7 +485,7 @@ def _background_colour(pixels: np.ndarray, mask: np.ndarray | None, crop: Crop) 
 
 
 def _crop_resize(image: Image.Image, box: tuple[float, float, float, float], out: tuple[int, int],
-                 fill: tuple[int, int, int]) -> Image.Image:
+                 fill, resample: int = Image.BICUBIC) -> Image.Image:
     """``box`` = (left, top, right, bottom) of ``image``, padded with ``fill`` where it leaves the image, resized
     to ``out`` = (width, height), bicubic and antialiased like the model's own resize."""
     left, top, right, bottom = (int(math.floor(box[0])), int(math.floor(box[1])), int(math.ceil(box[2])),
@@ -475,7 +496,7 @@ def _crop_resize(image: Image.Image, box: tuple[float, float, float, float], out
         return canvas
     # the fractional part of the box is kept by resizing the whole-pixel box's sub-rectangle
     sub = (box[0] - left, box[1] - top, box[2] - left, box[3] - top)
-    return canvas.resize(out, Image.BICUBIC, box=sub)
+    return canvas.resize(out, resample, box=sub)
 
 
 def _cut(picture: Image.Image, crop: Crop, size: Size, fill: tuple[int, int, int]) -> Image.Image:

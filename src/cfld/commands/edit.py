@@ -52,39 +52,6 @@ def _check(output, overwrite, size, device, pose_frame, no_frame, save_framed, p
     return out_size, resolve_device(device), parse_size_option(pose_frame, "--pose-frame"), framing
 
 
-def _framed_mask(mask, crop, photo_size, size):
-    """The --mask (a picture of the reference photo's shape, at any resolution) cut with the reference's crop and
-    resized to its framed picture's ``size`` = (H, W), as the photo was: black (nothing edited) where the crop
-    reaches beyond the photo."""
-    import math
-
-    from PIL import Image
-
-    from ..images import BLACK, load_image
-
-    values = load_image(mask, str(mask), background=BLACK).convert("L")
-    sx, sy = values.width / photo_size[1], values.height / photo_size[0]  # mask pixels per photo pixel
-    box = (crop.left * sx, crop.top * sy, (crop.left + crop.width) * sx, (crop.top + crop.height) * sy)
-    left, top = math.floor(box[0]), math.floor(box[1])
-    canvas = Image.new("L", (math.ceil(box[2]) - left, math.ceil(box[3]) - top), 0)
-    canvas.paste(values, (-left, -top))
-    sub = (box[0] - left, box[1] - top, box[2] - left, box[3] - top)
-    return canvas.resize((size[1], size[0]), Image.BILINEAR, box=sub)
-
-
-def _framed_reference_pose(pose, crop, photo_size, size):
-    """A pose of the reference photo (in its own frame, or in a frame of another size stretched onto it, as the
-    model would stretch it) moved into its framed picture of ``size`` = (H, W): through the photo's pixels, whose
-    edges the crop is given in (pixel centres at integers: a picture's left edge is x = -0.5)."""
-    frame_h, frame_w = pose.frame
-    xy = pose.xy.copy()
-    x_photo = (xy[:, 0] + 0.5) * photo_size[1] / frame_w
-    y_photo = (xy[:, 1] + 0.5) * photo_size[0] / frame_h
-    xy[:, 0] = (x_photo - crop.left) * size[1] / crop.width - 0.5
-    xy[:, 1] = (y_photo - crop.top) * size[0] / crop.height - 0.5
-    return pose.replace(xy=xy, frame=tuple(size))
-
-
 def _load(model_dir, base, device):
     from ..devices import resolve_dtype
     from ..pipeline import CFLDPipeline
@@ -137,7 +104,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     """
     import torch
 
-    from ..images import load_image, save_image
+    from ..images import BLACK, load_image, save_image
     from ..pipeline import latent_mask
     from ..pose import NUM_JOINTS, load_pose
     from .frame import framed_pose
@@ -163,16 +130,15 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
             framed = framing(reference, picture)
             for source in sources:
                 pictures[source] = framing(source, pictures[source]).image
-        photo_size, framed_size = framed.photo_size, (framed.image.height, framed.image.width)
         if given_pose is None:
             pose = framed_pose(framed, reference)
             click.echo(f"{reference}: pose detected ({pose.num_visible} of {NUM_JOINTS} joints)")
         elif framed.framed:
-            pose = _framed_reference_pose(given_pose, framed.crop, photo_size, framed_size)
+            pose = framed.move_pose(given_pose)
         else:
             pose = given_pose
         if framed.framed:
-            region = _framed_mask(mask, framed.crop, photo_size, framed_size)
+            region = framed.cut(load_image(mask, str(mask), background=BLACK).convert("L"))
             if max(region.getextrema()) == 0:
                 raise InputError(mask, "has no white pixel inside the crop that frames the reference's person: "
                                        "nothing would be edited (pass --no-frame to use the whole photo)")
