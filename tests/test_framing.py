@@ -270,3 +270,36 @@ def test_the_legs_are_found_below_where_the_mask_stopped(framer, grey):
     rect = paste(Image.open(OTHER).convert("RGB"), canvas, 150, 520, 225)
     framed = framer(canvas, "canvas")
     assert framed.crop.height >= 0.9 * rect.height and iou(framed.crop, rect) >= 0.85
+
+
+def test_framed_cut_and_move_pose_follow_a_known_crop():
+    """Framed.cut and Framed.move_pose on a crop that reaches above a 200x300 photo: a mask at half the photo's
+    resolution (a box of half pixels whose whole-pixel span is the framed size) and a pose, exact answers; a photo
+    used as it is leaves both as they are."""
+    from cfld.pose import Pose
+
+    photo_size, size = (200, 300), (64, 44)
+    crop = F.Crop(top=-21, left=33, height=126, width=86)  # in the mask's pixels: 16.5, -10.5 .. 59.5, 52.5
+    framed = F.Framed(Image.new("RGB", (44, 64)), crop, size, None, True, photo_size, (0, 0, 0))
+    ramp = np.minimum(4 * np.arange(150), 255).astype(np.uint8)  # 4 per mask column, the same on every row
+    cut = framed.cut(Image.fromarray(np.tile(ramp, (100, 1))))
+    assert cut.mode == "L" and cut.size == (44, 64)
+    pixels = np.asarray(cut, float)
+    assert (pixels[:10] == 0).all()  # the rows above the photo are padding
+    columns = 16 + (np.arange(44) + 0.5) * 43 / 44  # where each framed pixel's centre falls in the mask
+    assert np.abs(pixels[12:] - 4 * columns).max() <= 0.51  # bilinear on a ramp: the ramp at those places
+
+    xy = np.full((18, 2), np.nan)
+    xy[0], xy[1] = (32.5, -0.5), (118.5, 104.5)  # the crop's left edge at the photo's top; its right and bottom edges
+    confidence = np.r_[1.0, 0.8, np.zeros(16)]
+    pose = Pose(xy, confidence, photo_size, "given")
+    moved = framed.move_pose(pose)
+    assert moved.frame == size and moved.name == "given" and np.array_equal(moved.confidence, pose.confidence)
+    assert np.allclose(moved.xy[:2], [(-0.5, 21 * 64 / 126 - 0.5), (43.5, 63.5)])
+    assert np.isnan(moved.xy[2:]).all()
+    # a pose in a frame of another size is stretched onto the photo first
+    assert np.allclose(framed.move_pose(Pose((xy + 0.5) / 4 - 0.5, confidence, (50, 75))).xy[:2], moved.xy[:2])
+
+    as_is = F.Framed(Image.new("RGB", (300, 200)), F.Crop(0, 0, 200, 300), size, None, False, photo_size, (0, 0, 0))
+    mask = Image.new("L", (300, 200), 255)
+    assert as_is.cut(mask) is mask and as_is.move_pose(pose) is pose

@@ -224,7 +224,7 @@ class App:
                                  "photos as they are")
         if reference_pose_json:
             pose = _uploaded_pose(reference_pose_json, "reference's pose JSON")
-            if framed is not None and framed.framed:
+            if framed is not None:
                 pose = framed.move_pose(pose)
         elif framed is not None:
             if framed.pose is None:

@@ -179,16 +179,25 @@ class Framed:
     def cut(self, picture: Image.Image) -> Image.Image:
         """Something drawn on the photo (a mask: the photo's aspect, any resolution) cut with the crop and resized to
         :attr:`size` as the photo was; 0 (black) where the crop leaves the photo; bilinear, so a mask stays in its
-        range."""
+        range. A photo used as it is (``framed`` False) leaves ``picture`` as it is."""
+        if not self.framed:
+            return picture
         height, width = self.photo_size
         sx, sy = picture.width / width, picture.height / height  # its pixels per photo pixel
         c = self.crop
         box = (c.left * sx, c.top * sy, (c.left + c.width) * sx, (c.top + c.height) * sy)
-        return _crop_resize(picture, box, (self.size[1], self.size[0]), 0, Image.BILINEAR)
+        whole = (math.floor(box[0]), math.floor(box[1]), math.ceil(box[2]), math.ceil(box[3]))
+        # the whole-pixel box padded at its own size (not resampled), then resized keeping the box's fraction
+        canvas = _crop_resize(picture, whole, (whole[2] - whole[0], whole[3] - whole[1]), 0)
+        sub = (box[0] - whole[0], box[1] - whole[1], box[2] - whole[0], box[3] - whole[1])
+        return canvas.resize((self.size[1], self.size[0]), Image.BILINEAR, box=sub)
 
     def move_pose(self, pose: Pose) -> Pose:
         """A pose in the photo's pixels (or in a frame of another size, stretched onto the photo as the model would
-        stretch it) moved into the framed picture's frame (pixel centres on integers: a frame's edge is -0.5)."""
+        stretch it) moved into the framed picture's frame (pixel centres on integers: a frame's edge is -0.5). A
+        photo used as it is (``framed`` False) leaves ``pose`` as it is."""
+        if not self.framed:
+            return pose
         height, width = self.photo_size
         c = self.crop
         frame_h, frame_w = pose.frame
@@ -485,7 +494,7 @@ def _background_colour(pixels: np.ndarray, mask: np.ndarray | None, crop: Crop) 
 
 
 def _crop_resize(image: Image.Image, box: tuple[float, float, float, float], out: tuple[int, int],
-                 fill, resample: int = Image.BICUBIC) -> Image.Image:
+                 fill: tuple[int, int, int]) -> Image.Image:
     """``box`` = (left, top, right, bottom) of ``image``, padded with ``fill`` where it leaves the image, resized
     to ``out`` = (width, height), bicubic and antialiased like the model's own resize."""
     left, top, right, bottom = (int(math.floor(box[0])), int(math.floor(box[1])), int(math.ceil(box[2])),
@@ -496,7 +505,7 @@ def _crop_resize(image: Image.Image, box: tuple[float, float, float, float], out
         return canvas
     # the fractional part of the box is kept by resizing the whole-pixel box's sub-rectangle
     sub = (box[0] - left, box[1] - top, box[2] - left, box[3] - top)
-    return canvas.resize(out, resample, box=sub)
+    return canvas.resize(out, Image.BICUBIC, box=sub)
 
 
 def _cut(picture: Image.Image, crop: Crop, size: Size, fill: tuple[int, int, int]) -> Image.Image:

@@ -133,10 +133,8 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
         if given_pose is None:
             pose = framed_pose(framed, reference)
             click.echo(f"{reference}: pose detected ({pose.num_visible} of {NUM_JOINTS} joints)")
-        elif framed.framed:
-            pose = framed.move_pose(given_pose)
         else:
-            pose = given_pose
+            pose = framed.move_pose(given_pose)
         if framed.framed:
             region = framed.cut(load_image(mask, str(mask), background=BLACK).convert("L"))
             if max(region.getextrema()) == 0:

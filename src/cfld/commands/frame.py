@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError, MissingDependencyError
-from .options import MAX_OUTPUT_SIDE, parse_size_option, photo_arguments
+from .options import MAX_OUTPUT_SIDE, check_targets, parse_size_option, photo_arguments, real_path
 
 FRAMED_SUFFIX = "_framed"  # --save-framed: <stem>_framed.png and <stem>_framed.json beside the results
 NO_FRAME_HINT = ", or pass --no-frame to use the photos as they are (stretched to the model's shape)"
@@ -61,13 +61,6 @@ def framed_pose(framed, photo: str):
     return pose
 
 
-def _key(photo: str | os.PathLike) -> str:
-    try:
-        return os.path.realpath(photo)
-    except (OSError, ValueError):
-        return os.fspath(photo)
-
-
 class PhotoFraming:
     """The framing of one command's person photos, with one :class:`~cfld.framing.Framer` (one detector) for all
     of them; with ``enabled`` False (``--no-frame``) nothing is framed and the photos go in as they are.
@@ -100,7 +93,7 @@ class PhotoFraming:
             return []
         by_stem: dict[str, tuple[str, str]] = {}
         for photo in photos:
-            key, stem = _key(photo), Path(photo).stem
+            key, stem = real_path(photo), Path(photo).stem
             other = by_stem.get(stem.casefold())
             if other is not None and other[0] != key:
                 raise InputError(photo, f"has the same name stem as {other[1]}: both framed pictures would be written "
@@ -132,7 +125,7 @@ class PhotoFraming:
                 raise
             raise InputError(error.source, f"{error.problem}; or pass --no-frame to use the photo as it is") from None
         click.echo(f"{photo}: {describe(framed)}")
-        self._framed[_key(photo)] = (str(photo), framed)
+        self._framed[real_path(photo)] = (str(photo), framed)
         return framed
 
     def save(self) -> list[Path]:
@@ -272,15 +265,5 @@ def _plan_outputs(photos: list[Path], output: Path, overwrite: bool) -> dict[Pat
         raise InputError(output, "looks like a file name, but -o names a folder (DIR/<stem>.png and DIR/<stem>.json "
                                  "per photo); give a folder name")
     targets = {photo: (output / f"{photo.stem}.png", output / f"{photo.stem}.json") for photo in photos}
-    every = [path for pair in targets.values() for path in pair]
-    keys = {_key(photo) for photo in photos}
-    for target in every:
-        if _key(target) in keys:
-            raise InputError(target, "is one of the photos, which an output would replace; write into another folder")
-        if path_kind(target) == "folder":
-            raise InputError(target, "is a folder, where an output file would go; move it or write elsewhere")
-    existing = [target for target in every if path_kind(target) is not None]
-    if existing and not overwrite:
-        more = f" (and {len(existing) - 1} more of the outputs)" if len(existing) > 1 else ""
-        raise InputError(existing[0], f"already exists{more}; pass --overwrite to replace them")
+    check_targets([path for pair in targets.values() for path in pair], photos, overwrite)
     return targets

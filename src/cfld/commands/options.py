@@ -199,6 +199,16 @@ def echo_metrics(result: dict) -> None:
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what a FOLDER's photos end in
 
 
+def real_path(path) -> str:
+    """``path`` after links (as it is where that cannot be worked out): what tells two names of one file apart."""
+    import os
+
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return os.fspath(path)
+
+
 def same_file(a, b) -> bool:
     """Whether two paths name one file (after links)."""
     import os
@@ -213,8 +223,6 @@ def photo_arguments(arguments, written_as: str, reserved: dict[str, str] | None 
     """The photos that PHOTO|FOLDER... name, in order, the same file once. Their name stems must differ
     (case-insensitively: ``<stem>`` names the outputs; ``written_as`` says what a clash would be written to, e.g.
     "both poses would be written to {stem}.json") and avoid ``reserved`` ({stem: what it would overwrite})."""
-    import os
-
     from ..io import path_kind
 
     photos, seen = [], set()
@@ -229,7 +237,7 @@ def photo_arguments(arguments, written_as: str, reserved: dict[str, str] | None 
         else:
             raise InputError(argument, "is neither a photo nor a folder")
         for photo in listed:
-            key = os.path.realpath(photo)
+            key = real_path(photo)
             if key not in seen:
                 seen.add(key)
                 photos.append(photo)
@@ -259,3 +267,21 @@ def folder_photos(folder: Path) -> list[Path]:
         raise InputError(folder, f"is a folder without photos (no {' '.join(PHOTO_SUFFIXES)} files in it; "
                                  "sub-folders are not searched)")
     return photos
+
+
+def check_targets(targets, photos, overwrite: bool) -> None:
+    """Refuse, before any work, output files that are one of ``photos``, are folders, or exist (without
+    ``overwrite``)."""
+    from ..io import path_kind
+
+    keys = {real_path(photo) for photo in photos}
+    for target in targets:
+        if real_path(target) in keys:
+            raise InputError(target, "is one of the photos, which an output would replace; write into another folder")
+    for target in targets:
+        if path_kind(target) == "folder":
+            raise InputError(target, "is a folder, where an output file would go; move it or write elsewhere")
+    existing = [target for target in targets if path_kind(target) is not None]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more of the outputs)" if len(existing) > 1 else ""
+        raise InputError(existing[0], f"already exists{more}; pass --overwrite to replace them")

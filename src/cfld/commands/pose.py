@@ -11,7 +11,7 @@ import click
 from .. import pose as P
 from ..errors import InputError
 from ..io import atomic_write
-from .options import FiniteFloat, parse_size_option, photo_arguments, same_file
+from .options import FiniteFloat, check_targets, parse_size_option, photo_arguments, same_file
 
 SOURCE_HELP = """
 \b
@@ -400,19 +400,7 @@ def _plan_outputs(photos: list[Path], output: str, drawing: str | None, overwrit
     json_of = {photo: Path(output) / f"{photo.stem}.json" for photo in photos}
     png_of = {photo: Path(drawing) / f"{photo.stem}.png" for photo in photos} if drawing is not None else {}
     summary = Path(output) / SUMMARY_NAME
-    targets = [*json_of.values(), *png_of.values(), summary]
-    for target in targets:
-        for photo in photos:
-            if same_file(target, photo):
-                raise InputError(target, "is one of the photos, which an output would replace; write into another "
-                                        "folder")
-    for target in targets:
-        if path_kind(target) == "folder":
-            raise InputError(target, "is a folder, where an output file would go; move it or write elsewhere")
-    existing = [target for target in targets if path_kind(target) is not None]
-    if existing and not overwrite:
-        more = f" (and {len(existing) - 1} more of the outputs)" if len(existing) > 1 else ""
-        raise InputError(existing[0], f"already exists{more}; pass --overwrite to replace them")
+    check_targets([*json_of.values(), *png_of.values(), summary], photos, overwrite)
     return json_of, png_of, summary
 
 
