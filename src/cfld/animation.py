@@ -121,19 +121,13 @@ def framed_pose_sequence(files: Sequence, framer, target: tuple[int, int] | None
     """
     from tqdm.auto import tqdm
 
-    from .pose import NUM_JOINTS
-
     if fit not in ("frame", "body"):
         raise InputError("fit", f"must be 'frame' or 'body', got {fit!r}")
     framed = []
     for path in tqdm(files, desc="framing frames", disable=not progress or len(files) < 2, leave=False):
         name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "frame"
         found = framer(path, source=name)
-        if found.pose is None:
-            raise InputError(name, "no person found in the photo (MediaPipe's pose detector saw nobody)")
-        if found.pose.num_visible < 3:
-            raise InputError(name, f"only {found.pose.num_visible} of {NUM_JOINTS} joints were found; is a whole "
-                                   "person in the photo?")
+        found.person_pose(name)
         framed.append(found)
     size = tuple(framer.size)
     if fit == "frame" and len({f.photo_size for f in framed}) == 1:

@@ -159,16 +159,7 @@ class App:
             picture = self.photo(pose_photo, "pose photo")
             name = f"pose photo ({Path(pose_photo).name})"
             framed = self.frame(picture, name) if frame else None
-            if framed is not None:
-                if framed.pose is None:
-                    raise InputError(name, "no person found in the photo (MediaPipe's pose detector saw nobody); "
-                                           "give a photo of one person")
-                pose = framed.pose
-            else:
-                from .pose.detect import PoseDetector
-
-                with PoseDetector() as detector:
-                    pose = detector(picture, name)
+            pose = _person_pose(picture, framed, name, "give a photo of one person")
         elif mode == POSE_MODES[2]:
             pose = _uploaded_pose(pose_json, "pose JSON")
         else:
@@ -226,16 +217,9 @@ class App:
             pose = _uploaded_pose(reference_pose_json, "reference's pose JSON")
             if framed is not None:
                 pose = framed.move_pose(pose)
-        elif framed is not None:
-            if framed.pose is None:
-                raise InputError(reference_name, "no person found in the photo (MediaPipe's pose detector saw "
-                                                 "nobody); give a photo of one person or the reference's pose JSON")
-            pose = framed.pose
         else:
-            from .pose.detect import PoseDetector
-
-            with PoseDetector() as detector:
-                pose = detector(reference, reference_name)
+            pose = _person_pose(reference, framed, reference_name,
+                                "give a photo of one person or the reference's pose JSON")
         result = self.pipe.style_transfer(reference_picture, pose, source, mask, **_sampling(steps, fast),
                                           output_size=OUTPUT_SIZE,
                                           generator=torch.Generator().manual_seed(_seed(seed)))
@@ -476,6 +460,21 @@ def _uploaded_pose(path: str | None, what: str):
         return load_pose(path)
     except InputError as err:
         raise InputError(f"{what} ({Path(path).name})", err.problem) from None
+
+
+def _person_pose(picture, framed, name: str, give: str):
+    """The pose of the person in ``picture``: its framed pose when it was framed (``framed``; nobody found there is
+    one sentence ending in what to ``give`` instead), else detected in the whole picture."""
+    if framed is None:
+        from .pose.detect import PoseDetector
+
+        with PoseDetector() as detector:
+            return detector(picture, name)
+    if framed.pose is None:
+        from .pose.detect import NO_PERSON
+
+        raise InputError(name, f"{NO_PERSON}; {give}")
+    return framed.pose
 
 
 def _unframed_hint(problem: str) -> str:

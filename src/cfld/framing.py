@@ -109,8 +109,7 @@ def measure_placement(photos, detector: PoseDetector | None = None) -> tuple[Pla
                 continue
             height, width = pixels.shape[:2]
             ys, xs = np.nonzero(found.mask > MASK_THRESHOLD)
-            ankles = found.landmarks[[27, 28]]
-            seen = ((ankles[:, 2] >= detector.min_confidence) & (ankles[:, 1] <= 1.0)).any()
+            seen = _feet_seen(found.landmarks, detector.min_confidence)
             tops.append(ys.min() / height)
             (feet if seen else cuts).append(1 - (ys.max() + 1) / height)
             centres.append((xs.min() + xs.max() + 1) / 2 / width)
@@ -175,6 +174,18 @@ class Framed:
         if self.image.size == (self.size[1], self.size[0]):
             return self.image
         return self.image.resize((self.size[1], self.size[0]), Image.BICUBIC)
+
+    def person_pose(self, source: object) -> Pose:
+        """:attr:`pose`, or one sentence naming ``source`` where nobody or fewer than 3 joints were found."""
+        from .pose.detect import NO_PERSON
+        from .pose.skeleton import NUM_JOINTS
+
+        if self.pose is None:
+            raise InputError(source, NO_PERSON)
+        if self.pose.num_visible < 3:
+            raise InputError(source, f"only {self.pose.num_visible} of {NUM_JOINTS} joints were found; is a whole "
+                                     "person in the photo?")
+        return self.pose
 
     def cut(self, picture: Image.Image) -> Image.Image:
         """Something drawn on the photo (a mask: the photo's aspect, any resolution) cut with the crop and resized to
@@ -390,8 +401,7 @@ class Framer:
         if len(ys) == 0:
             return None
         box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-        ankles = landmarks[[27, 28]]
-        feet = bool(((ankles[:, 2] >= self.min_confidence) & (ankles[:, 1] <= 1.0)).any())
+        feet = _feet_seen(landmarks, self.min_confidence)
         if feet:  # the mask can stop at the shins on a dark ground: the feet reach at least to the heels and toes
             foot = landmarks[27:33]
             seen = foot[(foot[:, 2] >= self.min_confidence) & (foot[:, 1] <= 1.0), 1]
@@ -455,6 +465,12 @@ def frame_photo(photo, size: Size = DEEPFASHION_SIZE, *, replace_background: boo
 
 
 # -- pixels ------------------------------------------------------------------------------------------------------
+
+
+def _feet_seen(landmarks: np.ndarray, min_confidence: float) -> bool:
+    """Whether an ankle (MediaPipe's landmarks 27, 28) is seen surely enough and not below the picture."""
+    ankles = landmarks[[27, 28]]
+    return bool(((ankles[:, 2] >= min_confidence) & (ankles[:, 1] <= 1.0)).any())
 
 
 def _base(name: str | None) -> str | None:

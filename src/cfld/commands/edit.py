@@ -107,7 +107,6 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     from ..images import BLACK, load_image, save_image
     from ..pipeline import latent_mask
     from ..pose import NUM_JOINTS, load_pose
-    from .frame import framed_pose
 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
     out_size, device, frame, framing = _check(output, overwrite, size, device, pose_frame, no_frame, save_framed,
@@ -131,7 +130,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
             for source in sources:
                 pictures[source] = framing(source, pictures[source]).image
         if given_pose is None:
-            pose = framed_pose(framed, reference)
+            pose = framed.person_pose(reference)
             click.echo(f"{reference}: pose detected ({pose.num_visible} of {NUM_JOINTS} joints)")
         else:
             pose = framed.move_pose(given_pose)

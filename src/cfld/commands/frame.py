@@ -48,19 +48,6 @@ def frame_of(framed) -> tuple[int, int]:
     return framed.image.height, framed.image.width
 
 
-def framed_pose(framed, photo: str):
-    """The pose of the person of a framed photo, in :func:`frame_of`'s frame; one sentence when there is none."""
-    from ..pose import NUM_JOINTS
-
-    pose = framed.pose
-    if pose is None:
-        raise InputError(photo, "no person found in the photo (MediaPipe's pose detector saw nobody)")
-    if pose.num_visible < 3:
-        raise InputError(photo, f"only {pose.num_visible} of {NUM_JOINTS} joints were found; is a whole person in "
-                                "the photo?")
-    return pose
-
-
 class PhotoFraming:
     """The framing of one command's person photos, with one :class:`~cfld.framing.Framer` (one detector) for all
     of them; with ``enabled`` False (``--no-frame``) nothing is framed and the photos go in as they are.
@@ -121,8 +108,6 @@ class PhotoFraming:
         try:
             framed = self.framer(picture, source=str(photo))
         except InputError as error:  # a photo that cannot be framed can still be used as it is
-            if "--no-frame" in error.problem:
-                raise
             raise InputError(error.source, f"{error.problem}; or pass --no-frame to use the photo as it is") from None
         click.echo(f"{photo}: {describe(framed)}")
         self._framed[real_path(photo)] = (str(photo), framed)
@@ -217,10 +202,9 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
             try:
                 framed = framer(read.pop(photo, None) or load_image(photo), source=str(photo))
             except InputError as error:
-                problem = _without_no_frame(error.problem)
                 if len(listed) == 1:
-                    raise InputError(error.source, problem) from None
-                failed[photo] = problem
+                    raise
+                failed[photo] = error.problem
                 continue
             png, record = targets[photo]
             save_image(framed.picture(), png, overwrite=overwrite)
@@ -241,13 +225,6 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
         for photo, reason in failed.items():
             click.echo(f"  {photo}: {reason}")
     click.echo(f"framed {len(written)} of {_count(len(listed))} into {output} in {seconds:.1f} s")
-
-
-def _without_no_frame(problem: str) -> str:
-    """A framing error's sentence without its pointer to the other commands' --no-frame (`cfld frame` has none)."""
-    import re
-
-    return re.sub(r",? or pass --no-frame", "", problem)
 
 
 def _count(count: int) -> str:

@@ -11,6 +11,7 @@ import click
 from .. import pose as P
 from ..errors import InputError
 from ..io import atomic_write
+from ..pose.detect import NO_PERSON
 from .options import FiniteFloat, check_targets, parse_size_option, photo_arguments, same_file
 
 SOURCE_HELP = """
@@ -211,7 +212,6 @@ def render(pose: P.Pose, size: str, sigma: float, output: str, overwrite: bool) 
 
 
 SUMMARY_NAME = "detect-summary.json"
-NO_PERSON = "no person found in the photo (MediaPipe's pose detector saw nobody)"
 SEVERAL_PEOPLE = "shows more than one person; the pose written is the most prominent one's"
 LEFT_OUT = ("no_person", "several_people", "too_few_joints", "unreadable")  # the summary's lists besides "detected"
 

@@ -144,7 +144,7 @@ def _frame_photos(framing, sources, pose_photos, pictures):
     framed shape, where its person stands as theirs do: it is used as it is (resized to a source that went
     through unframed, of nearly the same shape)."""
     from ..pose import NUM_JOINTS, retarget
-    from .frame import frame_of, framed_pose
+    from .frame import frame_of
 
     images, found = {}, {}
     with framing:
@@ -153,7 +153,7 @@ def _frame_photos(framing, sources, pose_photos, pictures):
             framed[photo] = framing(photo, pictures[photo])
             images[photo] = framed[photo].image
         for photo in pose_photos:
-            pose = framed_pose(framed[photo], photo)
+            pose = framed[photo].person_pose(photo)
             click.echo(f"{photo}: {pose.num_visible} of {NUM_JOINTS} joints found")
             for source in sources:
                 target = frame_of(framed[source])

@@ -49,6 +49,7 @@ MEDIAPIPE_INDEX: dict[str, int] = {
 }  # fmt: skip
 NUM_MEDIAPIPE_LANDMARKS = 33
 MIN_CONFIDENCE = 0.5  # MediaPipe's own threshold for drawing a landmark
+NO_PERSON = "no person found in the photo (MediaPipe's pose detector saw nobody)"
 INSTALL_HINT = "pose detection needs MediaPipe: pip install 'cfld[detect]' (mediapipe==0.10.14)"
 
 
@@ -209,7 +210,7 @@ class PoseDetector:
         picture = load_image(image, name)
         landmarks = self.landmarks(picture, name)
         if landmarks is None:
-            raise InputError(name, "no person found in the photo (MediaPipe's pose detector saw nobody)")
+            raise InputError(name, NO_PERSON)
         pose = landmarks_to_openpose(landmarks, (picture.height, picture.width), self.min_confidence,
                                      os.path.basename(name))
         if pose.num_visible < 3:
