@@ -163,7 +163,7 @@ class Framed:
     image: Image.Image  # at ``size``; the photo itself when ``framed`` is False (unless its background was replaced)
     crop: Crop  # in the photo's own pixels; the whole photo when ``framed`` is False
     size: Size  # (H, W) of the framed picture
-    pose: Pose | None  # in the framed picture's frame; None where nobody was found (a pass-through photo)
+    pose: Pose | None  # in the framed picture's frame (a pass-through photo: the photo's own); None: nobody found
     framed: bool  # False: the photo was already framed like the training data and goes through unchanged
     photo_size: Size  # (H, W) of the original photo
     background: tuple[int, int, int]  # the colour padding used (the photo's estimated background)
@@ -430,7 +430,8 @@ class Framer:
         parts of a person (a back view's legs, a coat) that would otherwise be found again as somebody else
         (5 of 984 canvases of benchmarks/framing.py with the mask's box)."""
         height = person.box[3] - person.box[1]
-        if self.detector.another_person(pixels, crop.box, OTHER_PERSON_JOINTS, OTHER_PERSON_HEIGHT * height / crop.height):
+        tall_enough = OTHER_PERSON_HEIGHT * height / crop.height  # of the crop, which another_person measures by
+        if self.detector.another_person(pixels, crop.box, OTHER_PERSON_JOINTS, tall_enough):
             raise InputError(name, "shows several people; framing needs a photo of one person (crop it to the one "
                                    "you mean)")
 

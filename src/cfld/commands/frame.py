@@ -164,8 +164,9 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
     Every photo gets DIR/<stem>.png, the framed picture at --size, and DIR/<stem>.json, its record: the
     crop box in the photo's own pixels ("crop": top, left, height, width; it may reach beyond the
     photo), "size", "photo_size", "framed" (false: the photo was used as it is), the padding colour
-    ("background") and the person's pose in the framed picture ("pose", our pose JSON), so that a
-    result made from the framed picture can be put back into the original photo.
+    ("background") and the person's pose in the framed picture ("pose", our pose JSON; for a photo
+    used as it is, in the photo's own frame, as its "frame" says), so that a result made from the
+    framed picture can be put back into the original photo.
 
     A FOLDER's photos are its .png .jpg .jpeg .bmp .tif .tiff .webp files (not its sub-folders); photos
     and folders may be mixed. One detector serves all photos. A photo that cannot be framed (no person,
