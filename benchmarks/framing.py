@@ -41,7 +41,7 @@ REAL = SHARED / "data" / "deepfashion-real"
 
 from cfld.errors import InputError  # noqa: E402
 from cfld.framing import Crop, Framer, measure_placement  # noqa: E402
-from cfld.pose import PoseDetector, flat_name, read_annotation_csv  # noqa: E402
+from cfld.pose import PoseDetector, flat_name, pck_counts, read_annotation_csv  # noqa: E402
 
 SHAPES = {"4:3": (3, 4), "16:9": (9, 16), "1:1": (1, 1), "3:4": (4, 3)}  # (height, width) ratios
 BACKGROUNDS = ("plain", "gradient", "textured")
@@ -115,16 +115,7 @@ def to_frame(xy: np.ndarray, src: tuple[float, float, float, float], dst: tuple[
 
 def pck(found: np.ndarray | None, truth: np.ndarray, annotated: np.ndarray) -> np.ndarray:
     """(len(THRESHOLDS), 2): joints correct and joints annotated, at each threshold."""
-    counts = np.zeros((len(THRESHOLDS), 2))
-    counts[:, 1] = annotated.sum()
-    if found is None:
-        return counts
-    pts = truth[annotated]
-    diagonal = float(np.hypot(*(pts.max(0) - pts.min(0))))
-    error = np.linalg.norm(found - truth, axis=1)
-    for i, threshold in enumerate(THRESHOLDS):
-        counts[i, 0] = (annotated & np.isfinite(error) & (error <= threshold * diagonal)).sum()
-    return counts
+    return pck_counts(found, truth, annotated, THRESHOLDS)
 
 
 def iou(a: Crop, b: Crop) -> float:

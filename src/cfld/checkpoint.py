@@ -153,6 +153,23 @@ def load_checkpoint(folder: str | Path) -> tuple[CFLDModel, UNet2DConditionModel
     return model, unet
 
 
+def load_model_folder(folder: str | Path, config: CFLDConfig) -> tuple[CFLDModel, UNet2DConditionModel]:
+    """The condition model and UNet of any model folder training can start from (``init_checkpoint``): a pipeline
+    folder (``save_pretrained``, ``cfld train``'s ``model/`` or ``best/``), our checkpoint folder (``cfld convert``,
+    ``checkpoints/step-N``), or the released original checkpoints (read with ``config``)."""
+    folder = Path(folder)
+    kind = path_kind(folder)
+    if kind != "folder":
+        raise InputError(folder, ("no such folder" if kind is None else f"is a {kind}, not a folder") + "; give a model "
+                                 "folder (save_pretrained, cfld train's model/, cfld convert) or the released "
+                                 f"checkpoints ({ORIGINAL_MODEL} + {ORIGINAL_UNET})")
+    if is_original_checkpoint(folder):
+        return load_original(folder, config)
+    if (folder / "model_index.json").is_file():
+        folder = folder / "cfld"
+    return load_checkpoint(folder)
+
+
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file's tensors on the CPU, or one InputError naming it (missing, truncated, not safetensors)."""
     with _safetensors_errors(path):

@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "app": ("cfld.commands.app", "app", "Serve the web app on 127.0.0.1 (re-pose, edit, animate in the browser)."),
     "demo": ("cfld.commands.demo", "demo", "Run the offline demo (no downloads) and write its pictures."),
     "convert": ("cfld.commands.convert", "convert", "Convert CFLD checkpoints between the original and our format."),
-    "prepare": ("cfld.commands.prepare", "prepare", "Build the DeepFashion / Market-1501 train and test sets."),
+    "prepare": ("cfld.commands.prepare", "prepare", "Build the DeepFashion / Market-1501 train and test sets, or one of your own photos."),
     "sample": ("cfld.commands.sample", "sample", "Generate every pair of a prepared dataset split (resumable, multi-GPU)."),
     "evaluate": ("cfld.commands.evaluate", "evaluate", "Score generated images: FID, LPIPS, SSIM, PSNR as in the paper."),
     "train": ("cfld.commands.train", "train", "Train CFLD from a recipe (preset or YAML/JSON) with accelerate."),

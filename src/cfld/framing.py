@@ -130,6 +130,19 @@ def placement_for(size: Size) -> Placement:
     return MARKET1501_PLACEMENT if size[0] == 2 * size[1] else DEEPFASHION_PLACEMENT
 
 
+class FramingError(InputError):
+    """A photo that cannot be framed: the one sentence of :class:`InputError`, and :attr:`reason`, one of
+    :data:`FRAMING_FAILURES`, for callers that sort their failures (``cfld prepare photos``' report)."""
+
+    def __init__(self, source: object, problem: str, reason: str):
+        super().__init__(source, problem)
+        self.reason = reason
+
+
+#: Why a photo cannot be framed: nobody seen, a second person, a person too small, a crop mostly padding.
+FRAMING_FAILURES = ("no_person", "several_people", "too_small", "mostly_padding")
+
+
 @dataclass(frozen=True)
 class Crop:
     """A box in a photo's own pixels (edges: the photo spans ``0..width``, ``0..height``); it may reach beyond
@@ -174,6 +187,15 @@ class Framed:
         if self.image.size == (self.size[1], self.size[0]):
             return self.image
         return self.image.resize((self.size[1], self.size[0]), Image.BICUBIC)
+
+    def picture_pose(self) -> Pose | None:
+        """:attr:`pose` in :meth:`picture`'s frame: a photo used as it is has its pose stretched with it, as the
+        picture is (pixel centres on integers)."""
+        if self.pose is None or self.pose.frame == tuple(self.size):
+            return self.pose
+        (height, width), (new_h, new_w) = self.pose.frame, self.size
+        xy = (np.array(self.pose.xy) + 0.5) * [new_w / width, new_h / height] - 0.5
+        return self.pose.replace(xy=xy, frame=tuple(self.size))
 
     def person_pose(self, source: object) -> Pose:
         """:attr:`pose`, or one sentence naming ``source`` where nobody or fewer than 3 joints were found."""
@@ -286,8 +308,8 @@ class Framer:
         if first is None:
             if has_aspect:  # nobody seen, but shaped like the training photos: used as it is, as before
                 return self._unchanged(picture, None, None)
-            raise InputError(name, "no person found in the photo (MediaPipe's pose detector saw nobody, also "
-                                   "in windows of it); give a photo of one person")
+            raise FramingError(name, "no person found in the photo (MediaPipe's pose detector saw nobody, also "
+                                     "in windows of it); give a photo of one person", "no_person")
         coarse = self._place(first.box, first.feet)
         second = self._look_again(pixels, coarse) or first
         crop = self._place(second.box, second.feet)
@@ -309,12 +331,13 @@ class Framer:
         self._check_alone(pixels, second, crop, name)
         person_height = second.box[3] - second.box[1]
         if person_height < MIN_PERSON_HEIGHT:
-            raise InputError(name, f"the person is only {person_height:.0f} pixels tall; framing needs at least "
-                                   f"{MIN_PERSON_HEIGHT} (the model sees {self.size[0]} rows)")
+            raise FramingError(name, f"the person is only {person_height:.0f} pixels tall; framing needs at least "
+                                     f"{MIN_PERSON_HEIGHT} (the model sees {self.size[0]} rows)", "too_small")
         inside = crop.inside_fraction(frame)
         if inside < 0.5:
-            raise InputError(name, f"the crop that frames this person would be {100 * (1 - inside):.0f}% padding "
-                                   "(more padding than photo); give a photo that shows more around the person")
+            raise FramingError(name, f"the crop that frames this person would be {100 * (1 - inside):.0f}% padding "
+                                     "(more padding than photo); give a photo that shows more around the person",
+                               "mostly_padding")
         background = _background_colour(pixels, second.mask, crop)
         image = _cut(picture, crop, self.size, background)
         # the joints are taken from the framed picture itself, where the person stands as in the training
@@ -432,8 +455,8 @@ class Framer:
         height = person.box[3] - person.box[1]
         tall_enough = OTHER_PERSON_HEIGHT * height / crop.height  # of the crop, which another_person measures by
         if self.detector.another_person(pixels, crop.box, OTHER_PERSON_JOINTS, tall_enough):
-            raise InputError(name, "shows several people; framing needs a photo of one person (crop it to the one "
-                                   "you mean)")
+            raise FramingError(name, "shows several people; framing needs a photo of one person (crop it to the one "
+                                     "you mean)", "several_people")
 
     def _pose(self, person: _Person, crop: Crop, frame: Size, name: str | None) -> Pose:
         """The person's OpenPose-18 pose in the framed picture's frame."""

@@ -30,6 +30,7 @@ ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, "torch.Tensor"]
 
 MIN_SIDE = 16  # smaller than this is not a person photo
 MAX_PIXELS = 64_000_000  # refuse decompression bombs with a clear message instead of PIL's warning
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what a folder's photos end in
 MAX_OUTPUT_SIDE = 4096  # generated images; the paper's largest is 512x352
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 WRITABLE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "PPM", "TGA", "GIF")

@@ -189,6 +189,8 @@ class PreparedSplit:
 
         if self.data.dataset == "deepfashion":
             from .data.deepfashion import deepfashion_key as key
+        elif self.data.dataset == "photos":
+            from .data.photos import photos_key as key
         else:
             from .data.market1501 import market_key as key
         pairs = read_pairs_csv(path, key)

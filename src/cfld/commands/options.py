@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from ..images import MAX_OUTPUT_SIDE  # noqa: F401 - the commands' --size limit
+from ..images import MAX_OUTPUT_SIDE, PHOTO_SUFFIXES  # noqa: F401 - MAX_OUTPUT_SIDE: the commands' --size limit
 from ..pose.skeleton import parse_size
 
 MAX_SEED = 2**63 - 1
@@ -196,7 +196,6 @@ def echo_metrics(result: dict) -> None:
 
 # -- PHOTO|FOLDER... arguments (cfld pose detect, cfld frame) -----------------------------------------------------
 
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what a FOLDER's photos end in
 
 
 def real_path(path) -> str:

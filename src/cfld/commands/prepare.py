@@ -1,11 +1,14 @@
-"""``cfld prepare``: build the DeepFashion and Market-1501 train/test sets the paper uses."""
+"""``cfld prepare``: build the DeepFashion and Market-1501 train/test sets the paper uses, or a dataset of your own
+photos (``cfld prepare photos``, :mod:`cfld.data.photos`)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
+from ..errors import InputError
 from .options import parse_size_option
 
 COMMON_HELP = """
@@ -63,7 +66,7 @@ def _run(prepare, images, annotations, output, splits, sizes, workers, overwrite
 
 @click.group("prepare", context_settings={"help_option_names": ["-h", "--help"]})
 def prepare() -> None:
-    """Build the train and test sets of DeepFashion or Market-1501 from their releases.
+    """Build the train and test sets of DeepFashion or Market-1501 from their releases, or of your own photos.
 
     \b
     Examples:
@@ -71,6 +74,7 @@ def prepare() -> None:
       cfld prepare deepfashion -i In-shop/img_highres -a fashion-annotations -o data/deepfashion \\
           --split test --size original --size 256x176
       cfld prepare market1501 -i Market-1501-v15.09.15 -a market-annotations -o data/market1501
+      cfld prepare photos -i my-catalogue -o data/mine      # your own photos, one folder per person
     """
 
 
@@ -120,3 +124,68 @@ def market1501(images, annotations, output, splits, sizes, workers, overwrite, n
     _run(prepare_market1501, images, annotations, output, splits, _sizes(sizes, ("original",)),
          workers, overwrite, no_progress, "Market-1501")
 
+
+
+@prepare.command("photos")
+@click.option("-i", "--images", "folder", type=click.Path(file_okay=False),
+              help="The catalogue: one subfolder per person (FOLDER/<person>/photo.jpg, any depth). With --people, "
+                   "the folder the CSV's paths are relative to (default: the CSV's folder).")
+@click.option("--people", type=click.Path(dir_okay=False),
+              help="A CSV with the header photo,person naming each photo's person, instead of person folders.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder to build (created).")
+@click.option("--size", default="256x176", show_default=True, metavar="HxW",
+              help="Size of the prepared pictures: 256x176 (DeepFashion's), 512x352, or a 2:1 size such as 128x64 "
+                   "(framed as Market-1501's crops).")
+@click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Share of the people (not photos) in the test split; 0: train only, 1: test only.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Draws the split and the pairs kept per person.")
+@click.option("--max-pairs-per-person", type=click.IntRange(1), default=50, show_default=True,
+              help="At most this many ordered pairs of one person's photos (n photos give n(n-1)).")
+@click.option("--min-joints", type=click.IntRange(0, 18), default=8, show_default=True,
+              help="Leave out a photo whose pose shows fewer of the 18 joints.")
+@click.option("--plain-background", is_flag=True,
+              help="Lay everything outside the person on the training photos' plain light grey.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace files of an earlier preparation in OUTPUT that differ from what this one writes.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def photos(folder, people, output, size, test_fraction, seed, max_pairs_per_person, min_joints, plain_background,
+           overwrite, no_progress) -> None:
+    """Your own catalogue as a dataset that cfld train, cfld sample and cfld evaluate take unchanged.
+
+    \b
+    FOLDER/                    one subfolder per person, any number of photos each
+    ├── alice/front.jpg, alice/back.png, alice/2024/side.jpg ...
+    └── bob/...
+    or --people people.csv     photo,person rows, paths relative to -i (or to the CSV's folder)
+
+    Every photo is framed the way the model's training photos are (as cfld frame does: the person found
+    with MediaPipe, a crop of the model's shape, the head at the top), its pose detected in the framed
+    picture, all in one process with one detector. OUTPUT gets what cfld prepare deepfashion writes:
+    train_HxW/ and test_HxW/ (PNG pictures named <person>_<photo>.png), annotation-{train,test}.csv
+    (the benchmark's keypoint format), pairs-{train,test}.csv, {train,test}.lst and cfld-dataset.json,
+    plus people.csv (name,person,split,source: every prepared photo traced back to its file) and
+    prepare-report.json (every photo left out and why: no person, several people, person too small,
+    crop mostly padding, too few joints, unreadable, a duplicate, the only usable photo of its person).
+
+    The split is by person, never by photo; pairs are the ordered pairs of two different photos of one
+    person, capped per person. Each photo's framing is kept in OUTPUT/framing/ as it is made: an
+    interrupted run goes on where it stopped, a finished one re-runs in seconds. Files that differ from
+    what this run writes (other photos or options) are replaced only with --overwrite.
+
+    \b
+    Examples:
+      cfld prepare photos -i catalogue -o data/mine
+      cfld prepare photos -i catalogue -o data/mine-512 --size 512x352 --test-fraction 0.2
+      cfld prepare photos --people shoot/people.csv -o data/shoot --min-joints 12
+    """
+    from ..data.photos import prepare_photos
+
+    if folder is None and people is None:
+        raise InputError("cfld prepare photos", "needs -i FOLDER (one subfolder per person) or --people FILE")
+    _, report = prepare_photos(
+        folder, output, people=people, size=parse_size_option(size, "--size"), test_fraction=test_fraction,
+        seed=seed, max_pairs_per_person=max_pairs_per_person, min_joints=min_joints,
+        plain_background=plain_background, overwrite=overwrite, progress=not no_progress)
+    for line in report.lines(Path(output).resolve()):
+        click.echo(line)

@@ -18,11 +18,14 @@ from ..errors import InputError
 @click.option("--resume", "resume", is_flag=False, flag_value="latest", default=None, metavar="[CHECKPOINT]",
               help="Continue exactly where the newest checkpoint in OUTPUT (or the given checkpoint folder) left off.")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps (overrides the recipe).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Change one option of the recipe (repeat for several): --set data.root=data/mine "
+                   "--set init_checkpoint=cfld-sd15 --set lr=1e-5. VALUE is read as YAML.")
 @click.option("--overwrite", is_flag=True, help="Start again in an OUTPUT that already holds a run (deletes its checkpoints).")
 @click.option("--list-presets", is_flag=True, help="List the bundled recipes and exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train(config_spec: str | None, output: str | None, resume: str | None, max_steps: int | None, overwrite: bool,
-          list_presets: bool, no_progress: bool) -> None:
+def train(config_spec: str | None, output: str | None, resume: str | None, max_steps: int | None,
+          overrides: tuple[str, ...], overwrite: bool, list_presets: bool, no_progress: bool) -> None:
     """Train CFLD: L_mse + L_rec, cubic timesteps, condition dropout, Adam with warmup and decay.
 
     Periodic and final checkpoints go to OUTPUT/checkpoints/step-N (our safetensors format plus
@@ -33,6 +36,8 @@ def train(config_spec: str | None, output: str | None, resume: str | None, max_s
     Examples:
       cfld train --config synthetic-cpu --output runs/synthetic          # test size, on a CPU
       cfld train --output runs/synthetic --resume                        # continue after an interruption
+      cfld train --config finetune-256 --set data.root=data/mine \\
+          --set init_checkpoint=cfld-sd15 --output runs/mine               # fine-tune on your own photos
       accelerate launch --multi_gpu --num_processes 8 -m cfld train \\
           --config deepfashion-256 --output runs/df256                     # the paper, 8 GPUs
       accelerate launch --num_machines 2 --machine_rank 0 --main_process_ip HOST ... -m cfld train ...
@@ -49,7 +54,7 @@ def train(config_spec: str | None, output: str | None, resume: str | None, max_s
         if resume is None:
             raise InputError("cfld train", "needs --config PRESET|FILE (or --resume to continue a run in --output)")
         config_spec = str(Path(output) / "config.json")
-    config = TrainConfig.load(config_spec)
+    config = TrainConfig.load(config_spec, overrides)
     if max_steps is not None:
         config.max_steps = max_steps
     trainer = Trainer(config, output, resume=(True if resume == "latest" else resume) if resume else False,

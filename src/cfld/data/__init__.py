@@ -2,6 +2,8 @@
 
 * :func:`prepare_deepfashion`, :func:`prepare_market1501` (``cfld prepare``): build the paper's train and
   test sets from the releases and the published pair/keypoint files, in a folder with a manifest.
+* :func:`prepare_photos` (``cfld prepare photos``): a catalogue of your own photos, one folder per person,
+  framed and posed into the same layout, split by person.
 * :class:`PoseTransferDataset`: the pairs of a prepared folder as torch items with the original's
   transforms. Every item has the keys of :data:`ITEM_KEYS`:
 
@@ -27,6 +29,8 @@ _LAZY = {
     "market_key": "cfld.data.market1501",
     "market_train_pairs": "cfld.data.market1501",
     "prepare_market1501": "cfld.data.market1501",
+    "photos_key": "cfld.data.photos",
+    "prepare_photos": "cfld.data.photos",
     "MANIFEST": "cfld.data.prepare",
     "ORIGINAL": "cfld.data.prepare",
     "SplitReport": "cfld.data.prepare",

@@ -44,8 +44,9 @@ def read_manifest(root: str | os.PathLike) -> dict:
     """The manifest of a prepared folder, or an InputError saying how to make one."""
     path = Path(root) / MANIFEST
     if not path.is_file():
-        raise InputError(root, f"has no {MANIFEST}; prepare it first with `cfld prepare deepfashion` or "
-                               "`cfld prepare market1501` (an interrupted preparation finishes when re-run)")
+        raise InputError(root, f"has no {MANIFEST}; prepare it first with `cfld prepare deepfashion`, "
+                               "`cfld prepare market1501` or `cfld prepare photos` (an interrupted preparation "
+                               "finishes when re-run)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:

@@ -233,6 +233,26 @@ def _check_frame(xy_visible: np.ndarray, visible: np.ndarray, frame: Size, sourc
 # -- geometric operations ------------------------------------------------------------------------
 
 
+def pck_counts(found: np.ndarray | None, truth: np.ndarray, annotated: np.ndarray,
+               thresholds: tuple[float, ...] = (0.1,)) -> np.ndarray:
+    """Percentage of correct keypoints, as counts: ``(len(thresholds), 2)`` of annotated joints found within
+    ``threshold`` x the diagonal of the annotated joints' box, and of annotated joints.
+
+    ``found`` and ``truth`` are ``(18, 2)`` (x, y) in one frame (NaN: not found); ``annotated`` is truth's
+    ``(18,)`` bool mask; ``found`` None counts every joint as missed.
+    """
+    counts = np.zeros((len(thresholds), 2))
+    counts[:, 1] = annotated.sum()
+    if found is None or not annotated.any():
+        return counts
+    points = truth[annotated]
+    diagonal = float(np.hypot(*(points.max(0) - points.min(0))))
+    error = np.linalg.norm(np.asarray(found, float) - truth, axis=1)
+    for i, threshold in enumerate(thresholds):
+        counts[i, 0] = (annotated & np.isfinite(error) & (error <= threshold * diagonal)).sum()
+    return counts
+
+
 def flip(pose: Pose) -> Pose:
     """Mirror the pose left to right, as a horizontally flipped photo would show it.
 

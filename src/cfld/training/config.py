@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .. import validation as V
 from ..errors import InputError
@@ -44,7 +44,9 @@ class TrainConfig:
     unet: Any = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     vae: Any = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     swin: str | None = None  # Microsoft Swin checkpoint for H_S (swin_base_patch4_window12_384_22kto1k.pth)
-    init_checkpoint: str | None = None  # our checkpoint folder to start from instead (fine-tuning)
+    # a model to start from instead (fine-tuning): a pipeline folder (save_pretrained, a run's model/ or best/),
+    # our checkpoint folder (cfld convert) or the released original checkpoints; its configuration must be `model`'s
+    init_checkpoint: str | None = None
     trainable: str = "paper"
     # data: {"kind": "synthetic", ...SyntheticPersons arguments}, {"kind": "prepared", "root": DIR, ...
     # PoseTransferDataset arguments} or {"kind": NAME, ...} of a Dataset class registered with
@@ -109,17 +111,17 @@ class TrainConfig:
         return config
 
     @classmethod
-    def load(cls, spec: str | Path) -> "TrainConfig":
+    def load(cls, spec: str | Path, overrides: Sequence[str] = ()) -> "TrainConfig":
         """A preset name (see :func:`presets`) or a YAML/JSON file (plain data: YAML tags that would build
-        Python objects are refused)."""
+        Python objects are refused), with ``overrides`` (``KEY=VALUE``, see :func:`apply_overrides`) applied."""
         path = Path(spec)
         if path_kind(path) is None and str(spec) in presets():
             with resources.as_file(resources.files("cfld") / "assets" / "train" / f"{spec}.yaml") as preset:
-                return cls.load(preset)
+                return cls.load(preset, overrides)
         if path_kind(path) != "file":
             raise InputError(spec, f"is neither a training config file nor a preset ({', '.join(presets())})")
         data = read_json(path, "training config") if path.suffix.lower() == ".json" else read_yaml(path, "training config")
-        return cls.from_dict(data, source=path)
+        return cls.from_dict(apply_overrides(data, overrides), source=path)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -239,6 +241,39 @@ class TrainConfig:
         if spec in ("sd15", "tiny"):
             return CFLDConfig.preset(spec)
         return CFLDConfig.from_json(spec)
+
+
+def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
+    """``data`` (a config's mapping) with each ``KEY=VALUE`` of ``overrides`` set: ``VALUE`` is read as YAML (``5e-6``,
+    ``null``, ``[256, 176]``, text), a dotted ``KEY`` reaches into a mapping (``data.root=DIR``). Unknown keys are
+    refused later, by :meth:`TrainConfig.from_dict`, with the others."""
+    import yaml
+
+    if not overrides or not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(part.strip() for part in parts):
+            raise InputError(f"--set {item}", "must be KEY=VALUE, e.g. --set data.root=data/mine or --set lr=1e-5")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text  # not YAML: the text itself
+        if isinstance(value, bool) and text.strip().lower() not in ("true", "false"):
+            value = text.strip()  # YAML 1.1 reads no/yes/on/off as booleans: mixed_precision=no means "no"
+        target = data
+        for part in parts[:-1]:
+            inner = target.get(part)
+            if inner is None:
+                inner = {}
+            elif not isinstance(inner, dict):
+                raise InputError(f"--set {item}", f"{part} is not a mapping, so it has no {parts[-1]!r} to set")
+            target[part] = inner = dict(inner)
+            target = inner
+        target[parts[-1]] = value
+    return data
 
 
 def presets() -> list[str]:

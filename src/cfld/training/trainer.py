@@ -320,7 +320,7 @@ class Trainer:
         :meth:`train`: so a benchmark can rebuild the untrained model)."""
         c = self.config
         if c.init_checkpoint:
-            model, unet = ckpt.load_checkpoint(c.init_checkpoint)
+            model, unet = ckpt.load_model_folder(c.init_checkpoint, model_config)
             if model.config.to_dict() != model_config.to_dict():
                 raise InputError(c.init_checkpoint, "was written for another model configuration than the training config's")
         else:
