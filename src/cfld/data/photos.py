@@ -24,7 +24,7 @@ The split is **by person, never by photo**: people are ranked by a hash of (seed
 ``round(test_fraction x people)`` go to test, so adding people later leaves the others where they were.
 
 It is **resumable**: each photo's framing is kept in ``framing/<name>.png`` and ``framing/<name>.json`` (the crop
-box in the photo's own pixels, the pose, the photo's size and time) as soon as it is made, so an interrupted run
+box in the photo's own pixels, the pose, the SHA-1 of the photo's bytes) as soon as it is made, so an interrupted run
 goes on where it stopped and a finished one re-runs in seconds. The dataset's files are built from those
 records; a file that exists and differs from what this run would write (other options, changed photos) is
 replaced only with ``overwrite``. Every file is written atomically. Framing and detection run in this process
@@ -114,6 +114,7 @@ class Catalogue:
     root: Path
     photos: list[Photo]
     duplicates: dict[str, str] = field(default_factory=dict)  # source -> the photo of the same person it copies
+    digests: dict[str, str] = field(default_factory=dict)  # source -> SHA-1 of the file (what a record is of)
     notes: list[str] = field(default_factory=list)
 
     def by_person(self) -> dict[str, list[Photo]]:
@@ -268,6 +269,7 @@ def _checked(catalogue: Catalogue) -> Catalogue:
             digest = hashlib.sha1(photo.path.read_bytes()).hexdigest()
         except OSError:
             continue  # reported as unreadable when it is read
+        catalogue.digests[photo.source] = digest
         first = digests.setdefault(digest, photo)
         if first is photo:
             continue
@@ -325,14 +327,10 @@ class Record:
     data: dict
 
 
-def _stat(path: Path) -> dict:
-    stat = path.stat()
-    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def _read_record(path: Path, photo: Photo, settings: dict, size: Size) -> Record | str | None:
-    """The record of an earlier run: a Record when it is of this photo as it is now, with these settings;
-    "differs" when it is of another photo, another version of it, or other settings; None when there is none."""
+def _read_record(path: Path, photo: Photo, digest: str | None, settings: dict, size: Size) -> Record | str | None:
+    """The record of an earlier run: a Record when it is of this photo as it is now (its bytes' SHA-1: copying or
+    touching the catalogue frames nothing again), with these settings; "differs" when it is of another photo,
+    another version of it, or other settings; None when there is none."""
     from ..pose.formats import pose_from_json
 
     try:
@@ -343,7 +341,7 @@ def _read_record(path: Path, photo: Photo, settings: dict, size: Size) -> Record
         return "differs"
     try:
         if (data.get("format") != RECORD_FORMAT or data.get("source") != photo.source
-                or data.get("photo") != _stat(photo.path) or data.get("settings") != settings):
+                or data.get("sha1") != digest or data.get("settings") != settings):
             return "differs"
         pose = pose_from_json(data["pose"], str(path)) if data.get("pose") is not None else None
         if pose is not None and tuple(pose.frame) != tuple(size):
@@ -382,10 +380,10 @@ def _frame_one(framer, photo: Photo, timings: dict[str, float]) -> tuple[str, st
     return "framed", "", framed
 
 
-def _record_json(photo: Photo, settings: dict, outcome: str, message: str, framed) -> dict:
+def _record_json(photo: Photo, digest: str | None, settings: dict, outcome: str, message: str, framed) -> dict:
     from ..pose.formats import pose_to_json
 
-    data = {"format": RECORD_FORMAT, "source": photo.source, "person": photo.person, "photo": _stat(photo.path),
+    data = {"format": RECORD_FORMAT, "source": photo.source, "person": photo.person, "sha1": digest,
             "settings": settings, "outcome": outcome, "message": message}
     if framed is not None:
         data["framing"] = {key: value for key, value in framed.to_json().items() if key not in ("format", "pose")}
@@ -517,7 +515,8 @@ def prepare_photos(
     if framing_dir.is_dir():
         remove_stale_temporaries(framing_dir)
     for photo in candidates:
-        record = _read_record(framing_dir / f"{Path(photo.name).stem}.json", photo, settings, size)
+        record = _read_record(framing_dir / f"{Path(photo.name).stem}.json", photo, catalogue.digests.get(photo.source),
+                              settings, size)
         if isinstance(record, Record):
             records[photo.name] = record
         else:
@@ -529,7 +528,8 @@ def prepare_photos(
                               f"with other options ({_first(differing)}); pass --overwrite to frame them again")
     report.framed_before = len(records)
     if todo:
-        _frame_all(todo, framing_dir, settings, size, plain_background, records, report, progress, framer_factory)
+        _frame_all(todo, catalogue.digests, framing_dir, settings, size, plain_background, records, report, progress,
+                   framer_factory)
 
     # 2. usable photos, the split, the pairs
     usable: dict[str, list[Photo]] = {}
@@ -567,7 +567,9 @@ def prepare_photos(
         }
     _write_dataset(out, files, images, [out / image_dir(split, size) for split in SPLITS], overwrite, report)
     _write_report(out, report, settings | options, must=True)
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n", overwrite=True)
+    text = json.dumps(manifest, indent=2) + "\n"
+    if _text(out / MANIFEST) != text:
+        atomic_write_text(out / MANIFEST, text, overwrite=True)
     return manifest, report
 
 
@@ -592,7 +594,8 @@ def _check_earlier(out: Path, size: Size, overwrite: bool) -> None:
                     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _frame_all(todo: list[Photo], framing_dir: Path, settings: dict, size: Size, plain_background: bool,
+def _frame_all(todo: list[Photo], digests: dict[str, str], framing_dir: Path, settings: dict, size: Size,
+               plain_background: bool,
                records: dict[str, Record], report: PhotosReport, progress: bool, framer_factory) -> None:
     """Frame and detect every photo of ``todo`` with one framer, keeping each record as soon as it is made."""
     from tqdm.auto import tqdm
@@ -612,7 +615,7 @@ def _frame_all(todo: list[Photo], framing_dir: Path, settings: dict, size: Size,
             outcome, message, framed = _frame_one(framer, photo, report.seconds)
             start = time.perf_counter()
             stem = Path(photo.name).stem
-            data = _record_json(photo, settings, outcome, message, framed)
+            data = _record_json(photo, digests.get(photo.source), settings, outcome, message, framed)
             if framed is not None:
                 save_image(framed.picture(), framing_dir / f"{stem}.png", overwrite=True)
             atomic_write_text(framing_dir / f"{stem}.json", json.dumps(data, indent=1) + "\n", overwrite=True)

@@ -7,6 +7,8 @@ Presets (``cfld train --config NAME`` or a file; ``cfld train --list-presets``):
   Swin-B ImageNet-22k, DeepFashion at 256x176 / 512x352 (trained at 256x256 / 512x512 latents' image size
   as the original stretches them), total batch 224, 100 epochs, Adam, lr 5e-7 x total batch,
   1,000 warmup steps, x0.1 at epoch 50, 20 % condition dropout, fp16.
+* ``finetune-256``: fine-tuning a trained model (``init_checkpoint``) on a folder of ``cfld prepare photos``: the
+  paper's trainable parts, total batch 32, lr 1e-5, 16 epochs, the best of 64 test pairs kept.
 * ``synthetic-cpu``: the test-size model on synthetic persons, on a CPU in minutes. Beyond the paper it
   (1) trains the whole tiny UNet (there is no pretrained Stable Diffusion at that size), and (2) first
   trains a tiny VAE on the synthetic persons (there is no pretrained VAE at that size either).
