@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
 from .options import parse_size_option
 
 COMMON_HELP = """
@@ -181,8 +180,6 @@ def photos(folder, people, output, size, test_fraction, seed, max_pairs_per_pers
     """
     from ..data.photos import prepare_photos
 
-    if folder is None and people is None:
-        raise InputError("cfld prepare photos", "needs -i FOLDER (one subfolder per person) or --people FILE")
     _, report = prepare_photos(
         folder, output, people=people, size=parse_size_option(size, "--size"), test_fraction=test_fraction,
         seed=seed, max_pairs_per_person=max_pairs_per_person, min_joints=min_joints,
