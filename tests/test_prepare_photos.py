@@ -319,10 +319,12 @@ def test_a_person_with_one_photo_is_reported_not_fatal(tmp_path, capsys):
     root = small_catalogue(tmp_path / "catalogue")
     (root / "solo").mkdir()
     Image.open(PHOTOS[0]).transpose(Image.FLIP_LEFT_RIGHT).save(root / "solo" / "only.jpg")
+    os.symlink(root / "person 1", root / "person 0" / "linked")  # inside the catalogue: not followed, said so
     code, stdout, err = run(capsys, "prepare", "photos", "-i", root, "-o", tmp_path / "out", "--test-fraction", "0",
                             "--no-progress")
     assert code == 0, err
     assert "left out, the only usable photo of its person (no pair possible): 1 (solo/only.jpg)" in stdout
+    assert "1 linked folder(s) inside person folders were not followed" in stdout and "person 0/linked" in stdout
     report = json.loads((tmp_path / "out" / P.REPORT).read_text())
     assert report["left_out_photos"]["alone"] == [{"photo": "solo/only.jpg", "reason": "the only photo of solo"}]
     # nobody with two photos: nothing to prepare, said in one sentence, the reasons in the report

@@ -177,6 +177,7 @@ def read_folder_catalogue(folder: str | os.PathLike) -> Catalogue:
     photos: list[Photo] = []
     ignored: list[str] = []
     empty: list[str] = []
+    linked: list[str] = []
     for entry in entries:
         if not entry.is_dir():
             continue
@@ -186,7 +187,8 @@ def read_folder_catalogue(folder: str | os.PathLike) -> Catalogue:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for dirname in dirnames:
                 if (Path(dirpath) / dirname).is_symlink():
-                    _inside(root, Path(dirpath) / dirname)  # os.walk does not follow it; refuse one leading out
+                    _inside(root, Path(dirpath) / dirname)  # refused when it leads out of the catalogue
+                    linked.append((Path(dirpath) / dirname).relative_to(root).as_posix())  # else not followed
             for filename in sorted(filenames):
                 path = Path(dirpath) / filename
                 if filename.startswith("."):
@@ -206,6 +208,9 @@ def read_folder_catalogue(folder: str | os.PathLike) -> Catalogue:
                                f"ignored: {_first(ignored)}")
     if empty:
         catalogue.notes.append(f"{len(empty)} person folder(s) without photos: {_first(empty)}")
+    if linked:
+        catalogue.notes.append(f"{len(linked)} linked folder(s) inside person folders were not followed (move the "
+                               f"photos into the person's folder to include them): {_first(linked)}")
     return _checked(catalogue)
 
 
