@@ -182,10 +182,10 @@ def test_prepare_adds_splits_and_sizes_later(inshop, tmp_path):
     assert sorted(manifest["splits"]) == ["test", "train"]
     assert sorted(manifest["splits"]["test"]["images"]) == ["64x44", "original"]
     assert len(PoseTransferDataset(out, "test", images="64x44", **SMALL)) == len(inshop["test_pairs"])
-    from cfld.data.prepare import _earlier_manifest
+    from cfld.data.prepare import earlier_manifest
 
     with pytest.raises(InputError, match="holds a prepared 'deepfashion' dataset"):
-        _earlier_manifest(out, "market1501")  # what prepare_market1501 checks before writing
+        earlier_manifest(out, "market1501")  # what prepare_market1501 checks before writing
 
 
 def test_prepare_completes_an_interrupted_run(inshop, tmp_path):

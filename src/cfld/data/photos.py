@@ -53,7 +53,8 @@ from ..errors import InputError
 from ..images import PHOTO_SUFFIXES
 from ..io import atomic_write, atomic_write_text, path_kind, read_text, remove_stale_temporaries
 from ..pose.skeleton import NUM_JOINTS, Pose, Size, parse_size
-from .prepare import MANIFEST, MANIFEST_FORMAT, ORIGINAL, check_output_dir, pairs_csv_text
+from .prepare import (MANIFEST, MANIFEST_FORMAT, ORIGINAL, check_output_dir, earlier_manifest, first_names,
+                      pairs_csv_text, refuse_differing, text_state)
 
 DATASET = "photos"
 SPLITS = ("train", "test")
@@ -79,7 +80,6 @@ REASONS = {
     "duplicate": "a copy of another photo of the same person",
     "alone": "the only usable photo of its person (no pair possible)",
 }
-SHOW = 5  # how many names a terminal line spells out
 
 
 def pairs_file(split: str) -> str:
@@ -171,7 +171,7 @@ def read_folder_catalogue(folder: str | os.PathLike) -> Catalogue:
         raise InputError(root, f"cannot be read ({error.strerror or type(error).__name__})") from None
     loose = [p.name for p in entries if p.is_file() and _is_photo(p)]
     if loose:
-        raise InputError(root, f"holds {len(loose)} photo(s) directly ({_first(loose)}); put each person's photos "
+        raise InputError(root, f"holds {len(loose)} photo(s) directly ({first_names(loose)}); put each person's photos "
                                "in a subfolder of their own (FOLDER/<person>/photo.jpg), or name each photo's person "
                                "in a CSV given with --people")
     photos: list[Photo] = []
@@ -205,12 +205,12 @@ def read_folder_catalogue(folder: str | os.PathLike) -> Catalogue:
     catalogue = Catalogue(root, photos)
     if ignored:
         catalogue.notes.append(f"{len(ignored)} file(s) that are not photos ({' '.join(PHOTO_SUFFIXES)}) were "
-                               f"ignored: {_first(ignored)}")
+                               f"ignored: {first_names(ignored)}")
     if empty:
-        catalogue.notes.append(f"{len(empty)} person folder(s) without photos: {_first(empty)}")
+        catalogue.notes.append(f"{len(empty)} person folder(s) without photos: {first_names(empty)}")
     if linked:
         catalogue.notes.append(f"{len(linked)} linked folder(s) inside person folders were not followed (move the "
-                               f"photos into the person's folder to include them): {_first(linked)}")
+                               f"photos into the person's folder to include them): {first_names(linked)}")
     return _checked(catalogue)
 
 
@@ -251,7 +251,7 @@ def read_people_csv(path: str | os.PathLike, folder: str | os.PathLike | None = 
             raise InputError(where, f"{given} is not a photo ({' '.join(PHOTO_SUFFIXES)})")
         photos.append(Photo(real, source, person, prepared_name(person, source)))
     if missing:
-        raise InputError(path, f"names {len(missing)} photo(s) that are not in {root}: {_first(missing)}")
+        raise InputError(path, f"names {len(missing)} photo(s) that are not in {root}: {first_names(missing)}")
     return _checked(Catalogue(root, photos))
 
 
@@ -379,20 +379,22 @@ def _frame_one(framer, photo: Photo, timings: dict[str, float]) -> tuple[str, st
         return "unreadable", error.problem, None
     finally:
         timings["framing"] += time.perf_counter() - middle
-    pose = framed.picture_pose()
-    if pose is None:
-        return "no_person", "no person found in the photo (MediaPipe's pose detector saw nobody)", None
+    if framed.pose is None:  # a photo of the model's shape with nobody in it, which framing passes through
+        from ..pose.detect import NO_PERSON
+
+        return "no_person", NO_PERSON, None
     return "framed", "", framed
 
 
-def _record_json(photo: Photo, digest: str | None, settings: dict, outcome: str, message: str, framed) -> dict:
+def _record_json(photo: Photo, digest: str | None, settings: dict, outcome: str, message: str, framed,
+                 pose: Pose | None) -> dict:
     from ..pose.formats import pose_to_json
 
     data = {"format": RECORD_FORMAT, "source": photo.source, "person": photo.person, "sha1": digest,
             "settings": settings, "outcome": outcome, "message": message}
     if framed is not None:
         data["framing"] = {key: value for key, value in framed.to_json().items() if key not in ("format", "pose")}
-        data["pose"] = pose_to_json(framed.picture_pose())
+        data["pose"] = pose_to_json(pose)
     return data
 
 
@@ -439,7 +441,7 @@ class PhotosReport:
                                                             if capped else ""))
         for key in LEFT_OUT:
             if entries := self.left_out[key]:
-                lines.append(f"  left out, {REASONS[key]}: {len(entries):,} ({_first([e['photo'] for e in entries])})")
+                lines.append(f"  left out, {REASONS[key]}: {len(entries):,} ({first_names([e['photo'] for e in entries])})")
         lines.extend(f"  {note}" for note in self.notes)
         if self.framed_now:
             per = {key: value / self.framed_now for key, value in self.seconds.items()}
@@ -530,7 +532,7 @@ def prepare_photos(
                 differing.append(photo.name)
     if differing and not overwrite:
         raise InputError(out, f"holds the framing of {len(differing):,} photo(s) made from other versions of them or "
-                              f"with other options ({_first(differing)}); pass --overwrite to frame them again")
+                              f"with other options ({first_names(differing)}); pass --overwrite to frame them again")
     report.framed_before = len(records)
     if todo:
         _frame_all(todo, catalogue.digests, framing_dir, settings, size, plain_background, records, report, progress,
@@ -573,30 +575,24 @@ def prepare_photos(
     _write_dataset(out, files, images, [out / image_dir(split, size) for split in SPLITS], overwrite, report)
     _write_report(out, report, settings | options, must=True)
     text = json.dumps(manifest, indent=2) + "\n"
-    if _text(out / MANIFEST) != text:
+    if text_state(out / MANIFEST, text) != "same":
         atomic_write_text(out / MANIFEST, text, overwrite=True)
     return manifest, report
 
 
 def _check_earlier(out: Path, size: Size, overwrite: bool) -> None:
     """Refuse a folder holding another dataset, or photos prepared at another size unless ``overwrite``."""
-    try:
-        earlier = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    earlier = earlier_manifest(out, DATASET)
+    if not earlier or earlier.get("frame") == list(size):
         return
-    if not isinstance(earlier, dict) or earlier.get("format") != MANIFEST_FORMAT:
-        return
-    if earlier.get("dataset") != DATASET:
-        raise InputError(out, f"holds a prepared {earlier.get('dataset')!r} dataset; prepare your photos in another folder")
-    if earlier.get("frame") != list(size) and not overwrite:
+    if not overwrite:
         raise InputError(out, f"holds photos prepared at {'x'.join(map(str, earlier.get('frame', [])))}; prepare "
                               f"{size[0]}x{size[1]} in another folder, or pass --overwrite to replace them")
-    if earlier.get("frame") != list(size):  # --overwrite: the pictures of the other size go
-        for entry in (earlier.get("splits") or {}).values():
-            for images in (entry.get("images") or {}).values():
-                folder = out / str(images.get("dir", ""))
-                if folder.parent == out and folder.is_dir() and folder.name.startswith(SPLITS):
-                    shutil.rmtree(folder, ignore_errors=True)
+    for entry in (earlier.get("splits") or {}).values():  # --overwrite: the pictures of the other size go
+        for images in (entry.get("images") or {}).values():
+            folder = out / str(images.get("dir", ""))
+            if folder.parent == out and folder.is_dir() and folder.name.startswith(SPLITS):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _frame_all(todo: list[Photo], digests: dict[str, str], framing_dir: Path, settings: dict, size: Size,
@@ -620,12 +616,13 @@ def _frame_all(todo: list[Photo], digests: dict[str, str], framing_dir: Path, se
             outcome, message, framed = _frame_one(framer, photo, report.seconds)
             start = time.perf_counter()
             stem = Path(photo.name).stem
-            data = _record_json(photo, digests.get(photo.source), settings, outcome, message, framed)
+            pose = None if framed is None else framed.picture_pose()
+            data = _record_json(photo, digests.get(photo.source), settings, outcome, message, framed, pose)
             if framed is not None:
                 save_image(framed.picture(), framing_dir / f"{stem}.png", overwrite=True)
             atomic_write_text(framing_dir / f"{stem}.json", json.dumps(data, indent=1) + "\n", overwrite=True)
             report.seconds["writing"] += time.perf_counter() - start
-            records[photo.name] = Record(outcome, message, None if framed is None else framed.picture_pose(), data)
+            records[photo.name] = Record(outcome, message, pose, data)
             report.framed_now += 1
     finally:
         close = getattr(framer, "close", None)
@@ -695,27 +692,24 @@ def _write_dataset(out: Path, files: dict[Path, str], images: dict[Path, Path], 
                    overwrite: bool, report: PhotosReport) -> None:
     """Check every file against what is there (a differing one is replaced only with ``overwrite``), then write
     the pictures (hard links to the framing, copies where links are refused) and the texts."""
-    differing = [path for path, text in files.items() if path.exists() and _text(path) != text]
-    differing += [path for path, source in images.items() if path.exists() and not _same_file(path, source)]
+    text_states = {path: text_state(path, text) for path, text in files.items()}
+    pictures_done = {path for path, source in images.items() if path.exists() and _same_file(path, source)}
+    differing = [path for path, state in text_states.items() if state == "differs"]
+    differing += [path for path in images if path.exists() and path not in pictures_done]
     stale = [file for folder in folders if folder.is_dir() for file in sorted(folder.iterdir())
              if file.suffix == ".png" and file not in images]
-    if (differing or stale) and not overwrite:
-        names = [str(path.relative_to(out)) for path in [*differing, *stale]]
-        raise InputError(out, f"already holds {len(names):,} file(s) that differ from what this preparation writes "
-                              f"({_first(names)}), from a run with other photos or options; pass --overwrite to "
-                              "replace them")
+    refuse_differing(out, [*differing, *stale], overwrite)
     for file in stale:
         file.unlink(missing_ok=True)
     for folder in folders:
         if folder.is_dir():
             remove_stale_temporaries(folder)
     for path, source in images.items():
-        if path.exists() and _same_file(path, source):
-            continue
-        atomic_write(path, lambda tmp, source=source: _link_or_copy(source, tmp), overwrite=True)
-        report.files_written += 1
+        if path not in pictures_done:
+            atomic_write(path, lambda tmp, source=source: _link_or_copy(source, tmp), overwrite=True)
+            report.files_written += 1
     for path, text in files.items():
-        if not path.exists() or _text(path) != text:
+        if text_states[path] != "same":
             atomic_write_text(path, text, overwrite=True)
             report.files_written += 1
 
@@ -726,13 +720,6 @@ def _link_or_copy(source: Path, tmp: Path) -> None:
         os.link(source, tmp)
     except OSError:
         shutil.copyfile(source, tmp)
-
-
-def _text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def _write_report(out: Path, report: PhotosReport, settings: dict, must: bool = False) -> bool:
@@ -746,7 +733,3 @@ def _write_report(out: Path, report: PhotosReport, settings: dict, must: bool = 
             raise
         return False
 
-
-def _first(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:SHOW])
-    return shown + (f", ... ({len(names) - SHOW:,} more)" if len(names) > SHOW else "")

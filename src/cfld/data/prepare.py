@@ -175,7 +175,7 @@ class SplitReport:
                             ("without a keypoint row", self.no_pose),
                             ("unreadable", self.unreadable)):
             if names:
-                out.append(f"  {len(names):,} image(s) {what}: {_first(names)}")
+                out.append(f"  {len(names):,} image(s) {what}: {first_names(names)}")
         out.extend(f"  {note}" for note in self.notes)
         return out
 
@@ -188,9 +188,29 @@ class SplitReport:
         }
 
 
-def _first(names: Sequence[str]) -> str:
+def first_names(names: Sequence[str]) -> str:
+    """The first :data:`SHOW` of ``names``, and how many more, for a report line or an error sentence."""
     shown = ", ".join(names[:SHOW])
     return shown + (f", ... ({len(names) - SHOW:,} more)" if len(names) > SHOW else "")
+
+
+def text_state(path: Path, text: str) -> str:
+    """``"new"``, ``"same"`` or ``"differs"``: a text file of a prepared folder against what would be written."""
+    if not path.exists():
+        return "new"
+    try:
+        return "same" if path.read_text(encoding="utf-8") == text else "differs"
+    except (OSError, UnicodeDecodeError):
+        return "differs"
+
+
+def refuse_differing(out: Path, paths: Sequence[Path], overwrite: bool) -> None:
+    """One sentence for files of a prepared folder that exist and differ from what would be written, unless
+    ``overwrite``."""
+    if paths and not overwrite:
+        names = [str(path.relative_to(out)) for path in paths]
+        raise InputError(out, f"already holds {len(names):,} file(s) that differ from what this preparation writes "
+                              f"({first_names(names)}); pass --overwrite (overwrite=True) to replace them")
 
 
 #: Builds every text file of the folder (CSVs, lists, and the manifest last) given the names of the
@@ -217,22 +237,8 @@ class Plan:
             return "same"
         return "differs"
 
-    @staticmethod
-    def text_state(path: Path, text: str) -> str:
-        if not path.exists():
-            return "new"
-        try:
-            return "same" if path.read_text(encoding="utf-8") == text else "differs"
-        except (OSError, UnicodeDecodeError):
-            return "differs"
-
     def _refuse_differing(self, paths: list[Path]) -> None:
-        if paths and not self.overwrite:
-            names = [str(path.relative_to(self.out)) for path in paths]
-            raise InputError(
-                self.out, f"already holds {len(names):,} file(s) that differ from what this preparation writes "
-                f"({_first(names)}); pass --overwrite (overwrite=True) to replace them"
-            )
+        refuse_differing(self.out, paths, self.overwrite)
 
     def run(self, workers: int = 8, progress: bool = True) -> tuple[dict[str, int], set[str]]:
         """Check everything, write the images that are not up to date, then the text files.
@@ -246,7 +252,7 @@ class Plan:
         self._refuse_differing([job.dest for job, s in zip(self.images, image_states) if s == "differs"])
         texts = self.texts(set())
         self._refuse_differing([path for path, text in texts.items()
-                                if path.name != MANIFEST and self.text_state(path, text) == "differs"])
+                                if path.name != MANIFEST and text_state(path, text) == "differs"])
         todo = [job for job, s in zip(self.images, image_states) if s != "same"]
         unreadable: set[str] = set()
         if todo:
@@ -264,7 +270,7 @@ class Plan:
                     bar.update()
         if unreadable:
             texts = self.texts(unreadable)
-        states = {path: self.text_state(path, text) for path, text in texts.items()}
+        states = {path: text_state(path, text) for path, text in texts.items()}
         self._refuse_differing([path for path, s in states.items() if s == "differs" and path.name != MANIFEST])
         for path, text in texts.items():  # in order: the manifest, last, marks the folder complete
             if states[path] != "same":
@@ -392,7 +398,7 @@ def prepare_splits(
     just add to the folder.
     """
     sizes = list(dict.fromkeys(sizes)) or [None]
-    earlier = _earlier_manifest(out, dataset)
+    earlier = earlier_manifest(out, dataset)
     reports = []
     images: list[ImageJob] = []
     for src in splits:
@@ -450,7 +456,7 @@ def prepare_splits(
     return manifest, reports, counts
 
 
-def _earlier_manifest(out: Path, dataset: str) -> dict:
+def earlier_manifest(out: Path, dataset: str) -> dict:
     """The manifest already in ``out`` (empty if none or unreadable); another dataset's is refused."""
     try:
         earlier = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
