@@ -111,15 +111,44 @@ def load_original(folder: str | Path, config: CFLDConfig) -> tuple[CFLDModel, UN
 
 
 def save_original(folder: str | Path, model: CFLDModel, unet: UNet2DConditionModel, overwrite: bool = False) -> Path:
-    """Write ``model`` and ``unet`` as an original checkpoint folder (readable by the original code)."""
+    """Write ``model`` and ``unet`` as an original checkpoint folder (readable by the original code).
+
+    A file the disk has no room for is an :class:`~cfld.errors.WriteError` naming it and its size; the files
+    this call had created before it are removed, so a folder never holds half a checkpoint it did not hold.
+    """
     folder = Path(folder)
     states = to_original(model, unet)
     for name in (ORIGINAL_MODEL, ORIGINAL_UNET):
         check_writable(folder / name, overwrite)
-    for name, state in zip((ORIGINAL_MODEL, ORIGINAL_UNET), states):
-        with atomic_path(folder / name, overwrite=overwrite) as tmp:
-            torch.save({k: v.contiguous() for k, v in state.items()}, tmp)
+    with _whole_or_nothing(folder, (ORIGINAL_MODEL, ORIGINAL_UNET)):
+        for name, state, what in zip((ORIGINAL_MODEL, ORIGINAL_UNET), states, ("the condition model's weights",
+                                                                               "the UNet's weights")):
+            state = {k: v.contiguous() for k, v in state.items()}
+            # into an open file: torch.save then fails with the file's OSError as its context (a full disk is
+            # seen as one), where with a path it only says "unexpected pos"
+            with atomic_path(folder / name, overwrite=overwrite, what=what, needed=_state_bytes(state)) as tmp, \
+                    open(tmp, "wb") as handle:
+                torch.save(state, handle)
     return folder
+
+
+def _state_bytes(state: Mapping[str, torch.Tensor]) -> int:
+    """About the bytes a state dict takes in a file (its tensors' data)."""
+    return sum(t.numel() * t.element_size() for t in state.values())
+
+
+@contextlib.contextmanager
+def _whole_or_nothing(folder: Path, names: tuple[str, ...]) -> Iterator[None]:
+    """On a failed write, remove the files of ``names`` that were not in ``folder`` before (each file is whole,
+    written atomically; this keeps the folder from holding some files of a new checkpoint and not the others)."""
+    new = [folder / name for name in names if not (folder / name).exists()]
+    try:
+        yield
+    except BaseException:
+        for path in new:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        raise
 
 
 # -- our format ---------------------------------------------------------------------------------------------------
@@ -130,10 +159,13 @@ def save_checkpoint(folder: str | Path, model: CFLDModel, unet: UNet2DConditionM
     folder = Path(folder)
     for name in (CONFIG, MODEL, UNET):
         check_writable(folder / name, overwrite)
-    for name, module in ((MODEL, model), (UNET, unet)):
-        with atomic_path(folder / name, overwrite=overwrite) as tmp:
-            save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp), metadata={"format": "pt"})
-    atomic_write_text(folder / CONFIG, model.config.to_json() + "\n", overwrite=overwrite)
+    with _whole_or_nothing(folder, (CONFIG, MODEL, UNET)):
+        for name, module, what in ((MODEL, model, "the condition model's weights"), (UNET, unet, "the UNet's weights")):
+            state = {k: v.contiguous() for k, v in module.state_dict().items()}
+            # a full disk: safetensors' SafetensorError "... (os error 28)" becomes a WriteError naming the file
+            with atomic_path(folder / name, overwrite=overwrite, what=what, needed=_state_bytes(state)) as tmp:
+                save_file(state, str(tmp), metadata={"format": "pt"})
+        atomic_write_text(folder / CONFIG, model.config.to_json() + "\n", overwrite=overwrite)
     return folder
 
 

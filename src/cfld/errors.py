@@ -7,6 +7,10 @@ that sentence and exits with status 2 instead of showing a traceback.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+
 
 class CFLDError(Exception):
     """Base class of the errors cfld raises on purpose."""
@@ -21,6 +25,21 @@ class InputError(CFLDError, ValueError):
         super().__init__(f"{self.source}: {problem}")
 
 
+class WriteError(InputError):
+    """The operating system refused to write ``path`` (disk full, read-only, ...): an :class:`InputError` that
+    keeps what its sentence was made of (made by :func:`cfld.io.write_failure`), so that a caller that knows more
+    (what the file is, what an interrupted run keeps) can say it again with that (:func:`cfld.io.writing`)."""
+
+    def __init__(self, path: object, problem: str, os_error: OSError, *, what: str | None = None,
+                 needed: int | None = None, kept: str | None = None):
+        super().__init__(path, problem)
+        self.path = path
+        self.os_error = os_error
+        self.what = what
+        self.needed = needed
+        self.kept = kept
+
+
 class MissingDependencyError(CFLDError, ImportError):
     """An optional extra that a feature needs (``pip install 'cfld[EXTRA]'``) is not installed."""
 
@@ -32,13 +51,38 @@ def one_line(error: BaseException, limit: int | None = None) -> str:
     return text or type(error).__name__
 
 
+#: Errors of the operating system that mean the disk (or the user's quota on it) is full.
+SPACE_ERRNOS = frozenset(n for n in (getattr(errno, "ENOSPC", None), getattr(errno, "EDQUOT", None)) if n is not None)
+_OS_ERROR_IN_MESSAGE = re.compile(r"\(os error (\d+)\)")
+
+
+def os_error_in_message(error: BaseException) -> OSError | None:
+    """The OSError a library's own exception reports in its message as Rust does, ``... (os error 28)``
+    (safetensors' SafetensorError), or None."""
+    match = _OS_ERROR_IN_MESSAGE.search(str(error))
+    if match is None:
+        return None
+    number = int(match[1])
+    return OSError(number, os.strerror(number))
+
+
 def describe_unexpected(err: BaseException, traceback_hint: str = "run again with --debug for the traceback"
                         ) -> tuple[str, int]:
     """One sentence for an exception that is not one of our input errors, and the exit status.
 
-    A refusal of the operating system that names a file is the user's to fix (status 2); running out of
-    memory says so (status 1); anything else is a bug of ours (status 1).
+    A refusal of the operating system that names a file is the user's to fix (status 2), and so is a full disk,
+    also where a library reports it in its own exception as Rust does (safetensors' SafetensorError
+    ``... No space left on device (os error 28)``); running out of memory says so (status 1); anything else is
+    a bug of ours (status 1).
     """
+    if not isinstance(err, (OSError, CFLDError)):
+        err = os_error_in_message(err) or err  # e.g. safetensors' "... No space left on device (os error 28)"
+    if isinstance(err, OSError) and err.errno in SPACE_ERRNOS:
+        from .io import write_failure
+
+        if err.filename is not None:
+            return str(write_failure(err.filename, err, kept="free space and run again")), 2
+        return f"a file could not be written ({err.strerror}); free space and run again", 2
     if isinstance(err, OSError) and err.filename is not None:
         return f"{err.filename}: {err.strerror or type(err).__name__}", 2
     if isinstance(err, OSError) and err.strerror:

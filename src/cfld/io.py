@@ -6,8 +6,11 @@ folder), never replacing an existing one unless asked. A temporary name records 
 made it (``.NAME.new-HOST-PID-RANDOM.tmp.SUFFIX``), so when a killed run left one behind, the next write into
 that folder removes it (:func:`remove_stale_temporaries`) while never touching one that a live process is
 still writing; readers of folders skip them (:func:`is_temporary`). An operating-system failure of a write
-(read-only folder, disk full, a file where a folder should be) is an :class:`~cfld.errors.InputError` naming
-the path.
+(read-only folder, disk full, a file where a folder should be) is a :class:`~cfld.errors.WriteError` (an
+:class:`~cfld.errors.InputError`) naming the path, and, where the writer says them, what the file is, how much
+space it needed and what was kept (:func:`write_failure`); its temporary is removed at once. A library that
+reports the operating system's refusal in its own exception (safetensors: ``... (os error 28)``, torch.save: a
+RuntimeError raised while handling the OSError) counts as that refusal (:func:`os_write_error`).
 
 Reading: :func:`read_text`, :func:`read_json` and :func:`read_yaml` read what a user hands us with a size
 limit, refusing deep nesting, NaN/Infinity literals and YAML alias bombs, and turn every parser complaint into
@@ -17,6 +20,7 @@ one line naming the file, the line and the fault.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -29,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import InputError, one_line
+from .errors import SPACE_ERRNOS, CFLDError, InputError, WriteError, one_line, os_error_in_message
 
 MAX_TEXT_BYTES = 256 * 2**20  # the largest annotation file of the datasets is ~10 MB
 MAX_NODES = 1_000_000  # values in one JSON/YAML document after YAML aliases are expanded
@@ -115,10 +119,141 @@ def _clean_once(folder: Path) -> None:
 # -- writing -----------------------------------------------------------------------------------------------------
 
 
-def write_failure(path: str | os.PathLike, error: OSError) -> InputError:
-    """An operating-system failure to write ``path`` as one sentence naming it."""
-    reason = error.strerror or type(error).__name__
-    return InputError(path, f"cannot be written ({reason})")
+def os_write_error(error: BaseException) -> OSError | None:
+    """The operating-system failure behind a failed write, or None when ``error`` is something else (a bug).
+
+    ``error`` itself when it is an OSError; the OSError a :class:`~cfld.errors.WriteError` was made from; for an
+    exception whose message holds Rust's ``(os error N)`` (safetensors' SafetensorError),
+    ``OSError(N, os.strerror(N))``; else the first of these among the exceptions it was raised from or while
+    handling (torch.save into a file raises a RuntimeError while handling the file's OSError). Our other errors
+    (input errors) are not write failures.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, WriteError):
+            return current.os_error
+        if isinstance(current, CFLDError):
+            return None
+        if isinstance(current, OSError):
+            return current
+        found = os_error_in_message(current)
+        if found is not None:
+            return found
+        current = current.__cause__ if current.__cause__ is not None else (
+            None if current.__suppress_context__ else current.__context__)
+    return None
+
+
+def format_size(size: int) -> str:
+    """``512 bytes``, ``12.3 kB``, ``40.2 MB``, ``1.5 GB`` (powers of 1000, as disks are sold and ``df -H``)."""
+    if size < 1000:
+        return f"{size} byte{'' if size == 1 else 's'}"
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 999.95 or unit == "TB":
+            return f"{size:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def free_space(path: str | os.PathLike) -> int | None:
+    """Bytes free to this user on the file system of ``path`` (its nearest existing folder), or None."""
+    for folder in (Path(path), *Path(path).parents):
+        try:
+            if folder.is_dir():
+                return shutil.disk_usage(folder).free
+        except OSError:
+            return None
+    return None
+
+
+def folder_bytes(path: str | os.PathLike) -> int:
+    """The total size of the files under a folder (or of one file; 0 when nothing is there), each file counted
+    once however many links it has: to say how much space a write of the same kind needs."""
+    total, seen = 0, set()
+    try:
+        items = [Path(path)] if not Path(path).is_dir() else \
+            [Path(root) / name for root, _, names in os.walk(path) for name in names]
+    except OSError:
+        return 0
+    for item in items:
+        try:
+            stat = item.lstat()
+        except OSError:
+            continue
+        if (stat.st_dev, stat.st_ino) not in seen:
+            seen.add((stat.st_dev, stat.st_ino))
+            total += stat.st_size
+    return total
+
+
+def write_failure(path: str | os.PathLike, error: OSError, *, what: str | None = None, needed: int | None = None,
+                  kept: str | None = None) -> InputError:
+    """An operating-system failure to write ``path`` as one sentence naming it (a :class:`WriteError`).
+
+    With only ``(path, error)``: ``PATH: cannot be written (REASON)``. ``what`` says what the file is, ``needed``
+    how many bytes it needs, ``kept`` what an interrupted run keeps and how to go on; on a full disk the free space
+    left (after the temporary was removed) is measured. Unknown parts are left out::
+
+        runs/a/checkpoints/step-0000004: the checkpoint cannot be written (No space left on device; it needs about
+        40.2 MB, 3.1 MB are free); the last good checkpoint is step-0000003: free space and run again with --resume
+    """
+    return _failure(path, error, what, needed, kept, space=(what, needed, kept) != (None, None, None))
+
+
+def _failure(path: str | os.PathLike, error: OSError, what: str | None, needed: int | None, kept: str | None,
+             space: bool = True) -> WriteError:
+    details = [error.strerror or type(error).__name__]
+    if space and error.errno in SPACE_ERRNOS:
+        amounts = [] if needed is None else [f"it needs about {format_size(needed)}"]
+        free = free_space(Path(path).parent) if error.errno == errno.ENOSPC else None  # a quota is not free space
+        if free is not None:
+            amounts.append(f"{format_size(free)} {'is' if free == 1 else 'are'} free")
+        if amounts:
+            details.append(", ".join(amounts))
+    problem = f"{what + ' ' if what else ''}cannot be written ({'; '.join(details)})"
+    if kept:
+        problem += f"; {kept}"
+    return WriteError(path, problem, error, what=what, needed=needed, kept=kept)
+
+
+@contextlib.contextmanager
+def writing(what: str | Callable[[Path], str | None] | None = None,
+            kept: str | Callable[[], str | None] | None = None) -> Iterator[None]:
+    """Say a failed write of the block again with what the caller knows: what is written (unless the write
+    said it; ``what`` may be a function of the path that failed), and what is kept (``kept`` may be a function,
+    asked at the failure: counts are known then).
+
+    A :class:`WriteError` of the block is raised again with them; so is a full disk that an operating-system
+    error of the block reports with its file (a plain ``open``, ``mkdir``). Other errors pass unchanged.
+    """
+    try:
+        yield
+    except WriteError as error:
+        raise _failure(error.path, error.os_error, error.what or _what_of(what, error.path), error.needed,
+                       _kept_now(kept) or error.kept) from None
+    except OSError as error:
+        if error.errno not in SPACE_ERRNOS or not isinstance(error.filename, (str, os.PathLike)):
+            raise
+        raise _failure(error.filename, error, _what_of(what, error.filename), None, _kept_now(kept)) from None
+
+
+def _what_of(what: str | Callable[[Path], str | None] | None, path: str | os.PathLike) -> str | None:
+    return what(Path(path)) if callable(what) else what
+
+
+def _kept_now(kept: str | Callable[[], str | None] | None) -> str | None:
+    return kept() if callable(kept) else kept
+
+
+def _remove(path: Path) -> None:
+    """Remove a temporary file or folder, now (it takes space the user needs to see free)."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -172,44 +307,58 @@ def _make_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise write_failure(path.parent, error) from None
+        raise _failure(path.parent, error, None, None, None) from None
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, overwrite: bool = False, *, what: str | None = None,
+                kept: str | None = None, needed: int | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path`` in one step.
 
     A crash half-way leaves ``path`` as it was (absent or the old file), never a truncated file; the
-    temporary a killed process leaves is removed by the next write into the folder.
+    temporary a killed process leaves is removed by the next write into the folder. A write the operating
+    system refuses (a full disk; also as safetensors or torch.save report it, see :func:`os_write_error`) removes
+    the temporary at once and raises :func:`write_failure` of ``path`` with ``what`` (what the file is),
+    ``needed`` (its size, when the writer knows it) and ``kept`` (default: that the file there before is kept).
     """
     path = check_writable(path, overwrite)
     _make_parent(path)
     _clean_once(path.parent)
+    if kept is None and path.exists():
+        kept = "the file there before is kept as it was"
     tmp_path = temporary_name(path)
     try:
         tmp_path.touch(exist_ok=False)
     except OSError as error:
-        raise write_failure(path, error) from None
+        raise _failure(path, error, what, needed, kept) from None
     try:
         yield tmp_path
         # after the write: some writers (safetensors) replace the file they are given with a new one
         usual_permissions(tmp_path)
         os.replace(tmp_path, path)
-    except OSError as error:
-        raise write_failure(path, error) from None
+    except CFLDError:
+        raise
+    except Exception as error:
+        os_error = os_write_error(error)
+        if os_error is None:
+            raise
+        _remove(tmp_path)  # before measuring what is free
+        raise _failure(path, os_error, what, needed, kept) from None
     finally:
-        with contextlib.suppress(OSError):
-            if tmp_path.exists():
-                tmp_path.unlink()
+        _remove(tmp_path)
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False, *, what: str | None = None,
+                  kept: str | None = None, needed: int | None = None) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``path``; when the block succeeds, it becomes ``path``.
 
     An existing ``path`` is replaced only with ``overwrite``: it is first renamed aside, then the new folder
     takes its place, then the old one is deleted. A run killed between the two renames leaves the old
-    folder aside under a temporary name, which the next write into the parent folder puts back.
+    folder aside under a temporary name, which the next write into the parent folder puts back. A write of
+    the block that the operating system refuses (a file in the folder, written by any means, including our
+    atomic writes and safetensors) removes the temporary folder at once and raises :func:`write_failure` of
+    ``path`` with ``what``, ``needed`` and ``kept`` (default: that the folder there before is kept).
     """
     target = Path(path)
     if target.exists() and not overwrite:
@@ -218,25 +367,49 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         raise InputError(target, "is a file, not a folder")
     _make_parent(target)
     _clean_once(target.parent)
+    if kept is None and target.exists():
+        kept = "the folder there before is kept as it was"
     tmp = temporary_name(target)
     try:
         tmp.mkdir()
     except OSError as error:
-        raise write_failure(target, error) from None
+        raise _failure(target, error, what, needed, kept) from None
     try:
         yield tmp
         usual_permissions(tmp)
         if target.exists():
             old = temporary_name(target, "old")
             target.rename(old)
-            tmp.rename(target)
+            try:
+                tmp.rename(target)
+            except OSError:
+                old.rename(target)  # the folder that was there goes back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(target)
-    except OSError as error:
-        raise write_failure(target, error) from None
+    except WriteError as error:
+        if not _inside(error.path, tmp):
+            raise  # a write elsewhere, named as it is
+        _remove(tmp)
+        raise _failure(target, error.os_error, what, needed, kept) from None
+    except CFLDError:
+        raise
+    except Exception as error:
+        os_error = os_write_error(error)
+        if os_error is None:
+            raise
+        _remove(tmp)
+        raise _failure(target, os_error, what, needed, kept) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
+
+
+def _inside(path: str | os.PathLike, folder: Path) -> bool:
+    try:
+        return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+    except (TypeError, ValueError):
+        return False
 
 
 def usual_permissions(path: Path) -> None:

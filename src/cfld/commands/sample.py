@@ -70,7 +70,7 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     from .. import split_sampling as S
     from ..data.dataset import read_manifest
     from ..devices import resolve_device, resolve_dtype
-    from ..io import check_output_folder
+    from ..io import check_output_folder, writing
     from ..metrics.evaluate import available_metrics
     from ..pipeline import CFLDPipeline, check_sampling
 
@@ -100,7 +100,8 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
                      overwrite=overwrite, pairs=selected)
     job.check()
     echo = click.echo if state.is_main_process else (lambda _: None)
-    with torch.inference_mode():
+    what = lambda path: "the sampling record" if path.name == S.SAMPLE_MANIFEST else "the result"  # noqa: E731
+    with torch.inference_mode(), writing(what, kept=lambda: _kept(job)):
         counts = S.run_job(job, pipe, batch_size=batch_size, state=state, progress=not quiet, echo=echo)
     echo(f"{counts['pairs']} pairs in {output} ({counts['generated']} generated now, {counts['skipped']} already there)")
     for size in job.sizes:
@@ -111,12 +112,29 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
             echo(f"next: cfld evaluate -g {folder} -t {data.image_dir}{extra} --size {size[0]}x{size[1]} "
                  f"-o {folder / 'metrics.json'}")
         elif state.is_main_process:
-            result = S.evaluate_job(job, size, metrics, fid_reference=fid_reference, progress=not quiet,
-                                    device=device)
+            with writing("the scores", kept=f"the {counts['pairs']} results are kept: free space and run "
+                                            "`cfld evaluate` as the line above says"):
+                result = S.evaluate_job(job, size, metrics, fid_reference=fid_reference, progress=not quiet,
+                                        device=device)
             echo(f"{result['num_pairs']} pairs at {size[0]}x{size[1]} against {data.image_dir}")
             echo_metrics(result)
             echo(f"wrote {folder / 'metrics.json'}")
     state.wait_for_everyone()
+
+
+def _kept(job) -> str:
+    """What a failed write of sampling leaves: every pair whose files are all there is done and kept."""
+    from ..io import is_temporary
+
+    present = []
+    for folder in job.folders():
+        try:
+            present.append({f.name for f in folder.iterdir() if not is_temporary(f)})
+        except OSError:
+            present.append(set())
+    done = sum(1 for pair in job.pairs if all(pair.file_name in names for names in present))
+    again = "free space and run the same command again to go on where it stopped (done pairs are skipped)"
+    return f"the {done} of {len(job.pairs)} pairs already done are kept: {again}" if done else again
 
 
 def _metrics(metric_list: str | None, available_metrics) -> list[str]:

@@ -51,7 +51,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..images import PHOTO_SUFFIXES
-from ..io import atomic_write, atomic_write_text, path_kind, read_text, remove_stale_temporaries
+from ..io import atomic_path, atomic_write_text, path_kind, read_text, remove_stale_temporaries, writing
 from ..pose.skeleton import NUM_JOINTS, Pose, Size, parse_size
 from .prepare import (MANIFEST, MANIFEST_FORMAT, ORIGINAL, check_output_dir, earlier_manifest, first_names,
                       pairs_csv_text, refuse_differing, text_state)
@@ -572,11 +572,16 @@ def prepare_photos(
             "images": {ORIGINAL: folder_entry, f"{size[0]}x{size[1]}": folder_entry},
             "report": {"people": report.people[split], "images": report.prepared[split], "pairs": report.pairs[split]},
         }
-    _write_dataset(out, files, images, [out / image_dir(split, size) for split in SPLITS], overwrite, report)
-    _write_report(out, report, settings | options, must=True)
-    text = json.dumps(manifest, indent=2) + "\n"
-    if text_state(out / MANIFEST, text) != "same":
-        atomic_write_text(out / MANIFEST, text, overwrite=True)
+    kept = (f"the framing of every photo is kept in {framing_dir}: free space and run the same command again to "
+            "finish (no photo is framed again)")
+    with writing(kept=kept):  # a full disk: say what is kept and how to go on
+        _write_dataset(out, files, images, [out / image_dir(split, size) for split in SPLITS], overwrite, report)
+        with writing("the report"):
+            _write_report(out, report, settings | options, must=True)
+        text = json.dumps(manifest, indent=2) + "\n"
+        if text_state(out / MANIFEST, text) != "same":
+            with writing("the manifest"):
+                atomic_write_text(out / MANIFEST, text, overwrite=True)
     return manifest, report
 
 
@@ -609,7 +614,13 @@ def _frame_all(todo: list[Photo], digests: dict[str, str], framing_dir: Path, se
         def framer_factory(size, plain):
             return Framer(size, replace_background=plain)
 
-    framing_dir.mkdir(parents=True, exist_ok=True)
+    def kept() -> str:  # what a full disk leaves: each photo's framing is kept as it is made
+        done = report.framed_before + report.framed_now
+        return (f"the framing of the {done:,} photo(s) framed before is kept in {framing_dir}: free space and run the "
+                "same command again to go on where it stopped") if done else "free space and run the same command again"
+
+    with writing(kept=kept):
+        framing_dir.mkdir(parents=True, exist_ok=True)
     framer = framer_factory(size, plain_background)
     try:
         for photo in tqdm(todo, desc="framing photos", unit="photo", disable=not progress):
@@ -619,8 +630,10 @@ def _frame_all(todo: list[Photo], digests: dict[str, str], framing_dir: Path, se
             pose = None if framed is None else framed.picture_pose()
             data = _record_json(photo, digests.get(photo.source), settings, outcome, message, framed, pose)
             if framed is not None:
-                save_image(framed.picture(), framing_dir / f"{stem}.png", overwrite=True)
-            atomic_write_text(framing_dir / f"{stem}.json", json.dumps(data, indent=1) + "\n", overwrite=True)
+                with writing("the framed photo", kept=kept):
+                    save_image(framed.picture(), framing_dir / f"{stem}.png", overwrite=True)
+            with writing("the framing record", kept=kept):
+                atomic_write_text(framing_dir / f"{stem}.json", json.dumps(data, indent=1) + "\n", overwrite=True)
             report.seconds["writing"] += time.perf_counter() - start
             records[photo.name] = Record(outcome, message, pose, data)
             report.framed_now += 1
@@ -706,11 +719,13 @@ def _write_dataset(out: Path, files: dict[Path, str], images: dict[Path, Path], 
             remove_stale_temporaries(folder)
     for path, source in images.items():
         if path not in pictures_done:
-            atomic_write(path, lambda tmp, source=source: _link_or_copy(source, tmp), overwrite=True)
+            with atomic_path(path, overwrite=True, what="the prepared picture") as tmp:
+                _link_or_copy(source, tmp)
             report.files_written += 1
     for path, text in files.items():
         if text_states[path] != "same":
-            atomic_write_text(path, text, overwrite=True)
+            with writing("the list"):
+                atomic_write_text(path, text, overwrite=True)
             report.files_written += 1
 
 

@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
 from ..images import load_image
-from ..io import atomic_write, atomic_write_text, check_output_folder, remove_stale_temporaries
+from ..io import atomic_path, atomic_write_text, check_output_folder, remove_stale_temporaries, writing
 from ..pose.formats import PoseTable
 from ..pose.skeleton import Size
 
@@ -255,26 +255,43 @@ class Plan:
                                 if path.name != MANIFEST and text_state(path, text) == "differs"])
         todo = [job for job, s in zip(self.images, image_states) if s != "same"]
         unreadable: set[str] = set()
+        written = 0
+        before = len(self.images) - len(todo)
+
+        def kept() -> str:  # what a full disk leaves: every image written is whole and is not written again
+            done = written + before
+            return (f"the {done:,} image(s) already written are kept: free space and run the same command again to "
+                    "go on (it skips them)") if done else "free space and run the same command again"
+
         if todo:
             from tqdm.auto import tqdm
 
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, tqdm(
                 total=len(todo), desc="preparing images", unit="img", disable=not progress
             ) as bar:
-                # threads read, check and resize; this thread writes (atomic writes are not thread-safe)
-                for job, data in zip(todo, pool.map(_image_bytes, todo)):
-                    if data is None:
-                        unreadable.add(job.name)
-                    else:
-                        _write_with_mtime(job, data)
-                    bar.update()
+                try:
+                    # threads read, check and resize; this thread writes (atomic writes are not thread-safe)
+                    for job, data in zip(todo, pool.map(_image_bytes, todo)):
+                        if data is None:
+                            unreadable.add(job.name)
+                        else:
+                            with writing(kept=kept):
+                                _write_with_mtime(job, data)
+                            written += 1
+                        bar.update()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)  # not the reading of every image still queued
+                    raise
         if unreadable:
             texts = self.texts(unreadable)
         states = {path: text_state(path, text) for path, text in texts.items()}
         self._refuse_differing([path for path, s in states.items() if s == "differs" and path.name != MANIFEST])
         for path, text in texts.items():  # in order: the manifest, last, marks the folder complete
             if states[path] != "same":
-                atomic_write_text(path, text, overwrite=True)
+                with writing("the list" if path.name != MANIFEST else "the manifest", kept=(
+                        f"all {len(self.images) - len(unreadable):,} image(s) are written and kept: free space and "
+                        "run the same command again to write the lists and the manifest")):
+                    atomic_write_text(path, text, overwrite=True)
         counts = {
             "images_written": sum(1 for job in todo if job.name not in unreadable),
             "images_skipped": len(self.images) - len(todo),
@@ -307,12 +324,10 @@ def _image_bytes(job: ImageJob) -> bytes | None:
 def _write_with_mtime(job: ImageJob, data: bytes) -> None:
     """Write atomically, giving the file its source's modification time (what "up to date" compares)."""
     stat = job.source.stat()
-
-    def write(tmp: Path) -> None:
+    what = "the copied photo" if job.size is None else "the resized picture"
+    with atomic_path(job.dest, overwrite=True, what=what, needed=len(data)) as tmp:
         tmp.write_bytes(data)
         os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-    atomic_write(job.dest, write, overwrite=True)
 
 
 def size_label(size: Size | None) -> str:
