@@ -439,7 +439,7 @@ def test_training_reads_a_prepared_folder(prepared):
     from cfld.errors import InputError
     from cfld.models.config import CFLDConfig
     from cfld.training.config import TrainConfig
-    from cfld.training.trainer import build_dataset
+    from cfld.training.datasets import build_dataset
 
     out, _, _ = prepared
     config = CFLDConfig.preset("tiny")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ from cfld.errors import InputError
 from cfld.models.cfld import CFLDModel, build_unet, trainable_parameter_counts
 from cfld.models.config import CFLDConfig
 from cfld.training import TrainConfig, Trainer, TrainingError, cubic_timesteps, lr_factor, presets
-from cfld.training.trainer import epoch_batches, find_checkpoint, set_trainable
+from cfld.training.checkpoints import find_checkpoint
+from cfld.training.step import set_trainable
+from cfld.training.trainer import epoch_batches
 
 TESTS = Path(__file__).resolve().parent
 
@@ -225,3 +228,90 @@ def test_a_deterministic_vae_encodes_to_its_mean():
     assert fixed.mean.shape == (4, 8, 16, 16)
     assert fixed.std.max() < 1e-6 and torch.allclose(fixed.sample(), fixed.mean, atol=1e-5)
     assert sampled.std.mean() > 0.1  # what sampling-trained tiny VAEs keep
+
+
+# -- a disk that fills ---------------------------------------------------------------------------------------------
+
+
+def _full_disk(after_bytes: int = 1000):
+    """A stand-in for safetensors' ``save_file`` that writes part of the file, then fails as safetensors does on a
+    full disk (its Rust error, not an OSError)."""
+    from safetensors import SafetensorError
+
+    def save_file(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\0" * after_bytes)
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+                              "\"No space left on device\" }) No space left on device (os error 28)")
+
+    return save_file
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return {f"{name}:{k}": v for name in ("model", "unet") for k, v in load_file(folder / f"{name}.safetensors").items()}
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_last_and_resumes_exactly(tmp_path, capsys, monkeypatch):
+    """The 2nd checkpoint's write fails as on a full disk: exit 2 with one sentence (what, how much, what was kept),
+    its temporary gone at once, step-2 intact; with space again, --resume ends with the uninterrupted run's weights."""
+    import cfld.training.checkpoints as checkpoints
+
+    config = tiny(max_steps=6, checkpoint_every=2)
+    (tmp_path / "config.json").write_text(config.to_json())
+    run(config, tmp_path / "whole")
+    real = checkpoints.save_file
+
+    def fill_at_step_4(tensors, filename, metadata=None):
+        if ".step-0000004.tmp" in str(filename):
+            return _full_disk()(tensors, filename, metadata)
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(checkpoints, "save_file", fill_at_step_4)
+    monkeypatch.delenv("CFLD_DEBUG", raising=False)
+    out = tmp_path / "cut"
+    code = main(["train", "-c", str(tmp_path / "config.json"), "-o", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.splitlines()[-1].startswith("error: ") and "bug" not in err and "SafetensorError" not in err
+    assert re.search(r"step-0000004: the checkpoint cannot be written \(No space left on device; it needs about "
+                     r"[\d.]+ [kM]B, .* free\); the last good checkpoint is step-0000002: free space and run again "
+                     r"with --resume", err), err
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]  # no .step-0000004.tmp
+    assert not (out / "model").exists()
+    monkeypatch.setattr(checkpoints, "save_file", real)
+    assert main(["train", "-o", str(out), "--resume", "--no-progress"]) == 0
+    whole, resumed = _weights(tmp_path / "whole" / "model" / "cfld"), _weights(out / "model" / "cfld")
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_a_full_disk_while_saving_the_trained_model_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):
+    """The final pipeline's write fails: exit 2 naming the trained model and the last checkpoint; no half model/
+    folder or temporary is left, and --resume (with space again) writes the model without training further."""
+    import cfld.checkpoint as checkpoint
+
+    config = tiny(max_steps=2, checkpoint_every=2)
+    (tmp_path / "config.json").write_text(config.to_json())
+    real = checkpoint.save_file
+
+    def fill_outside_checkpoints(tensors, filename, metadata=None):  # our format's writer: the model fails
+        if ".step-" in str(filename):
+            return real(tensors, filename, metadata=metadata)
+        return _full_disk()(tensors, filename, metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", fill_outside_checkpoints)
+    monkeypatch.delenv("CFLD_DEBUG", raising=False)
+    out = tmp_path / "run"
+    code = main(["train", "-c", str(tmp_path / "config.json"), "-o", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert "the trained model cannot be written (No space left on device" in err and "bug" not in err
+    assert "the last good checkpoint is" in err and "step-0000002" in err and "--resume" in err
+    assert not (out / "model").exists()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary left
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-0000002"]
+    monkeypatch.undo()
+    assert main(["train", "-o", str(out), "--resume", "--no-progress"]) == 0
+    assert _weights(out / "model" / "cfld").keys() == _weights(out / "checkpoints" / "step-0000002").keys()
+    assert all(torch.equal(a, b) for a, b in zip(_weights(out / "model" / "cfld").values(),
+                                                   _weights(out / "checkpoints" / "step-0000002").values()))

@@ -11,7 +11,7 @@ import pytest
 
 from cfld.errors import InputError
 from cfld.training import TrainConfig
-from cfld.training.trainer import find_checkpoint
+from cfld.training.checkpoints import find_checkpoint
 from test_training import run, tiny
 
 EVAL = dict(eval_every=1, eval_pairs=4, eval_steps=3, eval_metrics=["ssim", "psnr"], select_by="ssim", eval_batch_size=3,

@@ -94,14 +94,19 @@ class CFLDModel(nn.Module):
     def unconditional_prompt(self, batch: int) -> torch.Tensor:
         return self.learnable_vector.expand(batch, -1, -1)
 
-    def drop_conditions(self, conditions: Conditions, generator: torch.Generator | None = None) -> Conditions:
+    def drop_conditions(self, conditions: Conditions, generator: torch.Generator | None = None,
+                        drop: torch.Tensor | None = None) -> Conditions:
         """Training-time condition dropout: each prompt becomes the learnable vector with probability eta.
 
         As in the original training (``U_COND_DOWN/UP_BLOCK_GUIDANCE: False``), only the prompt is dropped;
-        the pose maps and HGA biases stay. Draws ``torch.rand(B, 1, 1)`` on the CPU, as the original does.
+        the pose maps and HGA biases stay. Draws ``torch.rand(B, 1, 1)`` on the CPU, as the original does,
+        unless ``drop`` (True where the prompt goes, B values) is given.
         """
         prompt = conditions.prompt
-        drop = torch.rand((prompt.shape[0], 1, 1), generator=generator) < self.config.uncond_prob
+        if drop is None:
+            drop = torch.rand((prompt.shape[0], 1, 1), generator=generator) < self.config.uncond_prob
+        else:
+            drop = drop.to(torch.bool).reshape(prompt.shape[0], 1, 1)
         prompt = torch.where(drop.to(prompt.device), self.unconditional_prompt(prompt.shape[0]).to(prompt), prompt)
         return Conditions(prompt, conditions.pose, conditions.query_biases)
 

@@ -31,6 +31,7 @@ from ..models.config import CFLDConfig
 TRAINABLE = ("paper", "unet")
 """``paper``: H_S, H_D, H_A, H_P, the learnable vector and the UNet's up-block cross-attention W_k, W_v
 (Table 1); ``unet``: the same plus the whole UNet (only for models without pretrained Stable Diffusion)."""
+MODEL_PRESETS = ("sd15", "tiny")  # CFLDConfig.preset: the paper's size, the random-weight reference's
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
@@ -232,17 +233,24 @@ class TrainConfig:
         if isinstance(spec, dict):
             spec = dict(spec)
             preset = spec.pop("preset", "sd15")
-            if preset not in ("sd15", "tiny"):
-                raise InputError(f"{source} (model)", f"preset must be sd15 or tiny, got {V.shown(preset)}")
+            if preset not in MODEL_PRESETS:
+                raise InputError(f"{source} (model)", f"preset must be {' or '.join(MODEL_PRESETS)}, got {V.shown(preset)}")
             base = CFLDConfig.preset(preset).to_dict()
             if isinstance(spec.get("unet"), dict):  # UNet options change the preset's UNet, not replace it
                 spec["unet"] = base["unet"] | spec["unet"]
             return CFLDConfig.from_dict(base | spec, source=f"{source} (model)")
         if not isinstance(spec, str):
             raise InputError(source, f"model must be sd15, tiny, a config.json or a mapping, got {V.shown(spec)}")
-        if spec in ("sd15", "tiny"):
+        if spec in MODEL_PRESETS:
             return CFLDConfig.preset(spec)
-        return CFLDConfig.from_json(spec)
+        path = Path(spec)
+        for candidate in (path / "config.json", path / "cfld" / "config.json"):  # a checkpoint or pipeline folder
+            if path.is_dir() and candidate.is_file():
+                return CFLDConfig.from_json(candidate)
+        if not path.is_file():
+            raise InputError(f"{source} (model)", f"{spec} is neither a preset ({', '.join(MODEL_PRESETS)}) nor a model "
+                                                  "folder or its config.json")
+        return CFLDConfig.from_json(path)
 
 
 def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:

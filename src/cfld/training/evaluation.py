@@ -15,6 +15,7 @@ checkpoint, so ``--resume`` continues them: what came after the checkpoint is ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -174,3 +175,42 @@ def check_state(state: Any, source: object) -> None:
     if not ok:
         raise InputError(source, "evaluation must be a mapping with a best entry (step, metric, value) or null, and "
                                  "a history list")
+
+
+# -- the weights as they are now, for sample grids and evaluation ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def inference(model, unet, vae, trainable: str, scheduler_name: str = "ddpm", scheduler=None):
+    """A pipeline over the weights as they are now; afterwards training goes on exactly as without it: the
+    global random stream, the VAE's batch slicing (which changes how it rounds the training batches), the
+    trainable flags (``trainable``: the recipe's) and train mode are put back."""
+    from ..pipeline import CFLDPipeline
+    from ..schedulers import make_scheduler
+    from .step import set_trainable
+
+    state, slicing = torch.get_rng_state(), vae.use_slicing
+    config = dict(scheduler.config) if scheduler is not None else None
+    try:
+        yield CFLDPipeline(model, unet, vae, make_scheduler(scheduler_name, config))
+    finally:
+        torch.set_rng_state(state)
+        vae.use_slicing = slicing
+        set_trainable(model, unet, trainable)
+        model.train(), unet.train()
+
+
+@torch.no_grad()
+def log_samples(accelerator, pipe, dataset, step: int, sample_steps: int, count: int = 4) -> None:
+    """A grid (source | target pose | generated | target) of the first pairs of the dataset in TensorBoard."""
+    items = [dataset[i] for i in range(min(count, len(dataset)))]  # may draw flips from the global stream
+    out = pipe(torch.stack([i["img_cond"] for i in items]), torch.stack([i["pose_img_tgt"] for i in items]),
+               paired=True, num_inference_steps=sample_steps, output_type="pt", output_size=None,
+               generator=torch.Generator().manual_seed(0), progress=False)
+    size = out.images.shape[-2:]
+    resize = lambda x: torch.nn.functional.interpolate(x.float(), size=size, mode="bilinear")  # noqa: E731
+    rows = [torch.cat([resize(((i["img_src"] + 1) / 2)[None])[0], resize(i["pose_img_tgt"][None, :3])[0],
+                       out.images[n].cpu(), resize(((i["img_tgt"] + 1) / 2)[None])[0]], dim=2)
+            for n, i in enumerate(items)]
+    grid = torch.cat(rows, dim=1).clamp(0, 1)
+    accelerator.get_tracker("tensorboard").writer.add_image("samples", grid, step)

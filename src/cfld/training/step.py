@@ -1,0 +1,204 @@
+"""One CFLD training step, in pieces that can be called alone (paper Sec. 3.3 "Training"; the original's
+``pose_transfer_train.py``). :class:`cfld.training.Trainer` is these pieces in a loop.
+
+    models    = build_models(config, model_config)            # H_S, H_D, H_A, H_P, the UNet; what trains
+    optimizer, schedule = build_optimizer(config, models, steps_per_epoch)
+    loss, loss_rec, loss_mse = batch_loss(batch, module, vae, scheduler, draws=Draws(...))   # draws: optional
+    loss.backward()
+    optimizer_step(optimizer, schedule)
+
+The loss of one batch of B pairs, as the original computes it:
+
+1. The source and target images are encoded by the frozen VAE into 2B latents ``z_0 = E(x) * scaling_factor``
+   (a posterior *sample*: ``mean + std * eps``), sources first.
+2. Noise ``eps ~ N(0, I)`` and per-latent timesteps from the cubic schedule ``t = (1 - u^3) * T`` with
+   ``u ~ U[0, 1)``, truncated to an integer and clamped to ``[0, T - 1]`` (more weight on large t, the early
+   sampling stage); ``z_t`` by Eq. 1 (DDPM ``add_noise``).
+3. H_S encodes the condition image (the source, mirrored half of the time by the dataset) once; its coarse
+   prompt and HGA biases serve both halves. H_P gets the source pose for the first half (source -> source
+   reconstruction, Eq. 5) and the target pose for the second (Eq. 3).
+4. With probability eta = 0.2, independently per latent, the prompt becomes the learnable vector (only the
+   prompt: the original trains with ``U_COND_DOWN/UP_BLOCK_GUIDANCE: False``).
+5. The loss is the mean squared error of the predicted noise over all 2B latents, i.e. Eq. 6's
+   ``L_mse + L_rec`` up to a factor 1/2 (the original averages the concatenated batch; Adam does not see the
+   factor). Both halves are returned too, for the logs.
+
+Random numbers come from the global stream in the original's order (posterior sample, noise, timestep u,
+the Swin's drop path, the dropout draw), unless :class:`Draws` gives them: that is how the suite replays the
+original's recorded draws (``tests/test_reference.py``, the ``train_tiny`` golden).
+
+Optimisation: Adam on H_S, H_D, H_A, H_P, the learnable vector and the UNet's up-block cross-attention W_k, W_v
+(``trainable: paper``); lr = 5e-7 x total batch size; a linear warmup from 0.1 x lr over 1,000 steps, then x0.1
+at epoch 50 of 100. No gradient clipping (the original never clips).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import checkpoint as ckpt
+from ..errors import InputError
+from ..models.cfld import CFLDModel, Conditions, build_unet
+from ..models.config import SCALES, CFLDConfig
+
+
+def cubic_timesteps(batch: int, num_train_timesteps: int, device: torch.device | str = "cpu",
+                    u: torch.Tensor | None = None) -> torch.Tensor:
+    """The paper's cubic timestep sampling: ``t = (1 - u^3) * T``, u ~ U[0, 1) (drawn unless given), as the
+    original computes it (``long()`` truncation, clamped to ``[0, T - 1]``); mean t is 3T/4 instead of T/2."""
+    if u is None:
+        u = torch.rand((batch,), device=device)
+    return ((1 - u**3) * num_train_timesteps).long().clamp(0, num_train_timesteps - 1)
+
+
+def lr_factor(step: int, warmup_steps: int, warmup_rate: float, decay_steps: list[int], decay_rate: float) -> float:
+    """Multiplier of the base lr after ``step`` optimizer steps: linear warmup from ``warmup_rate`` to 1 over
+    ``warmup_steps`` (the original's ``(rate + (1 - rate) * (step + 1) / warmup)``), then ``decay_rate`` per
+    decay boundary passed."""
+    if step < warmup_steps:
+        return warmup_rate + (1.0 - warmup_rate) * (step + 1) / warmup_steps
+    return decay_rate ** bisect_right(decay_steps, step)
+
+
+# -- the models and what of them trains ---------------------------------------------------------------------------
+
+
+def set_trainable(model: CFLDModel, unet: nn.Module, mode: str) -> None:
+    """``paper``: all of the condition model, and the UNet's up-block cross-attention W_k, W_v only (Table 1);
+    ``unet``: the whole UNet too."""
+    model.requires_grad_(True)
+    CFLDModel.prepare_unet(unet)
+    if mode == "unet":
+        unet.requires_grad_(True)
+
+
+def build_models(config, model_config: CFLDConfig) -> tuple[CFLDModel, nn.Module]:
+    """The condition model and UNet a run of ``config`` (a :class:`TrainConfig`) starts from, in train mode, with
+    what trains marked: ``init_checkpoint``'s weights, else new ones (after ``accelerate.utils.set_seed(seed)``
+    in :class:`Trainer`, so a benchmark can rebuild the untrained model), Stable Diffusion's UNet and the
+    Microsoft Swin weights when the config names them."""
+    c = config
+    if c.init_checkpoint:
+        model, unet = ckpt.load_model_folder(c.init_checkpoint, model_config)
+        if model.config.to_dict() != model_config.to_dict():
+            raise InputError(c.init_checkpoint, "was written for another model configuration than the training config's")
+    else:
+        ckpt.build_models(model_config, "training config (model)", materialize=False)  # refuses absurd sizes
+        model = CFLDModel(model_config)
+        unet = build_unet(model_config) if c.unet is None else ckpt.load_sd15_unet(c.unet, model_config)
+        if c.swin:
+            model.source_encoder.load_microsoft_pretrained(c.swin)
+    set_trainable(model, unet, c.trainable)
+    if c.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    return model.train(), unet.train()
+
+
+def trainable_parameters(model: nn.Module, unet: nn.Module) -> list[nn.Parameter]:
+    """What the optimizer updates, in its order: the condition model's, then the UNet's."""
+    return [p for m in (model, unet) for p in m.parameters() if p.requires_grad]
+
+
+# -- the optimizer and its schedule ------------------------------------------------------------------------------
+
+
+def base_lr(config) -> float:
+    """The recipe's lr: ``lr`` times the total batch size when ``scale_lr`` (the paper's 5e-7 x 224)."""
+    return config.lr * config.batch_size if config.scale_lr else config.lr
+
+
+def build_optimizer(config, model: nn.Module, unet: nn.Module, steps_per_epoch: int
+                    ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam over :func:`trainable_parameters` and its lr schedule (:func:`lr_factor`: warmup, then decay at the
+    ``decay_epochs`` boundaries, counted in optimizer steps of ``steps_per_epoch``)."""
+    c = config
+    optimizer = torch.optim.Adam(trainable_parameters(model, unet), lr=base_lr(c), betas=tuple(c.adam_betas), eps=c.adam_eps)
+    decay_steps = [e * steps_per_epoch for e in c.decay_epochs]
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, c.warmup_steps, c.warmup_rate, decay_steps, c.decay_rate))
+    return optimizer, schedule
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, schedule: Any, sync: bool = True) -> None:
+    """Adam's update from the gradients ``backward`` left, which are then cleared; the schedule moves on once the
+    gradients are complete (``sync``: False on the micro-batches of gradient accumulation before the last)."""
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if sync:
+        schedule.step()
+
+
+# -- the loss of one batch ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Draws:
+    """The random numbers of one step, where they are given instead of drawn (each None: drawn from the global
+    stream at its turn). Shapes: 2B latents (sources first)."""
+
+    posterior: torch.Tensor | None = None  # N(0, I) of the VAE posterior sample, the latents' shape
+    noise: torch.Tensor | None = None  # the noise added to the latents
+    timesteps: torch.Tensor | None = None  # integer timesteps, (2B,)
+    drop: torch.Tensor | None = None  # True where the prompt becomes the learnable vector, (2B,) or (2B, 1, 1)
+
+
+class CFLDTrainingModule(nn.Module):
+    """The condition model and the UNet as one module, so data parallelism wraps (and syncs) both at once."""
+
+    def __init__(self, model: CFLDModel, unet: nn.Module):
+        super().__init__()
+        self.model = model
+        self.unet = unet
+
+    def forward(self, img_cond: torch.Tensor, pose: torch.Tensor, noisy_latents: torch.Tensor,
+                timesteps: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        """Noise prediction for ``noisy_latents`` (R x B of them, R = 2: reconstruction, then transfer) from
+        B condition images and R x B poses; the prompt is dropped to the learnable vector with probability eta
+        (where ``drop`` says, when given)."""
+        features = self.model.source_encoder(img_cond)
+        prompt = self.model.prompt_decoder(features[-1])
+        biases = self.model.appearance_encoder(features[:SCALES])
+        repeats = noisy_latents.shape[0] // img_cond.shape[0]
+        conditions = Conditions(
+            prompt=prompt.repeat(repeats, 1, 1),
+            pose=self.model.pose_adapter(pose),
+            query_biases={k: v.repeat(repeats, 1, 1) for k, v in biases.items()},
+        )
+        conditions = self.model.drop_conditions(conditions, drop=drop)
+        return self.unet(noisy_latents, timesteps, **conditions.unet_kwargs()).sample
+
+
+def batch_loss(batch: dict[str, torch.Tensor], module: nn.Module, vae: nn.Module, scheduler, *, cubic: bool = True,
+               draws: Draws | None = None, device: torch.device | str | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(loss, loss_rec, loss_mse)`` of a batch (``img_src``, ``img_tgt``, ``img_cond``, ``pose_img_src``,
+    ``pose_img_tgt``): the mean squared error of the noise predicted by ``module`` (a
+    :class:`CFLDTrainingModule`, possibly wrapped for data parallelism) over all 2B latents, and over the
+    reconstruction and the transfer halves. ``cubic``: cubic timesteps, else uniform ones."""
+    draws = draws or Draws()
+    if device is None:
+        device = next(vae.parameters()).device
+    images = torch.cat([batch["img_src"], batch["img_tgt"]]).to(device)
+    with torch.no_grad():
+        posterior = vae.encode(images.to(next(vae.parameters()).dtype)).latent_dist
+        sample = posterior.sample() if draws.posterior is None else posterior.mean + posterior.std * draws.posterior.to(posterior.mean)
+        latents = sample.float() * vae.config.scaling_factor
+    noise = torch.randn_like(latents) if draws.noise is None else draws.noise.to(latents)
+    steps_total = scheduler.config.num_train_timesteps
+    if draws.timesteps is not None:
+        timesteps = draws.timesteps.to(device=device, dtype=torch.long)
+    elif cubic:
+        timesteps = cubic_timesteps(latents.shape[0], steps_total, device)
+    else:
+        timesteps = torch.randint(0, steps_total, (latents.shape[0],), device=device)
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    pose = torch.cat([batch["pose_img_src"], batch["pose_img_tgt"]]).to(device)
+    prediction = module(batch["img_cond"].to(device), pose, noisy, timesteps, drop=draws.drop)
+    per_latent = (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3))
+    half = batch["img_src"].shape[0]
+    return per_latent.mean(), per_latent[:half].mean(), per_latent[half:].mean()
