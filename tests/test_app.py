@@ -189,7 +189,8 @@ def test_clear_errors_for_bad_uploads(app, tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"person photo \(holiday.jpg\): cannot be read as an image"):
         app.repose(str(broken), web.POSE_MODES[0], 0, None, None, 1, 2, 2, 0)
     monkeypatch.setattr(web, "MAX_PIXELS", 10_000)
-    with pytest.raises(InputError, match="takes photos up to"):
+    with pytest.raises(InputError, match=r"^person photo \(women1.jpg\): is 176x256 pixels, more than the 10,000 we "
+                                         r"accept$"):
         app.repose(str(PHOTO), web.POSE_MODES[0], 0, None, None, 1, 2, 2, 0)
     monkeypatch.undo()
     bad_json = tmp_path / "pose.json"

@@ -2,7 +2,8 @@
 
 A person uploads a real photo, picks a gallery pose, presses Generate and gets an image back, with the framed
 input beside it (a DeepFashion photo: used as it is, and the page says so); a missing photo gives one readable
-sentence. The browser is the system's (`apt-get install chromium`, done by
+sentence, and so does a decompression bomb, with nothing of Pillow's or Gradio's in the page or the server's
+log. The browser is the system's (`apt-get install chromium`, done by
 `make browser`, which `make test` runs), never one downloaded by Playwright. Everything is bounded in time.
 """
 
@@ -123,7 +124,10 @@ def test_upload_a_photo_and_get_an_image_back(page):
     # a real DeepFashion pose from the gallery: the fourth thumbnail
     page.locator(f'#pose-gallery [aria-label="Thumbnail 4 of {count}"]').first.click()
     page.locator("#source input[type=file]").set_input_files(str(DATA / "women1.jpg"))
-    page.wait_for_selector("#source img")
+    preview = page.locator("#source-preview img")  # the upload as our reader reads it (Gradio decodes nothing)
+    preview.wait_for()
+    shown = Image.open(io.BytesIO(page.request.get(preview.get_attribute("src")).body()))
+    assert shown.size == (176, 256)
     page.locator("#generate").click()
     result = page.locator("#result img")
     result.wait_for(timeout=GENERATE_TIMEOUT)
@@ -142,3 +146,20 @@ def test_upload_a_photo_and_get_an_image_back(page):
     assert np.array_equal(np.asarray(framed.convert("RGB")), np.asarray(Image.open(DATA / "women1.jpg").convert("RGB")))
     page.locator("#framing-note").get_by_text("already framed like the training photos").wait_for()
     assert page.outside_requests == []  # the page loads nothing from the internet
+
+
+def test_a_bomb_upload_is_one_sentence(page, server, tmp_path):
+    from test_uploads import png_declaring
+
+    bomb = png_declaring(tmp_path / "holiday.png", 50000, 50000)  # 86 bytes declaring 2.5 gigapixels
+    page.locator("#source").get_by_role("button", name="Clear").click()  # a file box takes one file at a time
+    page.locator("#source input[type=file]").set_input_files(str(bomb))
+    sentence = "person photo (holiday.png): is 50000x50000 pixels, more than the 25,000,000 we accept"
+    page.get_by_text(sentence).first.wait_for()  # as soon as it is uploaded
+    page.locator("#generate").click()
+    page.get_by_text(sentence).nth(1).wait_for()  # and again when Generate is pressed
+    text = page.locator("body").inner_text()
+    assert "DecompressionBomb" not in text and "/gradio/" not in text and "Traceback" not in text
+    assert page.locator("#source-preview img").count() == 0  # the earlier photo's preview is gone
+    log = server[1].read_text()
+    assert "Traceback" not in log and "DecompressionBomb" not in log

@@ -21,8 +21,14 @@ the crop. A box in each tab turns framing off (the photo as it is, stretched to 
 model, as before). One MediaPipe detector serves the whole app (made on first use, closed at exit); without
 the ``detect`` extra photos are used as they are and the page says so.
 
+**Uploads.** Photos are taken as plain files (``gr.File``): Gradio stores them and decodes nothing, and the
+only reader of their pixels is :func:`cfld.images.load_image`, which checks the width and height a file's
+header declares against :data:`MAX_PIXELS` before decoding anything, so a decompression bomb or a huge
+greyscale PNG costs a header read and one sentence. Each upload is shown as that reader reads it (a small
+preview under it, :meth:`App.preview`).
+
 The server listens on 127.0.0.1 only, loads nothing from the network (system fonts, no analytics), runs
-one generation at a time (all buttons share one queue), and refuses uploads over ``max_file_size`` or
+one generation at a time (all buttons share one queue), and refuses uploads over :data:`MAX_FILE_SIZE` or
 :data:`MAX_PIXELS`; every problem with an upload is shown as one sentence (the
 :class:`~cfld.errors.InputError` text).
 """
@@ -42,8 +48,10 @@ from .errors import CFLDError, InputError, MissingDependencyError, describe_unex
 from .presets import FAST, PAPER
 
 HOST = "127.0.0.1"
-MAX_PIXELS = 25_000_000  # per uploaded photo; bigger photos gain nothing at 256x176
-MAX_FILE_SIZE = "20mb"
+MAX_PIXELS = 25_000_000  # per uploaded photo or frame; bigger photos gain nothing at 256x176
+MAX_FILE_MIB = 20
+MAX_FILE_SIZE = f"{MAX_FILE_MIB}mb"  # Gradio's "mb" is a MiB: 20,971,520 bytes
+PREVIEW_SIDE = 512  # the preview under an upload, at most this many pixels per side
 MAX_FRAMES = 64  # poses per animation in the app (the command line takes up to 1000)
 OUTPUT_SIZE = (256, 176)
 FAST_LABEL = (f"fast: {FAST.scheduler} in {FAST.num_inference_steps} steps instead of DDPM in "
@@ -91,17 +99,25 @@ class App:
 
     @staticmethod
     def photo(path: str | None, what: str, background: tuple[int, int, int] | None = None):
-        """A validated upload as a PIL image; errors name the upload by its own file name. Transparent pixels
-        are laid on ``background`` (default white, as for photos; masks pass black)."""
+        """A validated upload as a PIL image; errors name the upload by its own file name. A file whose header
+        declares more than :data:`MAX_PIXELS` pixels is refused before it is decoded. Transparent pixels are
+        laid on ``background`` (default white, as for photos; masks pass black)."""
         from .images import WHITE, load_image
 
         if not path:
             raise InputError(what, "no photo uploaded")
-        name = f"{what} ({Path(path).name})"
-        image = load_image(path, name, background=background or WHITE)
-        if image.width * image.height > MAX_PIXELS:
-            raise InputError(name, f"is {image.width}x{image.height} pixels; the app takes photos up to "
-                                   f"{MAX_PIXELS // 1_000_000} megapixels")
+        return load_image(path, f"{what} ({Path(path).name})", background=background or WHITE,
+                          max_pixels=MAX_PIXELS)
+
+    def preview(self, path: str | None, what: str, background: tuple[int, int, int] | None = None):
+        """What is shown under an upload: the photo as :meth:`photo` reads it (so a refused upload is refused at
+        once, in the same sentence), at most :data:`PREVIEW_SIDE` pixels per side; None without an upload."""
+        from PIL import Image
+
+        if not path:
+            return None
+        image = self.photo(path, what, background)
+        image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.BICUBIC)
         return image
 
     def frame(self, image, name: str, plain: bool = False):
@@ -257,6 +273,7 @@ class App:
             raise InputError("poses", "upload pose JSON files or video frames")
         if len(files) > MAX_FRAMES:
             raise InputError("poses", f"{len(files)} files uploaded; the app animates at most {MAX_FRAMES}")
+        _check_frames(files)
         source, _, _ = self.framed_input(source, f"person photo ({Path(source_path).name})", frame)
         job = Path(tempfile.mkdtemp(prefix="animation-", dir=self.work_dir))
         folder = job / "poses"
@@ -281,17 +298,36 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
     fast_box = dict(value=False, label=FAST_LABEL)
     frame_box = dict(value=True, label=FRAME_PHOTOS_LABEL)
     queue = dict(concurrency_id="generate")  # all buttons share one queue: one generation (and one framing) at a time
+
+    def photo_input(label: str, what: str, height: int, elem_id: str | None = None, mask: bool = False):
+        """A photo upload as a plain file (Gradio decodes nothing) with its preview under it, made by our reader
+        (a refused upload is one sentence as soon as it arrives)."""
+        upload = gr.File(label=label, file_types=["image"], type="filepath", file_count="single", height=110,
+                         elem_id=elem_id)
+        preview = gr.Image(label=f"{label}: preview", show_label=False, type="pil", format="png",
+                           interactive=False, height=height, elem_id=elem_id and f"{elem_id}-preview")
+        background = (0, 0, 0) if mask else None
+
+        def show(path):
+            return app.preview(path, what, background)
+
+        show.__name__ = f"preview_{elem_id or what}".replace("-", "_").replace(" ", "_")
+        # the old preview goes first: a refused upload leaves none behind
+        upload.change(lambda: None, None, preview, queue=False, api_visibility="private").then(
+            guarded(show), upload, preview, show_progress="hidden")
+        return upload
+
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as blocks:
         gr.Markdown(
             f"## {title}\nCoarse-to-Fine Latent Diffusion (CVPR 2024). Upload a photo of one person, choose a "
             "pose, generate. Photos are framed like the model's training photos (the person found and cropped "
-            "around); photos up to 20 MB; one generation runs at a time."
+            f"around); photos up to {MAX_FILE_MIB} MiB and {MAX_PIXELS // 1_000_000} megapixels; one generation "
+            "runs at a time."
         )
         with gr.Tab("Re-pose"):
             with gr.Row():
                 with gr.Column():
-                    source = gr.Image(type="filepath", label="person photo", sources=["upload"], height=320,
-                                      elem_id="source")
+                    source = photo_input("person photo", "person photo", 320, "source")
                     mode = gr.Radio(list(POSE_MODES), value=POSE_MODES[0], label="target pose from",
                                     elem_id="pose-mode")
                     pose_index = gr.State(0)
@@ -299,8 +335,9 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
                                               columns=6, height=300, allow_preview=False, object_fit="contain",
                                               elem_id="pose-gallery")
                     with gr.Row():
-                        pose_photo = gr.Image(type="filepath", label="...or the pose of another photo",
-                                              sources=["upload"], height=200, elem_id="pose-photo")
+                        with gr.Column():
+                            pose_photo = photo_input("...or the pose of another photo", "pose photo", 200,
+                                                     "pose-photo")
                         pose_json = gr.File(label="...or a pose JSON (cfld pose detect/convert)",
                                             file_types=[".json"], type="filepath", elem_id="pose-json")
                     with gr.Accordion("sampling", open=False):
@@ -340,12 +377,12 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
             gr.Markdown("**Style transfer by mask** (paper Sec. 4.6): keep the reference's pose and everything "
                         "outside the mask (white = edit), dress the masked region in the other photo's look.")
             with gr.Row():
-                reference = gr.Image(type="filepath", label="reference person", sources=["upload"], height=240,
-                                     elem_id="reference")
-                mask = gr.Image(type="filepath", label="mask (white = edit)", sources=["upload"], height=240,
-                                elem_id="mask")
-                look = gr.Image(type="filepath", label="appearance from", sources=["upload"], height=240,
-                                elem_id="look")
+                with gr.Column():
+                    reference = photo_input("reference person", "reference photo", 240, "reference")
+                with gr.Column():
+                    mask = photo_input("mask (white = edit)", "mask", 240, "mask", mask=True)
+                with gr.Column():
+                    look = photo_input("appearance from", "appearance photo", 240, "look")
                 edited = gr.Image(label="result", type="pil", format="png", interactive=False, height=240,
                                   elem_id="edited")
             with gr.Row():
@@ -362,10 +399,10 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
             gr.Markdown("**Style interpolation**: the look shifts from A to B (coarse prompts and fine-grained "
                         "biases interpolated linearly), in a gallery pose.")
             with gr.Row():
-                photo_a = gr.Image(type="filepath", label="photo A", sources=["upload"], height=240,
-                                   elem_id="photo-a")
-                photo_b = gr.Image(type="filepath", label="photo B", sources=["upload"], height=240,
-                                   elem_id="photo-b")
+                with gr.Column():
+                    photo_a = photo_input("photo A", "photo A", 240, "photo-a")
+                with gr.Column():
+                    photo_b = photo_input("photo B", "photo B", 240, "photo-b")
                 with gr.Column():
                     interp_pose = gr.Dropdown([(label, i) for i, (_, label) in enumerate(app.gallery_pictures)],
                                               value=0, label="pose")
@@ -384,8 +421,8 @@ def build_app(pipe, default_steps: int = 50, title: str = "cfld: re-pose a perso
             gr.Markdown(f"Upload pose JSON files (e.g. from `cfld pose detect`) or video frames, up to {MAX_FRAMES}; "
                         "they are taken in file-name order. The source is encoded once.")
             with gr.Row():
-                anim_source = gr.Image(type="filepath", label="person photo", sources=["upload"], height=280,
-                                       elem_id="anim-source")
+                with gr.Column():
+                    anim_source = photo_input("person photo", "person photo", 280, "anim-source")
                 anim_files = gr.File(label="pose JSON files or frames", file_count="multiple",
                                      file_types=[".json", "image"], type="filepath", elem_id="anim-files")
                 with gr.Column():
@@ -448,6 +485,17 @@ def launch(blocks, port: int = 7860, open_browser: bool = False, block: bool = T
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _check_frames(files: list[str]) -> None:
+    """The uploaded video frames' sizes, from their headers: one over :data:`MAX_PIXELS` is refused before any
+    frame is decoded."""
+    from .animation import IMAGE_SUFFIXES
+    from .images import image_size
+
+    for path in files:
+        if Path(path).suffix.lower() in IMAGE_SUFFIXES:
+            image_size(path, f"frame ({Path(path).name})", MAX_PIXELS)
 
 
 def _uploaded_pose(path: str | None, what: str):

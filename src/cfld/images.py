@@ -3,7 +3,9 @@
 :func:`load_image` is how every command, the app, the datasets and the metrics read a picture: the
 orientation its EXIF data records is applied (as every photo viewer does), 16-bit pixels are scaled to 8
 bits, a transparent background is laid on white (a mask's on black), and files too large to be a photo are
-refused before they are decoded; every problem is one sentence naming the file.
+refused before they are decoded: the width and height their header declares are checked against our limit
+(:data:`MAX_PIXELS`, or the caller's), and that one sentence is what every larger picture gets, decompression
+bombs included; every problem is one sentence naming the file.
 
 The original implementation resizes with torchvision on PIL images (bicubic, which PIL always
 antialiases) and quantises generated images by truncation (``(x * 255).clamp(0, 255).to(uint8)``), not
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
@@ -37,19 +40,19 @@ WRITABLE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "PPM", "TGA", "GIF")
 
 
 def load_image(image: ImageInput, source: str | None = None, background: tuple[int, int, int] = WHITE,
-               min_side: int = MIN_SIDE) -> Image.Image:
+               min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Any picture a user hands us as an 8-bit RGB PIL image, or an InputError naming it and the fault.
 
     Accepts a path, a PIL image, an HxWx3 uint8 array, or a 3xHxW float tensor in [0, 1]. Files are
     turned upright by their EXIF orientation; 16-bit pixels are scaled (not clipped) to 8 bits; pictures
-    with transparency are laid on ``background`` (white for photos; masks pass black); files of more
-    than :data:`MAX_PIXELS` pixels are refused before decoding.
+    with transparency are laid on ``background`` (white for photos; masks pass black); files whose header
+    declares more than ``max_pixels`` pixels are refused before anything is decoded.
     """
     name = source or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "image")
     if isinstance(image, (str, os.PathLike)):
-        pil = _read_file(Path(image), name, background)
+        pil = _read_file(Path(image), name, background, max_pixels)
     elif isinstance(image, Image.Image):
-        _check_pixels(image, name)
+        _check_pixels(image.size, name, max_pixels)
         pil = _to_rgb(image, name, background)
     elif isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
@@ -75,7 +78,50 @@ def load_rgb_array(image: ImageInput, source: str | None = None, min_side: int =
     return np.asarray(load_image(image, source, min_side=min_side), dtype=np.uint8)
 
 
-def _read_file(path: Path, name: str, background: tuple[int, int, int]) -> Image.Image:
+def image_size(path: str | os.PathLike, source: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """The (width, height) a picture file declares, read from its header alone (nothing is decoded); an
+    InputError naming it (``source``, else the path) if it is no picture or declares more than ``max_pixels``."""
+    name = source or os.fspath(path)
+    _check_file(Path(path), name)
+    try:
+        with _open_lazily(Path(path)) as opened:
+            _check_pixels(opened.size, name, max_pixels)
+            return opened.size
+    except InputError:
+        raise
+    except _READ_ERRORS as error:
+        raise InputError(name, f"cannot be read as an image ({one_line(error)})") from None
+
+
+# Pillow's own decompression-bomb check (Image.MAX_IMAGE_PIXELS, a warning above 89.5 megapixels and an error
+# above 179 when a file is opened) would pre-empt ours with its message, or let 64-89.5 megapixels through to
+# decoding: :func:`_open_lazily` lifts it while Image.open reads a header (no pixel is decoded then) and our
+# check follows before anything is loaded. The lock keeps two of our readers from restoring each other's value
+# (which could leave the limit off for good); the limit is back on before any decoding, where Pillow's plugins
+# check sizes of their own (GIF frames, TIFF tiles) against it.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+# what Pillow and its plugins raise on damaged files
+_READ_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError, MemoryError, TypeError,
+                IndexError, KeyError, ZeroDivisionError, Image.DecompressionBombWarning)
+
+
+@contextmanager
+def _open_lazily(path: Path):
+    """``Image.open(path)``, which reads the header only, without Pillow's process-wide pixel limit (ours is
+    checked on the result before it is loaded); the file is closed on leaving."""
+    with _PIL_LIMIT_LOCK:
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            opened = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+    with opened:
+        yield opened
+
+
+def _check_file(path: Path, name: str) -> None:
     from .io import path_kind
 
     kind = path_kind(path)
@@ -83,25 +129,27 @@ def _read_file(path: Path, name: str, background: tuple[int, int, int]) -> Image
         raise InputError(name, "no such file")
     if kind != "file":
         raise InputError(name, f"is a {kind}, not a file")
+
+
+def _read_file(path: Path, name: str, background: tuple[int, int, int], max_pixels: int) -> Image.Image:
+    _check_file(path, name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                _check_pixels(opened, name)
-                return _to_rgb(opened, name, background)
+        with _open_lazily(path) as opened:
+            _check_pixels(opened.size, name, max_pixels)  # before anything is decoded
+            return _to_rgb(opened, name, background)
     except InputError:
         raise
-    except Image.DecompressionBombError:
-        raise InputError(name, f"declares more than {MAX_PIXELS:,} pixels; it is refused as a decompression bomb") from None
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning,
-            MemoryError, TypeError, IndexError, KeyError, ZeroDivisionError) as error:
-        # Pillow's plugins raise all of these on damaged files
+    except Image.DecompressionBombError:  # a GIF frame or TIFF tile larger than the picture, found while loading
+        raise InputError(name, f"declares parts of more than {Image.MAX_IMAGE_PIXELS:,} pixels; it is refused as a "
+                               "decompression bomb") from None
+    except _READ_ERRORS as error:
         raise InputError(name, f"cannot be read as an image ({one_line(error)})") from None
 
 
-def _check_pixels(image: Image.Image, name: str) -> None:
-    if image.width * image.height > MAX_PIXELS:
-        raise InputError(name, f"is {image.width}x{image.height} pixels, more than the {MAX_PIXELS:,} we accept")
+def _check_pixels(size: tuple[int, int], name: str, max_pixels: int = MAX_PIXELS) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise InputError(name, f"is {width}x{height} pixels, more than the {max_pixels:,} we accept")
 
 
 def _to_rgb(image: Image.Image, name: str, background: tuple[int, int, int]) -> Image.Image:
