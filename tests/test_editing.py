@@ -13,7 +13,7 @@ from PIL import Image
 from cfld.cli import main
 from cfld.errors import InputError
 from cfld.images import load_image, to_model_input
-from cfld.pipeline import latent_mask
+from cfld.editing import latent_mask
 from cfld.pose import gallery
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -61,6 +61,38 @@ def test_interpolation_ends_are_the_two_sources(reference_pipeline):
         plain = pipe(source, _pose(), latents=z_t.clone(), scheduler="ddim", **_kwargs()).latents
         assert (plain - strip[weight : weight + 1]).abs().max().item() <= 1e-5
     assert not torch.allclose(strip[1], strip[0]) and not torch.allclose(strip[1], strip[2])
+
+
+def test_edit_pipeline_shares_a_pipelines_components_and_the_forwards_give_its_results(reference_pipeline):
+    """CFLDEditPipeline (cfld.editing) is a CFLDPipeline on the same networks; CFLDPipeline.style_transfer and
+    .interpolate forward to it, bit for bit; the old import path of KeepRegion and latent_mask still works."""
+    import cfld
+    from cfld import CFLDEditPipeline, CFLDPipeline, editing
+    from cfld.pipeline import KeepRegion, latent_mask as old_latent_mask
+
+    assert cfld.CFLDEditPipeline is editing.CFLDEditPipeline and "CFLDEditPipeline" in cfld.__all__
+    assert KeepRegion is editing.KeepRegion and old_latent_mask is latent_mask
+    pipe = reference_pipeline
+    for edit in (CFLDEditPipeline.from_pipe(pipe), CFLDEditPipeline(**pipe.components)):
+        assert isinstance(edit, CFLDPipeline)
+        assert all(getattr(edit, name) is part for name, part in pipe.components.items())  # shared, not copied
+    edit = CFLDEditPipeline.from_pipe(pipe)
+    assert edit.name_or_path == pipe.name_or_path
+    args = (REFERENCE, _pose(), SOURCES[1], MASK)
+    assert torch.equal(edit.style_transfer(*args, **_kwargs(4)).latents, pipe.style_transfer(*args, **_kwargs(4)).latents)
+    args = (SOURCES[0], SOURCES[1], _pose(), [0.0, 1.0])
+    assert torch.equal(edit.interpolate(*args, **_kwargs(5)).latents, pipe.interpolate(*args, **_kwargs(5)).latents)
+
+
+def test_edit_pipeline_saves_and_loads_like_a_pipeline(reference_pipeline, tmp_path):
+    from cfld import CFLDEditPipeline
+
+    folder = CFLDEditPipeline.from_pipe(reference_pipeline).save_pretrained(tmp_path / "edit-model")
+    loaded = CFLDEditPipeline.from_pretrained(folder)
+    assert type(loaded) is CFLDEditPipeline and loaded.name_or_path == str(folder)
+    args = (SOURCES[0], SOURCES[1], _pose(), [0.0, 0.5])
+    assert torch.equal(loaded.interpolate(*args, **_kwargs(6)).latents,
+                       reference_pipeline.interpolate(*args, **_kwargs(6)).latents)
 
 
 def test_cli_edit_commands(tiny_model_dir, tmp_path, capsys):
@@ -139,7 +171,7 @@ def test_cli_style_transfer_frames_the_reference_with_its_mask_and_pose(tiny_mod
     pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra")
     import json
 
-    from cfld.pipeline import CFLDPipeline
+    from cfld.editing import CFLDEditPipeline
     from cfld.pose import PoseDetector, write_pose_json
 
     reference, mask = tmp_path / "wide.png", tmp_path / "wide_mask.png"
@@ -148,8 +180,8 @@ def test_cli_style_transfer_frames_the_reference_with_its_mask_and_pose(tiny_mod
     with PoseDetector() as detector:
         pose = write_pose_json(detector(reference), tmp_path / "wide_pose.json")  # in the wide photo's frame
     seen = {}
-    original = CFLDPipeline.style_transfer
-    monkeypatch.setattr(CFLDPipeline, "style_transfer", lambda self, ref, p, sources, region, **kw: seen.update(
+    original = CFLDEditPipeline.style_transfer
+    monkeypatch.setattr(CFLDEditPipeline, "style_transfer", lambda self, ref, p, sources, region, **kw: seen.update(
         ref=ref, pose=p, sources=sources, region=region) or original(self, ref, p, sources, region, **kw))
     out = tmp_path / "edited.png"
     args = ["edit", "style-transfer", "-r", str(reference), "--mask", str(mask), "-s", str(SOURCES[1]), "-o", str(out),
@@ -190,14 +222,14 @@ def test_cli_style_transfer_frames_the_reference_with_its_mask_and_pose(tiny_mod
 
 def test_cli_interpolate_frames_both_photos(tiny_model_dir, tmp_path, capsys, monkeypatch):
     pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra")
-    from cfld.pipeline import CFLDPipeline
+    from cfld.editing import CFLDEditPipeline
     from cfld.pose import write_pose_json
 
     wide = tmp_path / "wide.png"
     _wide(SOURCES[0], top=120, left=500).save(wide)
     seen = {}
-    original = CFLDPipeline.interpolate
-    monkeypatch.setattr(CFLDPipeline, "interpolate", lambda self, a, b, *rest, **kw: seen.update(a=a, b=b) or original(
+    original = CFLDEditPipeline.interpolate
+    monkeypatch.setattr(CFLDEditPipeline, "interpolate", lambda self, a, b, *rest, **kw: seen.update(a=a, b=b) or original(
         self, a, b, *rest, **kw))
     pose = write_pose_json(_pose(), tmp_path / "pose.json")
     out = tmp_path / "strip.png"

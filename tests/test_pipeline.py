@@ -82,6 +82,14 @@ def test_save_and_load_roundtrip_gives_identical_samples(reference_pipeline, tin
     assert_usual_permissions(tiny_model_dir)
 
 
+def test_components_rebuild_the_pipeline_on_the_same_networks(reference_pipeline):
+    """``CFLDPipeline(**pipe.components)`` shares the networks and scheduler and samples the same (the way
+    cfld.editing.CFLDEditPipeline is built on a pipeline)."""
+    rebuilt = CFLDPipeline(**reference_pipeline.components)
+    assert all(getattr(rebuilt, name) is part for name, part in reference_pipeline.components.items())
+    assert torch.equal(_run(rebuilt).latents, _run(reference_pipeline).latents)
+
+
 def test_pil_output_quantises_like_the_original(reference_pipeline):
     pt = reference_pipeline(PHOTO, _poses(1), num_inference_steps=1, generator=torch.Generator().manual_seed(1),
                             output_type="pt", progress=False)

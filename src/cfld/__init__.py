@@ -2,6 +2,9 @@
 
 Heavy modules (torch, diffusers) are imported lazily so that ``import cfld`` and ``cfld --help``
 stay fast: ``from cfld import CFLDPipeline`` imports the pipeline on first use.
+
+Two pipelines share one model: :class:`CFLDPipeline` (:mod:`cfld.pipeline`) re-poses a person;
+:class:`CFLDEditPipeline` (:mod:`cfld.editing`) does the paper's appearance editing (Sec. 4.6).
 """
 
 __version__ = "0.1.0.dev0"
@@ -10,6 +13,7 @@ from .errors import CFLDError, InputError  # noqa: E402,F401
 
 _LAZY = {
     "CFLDPipeline": "cfld.pipeline",
+    "CFLDEditPipeline": "cfld.editing",
     "CFLDPipelineOutput": "cfld.pipeline",
     "SourceEncoding": "cfld.pipeline",
     "CFLDModel": "cfld.models",
@@ -25,5 +29,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cfld' has no attribute {name!r}")
 
 
-__all__ = ["CFLDConfig", "CFLDError", "CFLDModel", "CFLDPipeline", "CFLDPipelineOutput", "InputError",
+__all__ = ["CFLDConfig", "CFLDEditPipeline", "CFLDError", "CFLDModel", "CFLDPipeline", "CFLDPipelineOutput", "InputError",
            "SourceEncoding", "__version__"]

@@ -12,6 +12,11 @@ resized (bicubic, antialiased) to the requested output size and quantised by tru
 Random numbers: with ``generator=torch.Generator().manual_seed(s)`` the initial noise and every
 scheduler step draw from that generator, in that order, which is the original's global-RNG stream after
 ``torch.manual_seed(s)``; so a seed reproduces the original's samples.
+
+This module is sampling only. The paper's appearance editing (Sec. 4.6: style transfer by mask, style
+interpolation) lives in :mod:`cfld.editing`: :class:`cfld.editing.CFLDEditPipeline`, a CFLDPipeline that shares
+these components and runs this module's denoising loop; :meth:`CFLDPipeline.style_transfer` and
+:meth:`CFLDPipeline.interpolate` forward to it.
 """
 
 from __future__ import annotations
@@ -22,9 +27,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import numpy as np
 import torch
 from PIL import Image
 from diffusers import AutoencoderKL
@@ -32,12 +36,15 @@ from tqdm.auto import tqdm
 
 from . import __version__, checkpoint, guidance, presets
 from .errors import InputError, one_line
-from .images import BLACK, MAX_OUTPUT_SIDE, ImageInput, load_image, resize_output, to_model_input, to_pil
+from .images import MAX_OUTPUT_SIDE, ImageInput, load_image, resize_output, to_model_input, to_pil
 from .io import atomic_folder, path_kind, read_json_object
 from .models.cfld import CFLDModel, Conditions
 from .models.config import SCALES, CFLDConfig
 from .pose import Pose, load_pose, pose_image
 from .schedulers import make_scheduler, scheduler_key
+
+if TYPE_CHECKING:
+    from .editing import KeepRegion
 
 PoseInput = Union[str, os.PathLike, Pose, torch.Tensor]
 
@@ -64,7 +71,7 @@ class SourceEncoding:
     """What the pipeline keeps of a source image: the coarse prompt and the fine-grained HGA biases.
 
     Encode once with :meth:`CFLDPipeline.encode_source`, reuse for any number of poses; interpolate two
-    of them (:meth:`lerp`) for the paper's style interpolation (Sec. 4.6).
+    of them (:meth:`lerp`) for the paper's style interpolation (Sec. 4.6, :mod:`cfld.editing`).
     """
 
     prompt: torch.Tensor  # (B, Q, C)
@@ -86,30 +93,6 @@ class SourceEncoding:
         )
 
 
-@dataclass
-class KeepRegion:
-    """Style transfer by mask (paper Sec. 4.6): generate only inside ``mask``, keep the reference elsewhere.
-
-    The paper writes the step as ``eps'_t = m * eps_t + (1 - m) * z_t^ref`` with ``z_t^ref`` the reference's
-    latent ``z_0^ref = E(y_ref)`` noised to step t by Eq. 1. We apply that blend to the latent the sampler
-    carries (as blended latent diffusion does): after every step, outside the mask the latent becomes
-    ``z_{t-1}^ref``, and after the last step ``z_0^ref`` itself, so the unmasked region is the reference's
-    own reconstruction and the masked region is generated in the reference's pose with the source's look.
-    """
-
-    mask: torch.Tensor  # (N, 1, h, w) in [0, 1] at latent size; 1 = generate
-    reference_latents: torch.Tensor  # z_0^ref, (N, 4, h, w)
-    noise: torch.Tensor  # the fixed noise of Eq. 1, (N, 4, h, w)
-
-    def blend(self, latents: torch.Tensor, scheduler, timestep) -> torch.Tensor:
-        if timestep is None:
-            reference = self.reference_latents
-        else:
-            reference = scheduler.add_noise(self.reference_latents, self.noise, torch.as_tensor([int(timestep)]))
-        mask = self.mask.to(latents)
-        return mask * latents + (1 - mask) * reference.to(latents)
-
-
 class CFLDPipeline:
     """The CFLD condition model, the UNet (with HGA processors), the VAE and a noise scheduler."""
 
@@ -122,6 +105,13 @@ class CFLDPipeline:
         self.guidance_type = guidance_type
         self.config = model.config
         self.name_or_path = "the model"  # where from_pretrained found it: named by errors about its output
+
+    @property
+    def components(self) -> dict[str, Any]:
+        """What ``__init__`` takes, as this pipeline holds it: ``type(pipe)(**pipe.components)`` (e.g.
+        :class:`cfld.editing.CFLDEditPipeline`) shares the networks and scheduler rather than copying them."""
+        return {"model": self.model, "unet": self.unet, "vae": self.vae, "scheduler": self.scheduler,
+                "guidance_type": self.guidance_type}
 
     def check_parts(self, source: object) -> None:
         """Refuse parts that do not fit together (e.g. a VAE whose latents the UNet cannot take)."""
@@ -361,8 +351,8 @@ class CFLDPipeline:
             fuse_branches: run two UNet branches instead of three when ``guidance_pose ==
                 guidance_appearance`` (same result up to float rounding, ~1.5x faster).
             pose_frame: (H, W) frame of OpenPose files, which do not record it.
-            keep: a :class:`KeepRegion`: outside its mask every step's latent is replaced by the reference
-                latent noised to that step (paper Sec. 4.6, style transfer; see :meth:`style_transfer`).
+            keep: a :class:`cfld.editing.KeepRegion`: outside its mask every step's latent is replaced by the
+                reference latent noised to that step (paper Sec. 4.6, style transfer; see :mod:`cfld.editing`).
             callback: called as ``callback(step, timestep, latents)`` after every step.
         """
         if output_type not in ("pil", "np", "pt", "latent"):
@@ -446,60 +436,19 @@ class CFLDPipeline:
             result = images
         return CFLDPipelineOutput(result, latents if return_latents else None)
 
-    # -- appearance editing (paper Sec. 4.6) ---------------------------------------------------------------
+    # -- appearance editing (paper Sec. 4.6): in cfld.editing; these forward there on this pipeline's components --
 
-    @torch.no_grad()
-    def style_transfer(
-        self,
-        reference: ImageInput,
-        reference_pose: PoseInput,
-        source: ImageInput | Sequence[ImageInput],
-        mask: ImageInput | torch.Tensor,
-        *,
-        generator: torch.Generator | None = None,
-        **kwargs: Any,
-    ) -> CFLDPipelineOutput:
-        """Dress the person of ``reference`` in the masked region with the appearance of each ``source``.
+    def style_transfer(self, *args: Any, **kwargs: Any) -> CFLDPipelineOutput:
+        """Style transfer by mask: :meth:`cfld.editing.CFLDEditPipeline.style_transfer` (same arguments)."""
+        from .editing import CFLDEditPipeline
 
-        The pose is the reference's own (``reference_pose``, e.g. its annotation row or a detected pose);
-        outside ``mask`` (a picture, white = edit, e.g. an upper-clothes mask) the reference is kept. No
-        training is involved: this is the paper's Fig. 6(a). ``kwargs`` go to :meth:`__call__`.
-        """
-        reference_image = load_image(reference)
-        region = latent_mask(mask, self.latent_size, reference_image)
-        encoding = self.encode_source(source)
-        n = len(encoding)
-        reference_pixels = to_model_input(reference_image, self.config.image_size).unsqueeze(0)
-        z_ref = self.encode_images(reference_pixels).float().expand(n, -1, -1, -1)
-        region = region.expand(n, -1, -1, -1)
-        latents = torch.randn(z_ref.shape, generator=generator)
-        noise = torch.randn(z_ref.shape, generator=generator)
-        keep = KeepRegion(region.to(self.device), z_ref.to(self.device), noise.to(self.device))
-        return self(encoding, [reference_pose] * n, paired=True, latents=latents, keep=keep, generator=generator, **kwargs)
+        return CFLDEditPipeline.from_pipe(self).style_transfer(*args, **kwargs)
 
-    @torch.no_grad()
-    def interpolate(
-        self,
-        source_a: ImageInput,
-        source_b: ImageInput,
-        pose: PoseInput,
-        weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
-        *,
-        generator: torch.Generator | None = None,
-        **kwargs: Any,
-    ) -> CFLDPipelineOutput:
-        """Style interpolation (paper Fig. 6(b)): coarse prompts and HGA biases linearly interpolated from
-        ``source_a`` (weight 0) to ``source_b`` (weight 1), one image per weight, same pose, same noise."""
-        if not len(weights):
-            raise InputError("weights", "no interpolation weight given")
-        a, b = self.encode_source(source_a), self.encode_source(source_b)
-        steps = [a.lerp(b, float(w)) for w in weights]
-        encoding = SourceEncoding(
-            torch.cat([e.prompt for e in steps]),
-            {k: torch.cat([e.query_biases[k] for e in steps]) for k in a.query_biases},
-        )
-        z_t = torch.randn((1, self.unet.config.in_channels, *self.latent_size), generator=generator)
-        return self(encoding, pose, latents=z_t.expand(len(weights), -1, -1, -1).clone(), generator=generator, **kwargs)
+    def interpolate(self, *args: Any, **kwargs: Any) -> CFLDPipelineOutput:
+        """Style interpolation: :meth:`cfld.editing.CFLDEditPipeline.interpolate` (same arguments)."""
+        from .editing import CFLDEditPipeline
+
+        return CFLDEditPipeline.from_pipe(self).interpolate(*args, **kwargs)
 
     def _guided_eps(self, latents, t, conditions: Conditions, scales, scheduler) -> torch.Tensor:
         """One UNet call over the stacked guidance branches, combined by cumulative guidance."""
@@ -530,25 +479,13 @@ class CFLDPipeline:
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
-def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], reference: Image.Image | None = None) -> torch.Tensor:
-    """A (1, 1, h, w) mask in [0, 1] at latent size from a picture (white = 1, transparent = 0) or a (H, W)
-    tensor. It must have the reference photo's shape: a mask of another aspect ratio was made for another
-    picture, and stretching it would edit the wrong region."""
-    name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
-    if isinstance(mask, torch.Tensor) and mask.ndim == 2:
-        values = mask.float()
-        if not torch.isfinite(values).all():
-            raise InputError(name, "contains NaN or infinite values")
-    else:
-        values = torch.from_numpy(np.asarray(load_image(mask, name, background=BLACK).convert("L"), dtype=np.float32) / 255.0)
-    if reference is not None:
-        mask_ratio, photo_ratio = values.shape[1] / values.shape[0], reference.width / reference.height
-        if abs(mask_ratio / photo_ratio - 1) > 0.02:
-            raise InputError(name, f"is {values.shape[0]}x{values.shape[1]} (HxW) but the reference photo is "
-                                   f"{reference.height}x{reference.width}: a mask must have the photo's shape")
-    if values.max() <= 0:
-        raise InputError(name, "is empty (no white pixel): nothing would be edited")
-    return torch.nn.functional.interpolate(values[None, None], size=size, mode="area").clamp(0, 1)
+def __getattr__(name: str):
+    """``KeepRegion`` and ``latent_mask`` moved to :mod:`cfld.editing`; ``from cfld.pipeline import ...`` still works."""
+    if name in ("KeepRegion", "latent_mask"):
+        from . import editing
+
+        return getattr(editing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _looks_like_hub_id(text: str) -> bool:

@@ -54,9 +54,9 @@ def _check(output, overwrite, size, device, pose_frame, no_frame, save_framed, p
 
 def _load(model_dir, base, device):
     from ..devices import resolve_dtype
-    from ..pipeline import CFLDPipeline
+    from ..editing import CFLDEditPipeline
 
-    return CFLDPipeline.from_pretrained(model_dir, base=base, device=device, torch_dtype=resolve_dtype(None, device))
+    return CFLDEditPipeline.from_pretrained(model_dir, base=base, device=device, torch_dtype=resolve_dtype(None, device))
 
 
 def _strip(images):
@@ -105,7 +105,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     import torch
 
     from ..images import BLACK, load_image, save_image
-    from ..pipeline import latent_mask
+    from ..editing import latent_mask
     from ..pose import NUM_JOINTS, load_pose
 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
