@@ -3,8 +3,8 @@
 ``PAPER`` is what the paper reports (DDPM, 50 steps, guidance on every step) and stays the default of
 every command and of :class:`cfld.CFLDPipeline`. ``FAST`` (``--fast``, ``fast=True``) is the setting of
 ``benchmarks/speed_quality.py`` that is at least 3x cheaper than DDPM-50 while its SSIM and PSNR against
-the ground truth stay within 0.01 and 0.3 dB of DDPM-50's on held-out persons (the README's table, "Faster
-sampling"): DPM-Solver++ (2M) with Karras sigmas in 15 steps, 30 UNet evaluations per image instead of 100;
+the ground truth stay within 0.01 and 0.3 dB of DDPM-50's on held-out persons (the table in
+docs/fast-sampling.md): DPM-Solver++ (2M) with Karras sigmas in 15 steps, 30 UNet evaluations per image instead of 100;
 on 48 held-out persons of the previous demo model, for two seeds, SSIM -0.009 / -0.008 and PSNR +0.12 /
 +0.09 dB against DDPM-50's; it was the only setting of the table that met the target on both seeds. On the
 current demo model (retrained, with colour) it is SSIM -0.034, PSNR +0.18 dB and garment ΔE00 -0.9 (closer)

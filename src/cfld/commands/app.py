@@ -34,7 +34,7 @@ def app(model_dir, base, port, default_steps, device, dtype, open_browser) -> No
 
     Upload a person photo and pick a pose from a gallery of real DeepFashion poses, from another photo
     (needs the 'detect' extra) or from a pose JSON file; the Edit and Animate tabs do what `cfld edit` and
-    `cfld animate` do. Uploads are limited to 20 MB and 25 megapixels; one generation runs at a time.
+    `cfld animate` do. Uploads are limited to 20 MiB and 25 megapixels; one generation runs at a time.
     Stop the server with Ctrl+C.
 
     \b
@@ -52,7 +52,7 @@ def app(model_dir, base, port, default_steps, device, dtype, open_browser) -> No
         model_dir = default_model()
         if model_dir is None:
             raise click.UsageError("give the model to serve with --model (a folder from `cfld convert` / "
-                                   "save_pretrained, or the released checkpoints; see the README, 'Weights')")
+                                   "save_pretrained, or the released checkpoints; see the README, 'Weights and quick start')")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)

@@ -5,7 +5,7 @@ trained with our own ``cfld train`` on procedurally drawn persons (:mod:`cfld.da
 ``benchmarks/train_synthetic.py`` (the ``synthetic-cpu`` recipe: a VAE in 20.5 minutes, then 6,144 CFLD steps in
 54 minutes, on a 2-core CPU). The demo re-poses held-out synthetic persons into real DeepFashion poses and
 scores the results against the ground truth beside four baselines (:mod:`cfld.training.held_out`). It shows
-the whole pipeline running offline; real photos need the released CFLD weights (README, "Weights").
+the whole pipeline running offline; real photos need the released CFLD weights (README, "Weights and quick start").
 """
 
 from __future__ import annotations
@@ -92,4 +92,4 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     click.echo("SSIM, PSNR (dB): higher is better. ΔE00: the colour difference of the upper and lower garment "
                "(CIEDE2000 of their mean colours), lower is better; below 3 is hard to see side by side.")
     click.echo("The demo model is tiny and trained on drawn persons only; real photos need the released CFLD weights "
-               "(see README, 'Weights').")
+               "(see README, 'Weights and quick start').")

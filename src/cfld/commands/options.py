@@ -107,8 +107,7 @@ def guidance_options(command):
 
 FAST_HELP = ("Sample fast: {scheduler} in {steps} steps instead of the paper's DDPM in {paper} ({ratio:.1f}x fewer UNet "
              "evaluations, about 3x less time; on held-out persons of the demo model SSIM -0.03, PSNR +0.2 dB and "
-             "garment colour as close as DDPM-50's, but not the same picture; see the README, 'Faster "
-             "sampling'). --steps, --scheduler and --guidance-interval still apply.")
+             "garment colour as close as DDPM-50's, but not the same picture; see docs/fast-sampling.md). --steps, --scheduler and --guidance-interval still apply.")
 INTERVAL_HELP = ("Guide only the steps i of n with START <= i/n < END (fractions, e.g. 0,0.6: the first 60%); the "
                  "others run one UNet branch instead of two. Default: every step (the paper).")
 

@@ -25,9 +25,10 @@ from .options import (MAX_OUTPUT_SIDE, SEED, check_framing, framing_options, gui
               help="With --pose-from and --no-frame: frame keeps the person's place and size in PHOTO; body makes "
                    "the body fill the source's frame.")
 @model_option("A CFLD folder written by `CFLDPipeline.save_pretrained` / `cfld convert`, or the original "
-                   "checkpoint folder (pytorch_model.bin + pytorch_model_1.bin, then --base is needed).")
+                   "checkpoint folder (pytorch_model.bin + pytorch_model_1.bin, read with --base).")
 @click.option("--base", metavar="SD15",
-              help="Stable Diffusion 1.5 for an original checkpoint folder: hub id, diffusers folder or single file.")
+              help="Stable Diffusion 1.5 for an original checkpoint folder: hub id (the default), diffusers folder or "
+                   "single file.")
 @click.option("-o", "--output", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the results, one PNG per (source, pose): SOURCE_to_POSE.png.")
 @sampling_options("ddpm", "ddpm (the paper), ddim, dpm++, dpm++-karras, unipc, euler, euler-a or pndm.")

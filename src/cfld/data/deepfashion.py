@@ -97,7 +97,7 @@ def index_inshop_images(root: Path) -> dict[str, Path]:
 
 def _annotation_file(directory: Path, kind: str, split: str) -> Path:
     names = [f"{spelling}-resize-{kind}-{split}.csv" for spelling in ("fasion", "fashion")]
-    hint = "" if split == "test" else "; download the train/test pairs and keypoints (see README) or pass --split test"
+    hint = "" if split == "test" else "; download the train/test pairs and keypoints (see docs/checkpoints-datasets.md) or pass --split test"
     return find_file(directory, names, f"{kind} of the {split} split", hint)
 
 
