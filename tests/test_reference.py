@@ -361,7 +361,7 @@ def golden_training(ref_dir, golden_json, train_dir, train_golden, tmp_path_fact
     optim, recipe = info["optimizer"], info["recipe"]
     overrides, schedule = recipe["golden_overrides"], optim["lr_scheduler"]
     model_config = CFLDConfig.from_original_yaml(ref_dir / "config.yaml", unet=golden_json["unet_config"]).to_dict()
-    model_config["swin_drop_path"] = overrides["MODEL.COND_STAGE_CONFIG.DROP_PATH_RATE"]
+    model_config["swin_drop_path"] = overrides.get("MODEL.COND_STAGE_CONFIG.DROP_PATH_RATE", 0.0)
     model_config["uncond_prob"] = recipe["u_cond_percent"]
     assert optim["name"] == "torch.optim.Adam" and not optim["amsgrad"] and optim["weight_decay"] == 0
     assert recipe["gradient_accumulation_steps"] == 1 and recipe["pred_ratio"] == []
@@ -373,7 +373,7 @@ def golden_training(ref_dir, golden_json, train_dir, train_golden, tmp_path_fact
         "warmup_rate": schedule["warmup_rate"], "decay_rate": schedule["decay_rate"],
         "decay_epochs": schedule["decay_epochs"], "epochs": schedule["epochs"], "cubic_sampling": recipe["cubic_sampling"],
         "gradient_checkpointing": recipe["unet_gradient_checkpointing"],
-        "mixed_precision": overrides["ACCELERATE.MIXED_PRECISION"],
+        "mixed_precision": overrides.get("ACCELERATE.MIXED_PRECISION", "no"),
     }, source="train golden")
     model, unet = build_models(config, config.model_config())
     optimizer, lr_schedule = build_optimizer(config, model, unet, schedule["iters_per_epoch"])
@@ -417,6 +417,8 @@ def _draws(tensors: dict, k: int):
 def trained(golden_training, train_golden):
     """The golden's steps through :func:`batch_loss` and :func:`optimizer_step`: losses, learning rates, the
     gradients of step 1 (by original name) and the parameters after the last step."""
+    import torch
+
     from cfld.training.step import CFLDTrainingModule, batch_loss, optimizer_step
 
     config, model, unet, optimizer, lr_schedule, vae, scheduler, batch = golden_training
@@ -429,8 +431,8 @@ def trained(golden_training, train_golden):
         loss, _, _ = batch_loss(batch, module, vae, scheduler, cubic=config.cubic_sampling, draws=_draws(tensors, k))
         loss.backward()
         losses.append(loss.item())
-        if k == 0:
-            grads = {name: p.grad.detach().clone() for name, p in names.items()}
+        if k == 0:  # a tensor the loss does not reach has no gradient: zeros, as the golden records it
+            grads = {name: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for name, p in names.items()}
         optimizer_step(optimizer, lr_schedule)
     return losses, lrs, grads, {name: p.detach().clone() for name, p in names.items()}
 

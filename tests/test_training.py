@@ -115,6 +115,15 @@ def test_presets_load_and_bad_configs_are_input_errors(tmp_path):
         TrainConfig.load(bad)
     with pytest.raises(InputError, match="neither a training config file nor a preset"):
         TrainConfig.load(tmp_path / "missing.yaml")
+    bad.write_text("model: no-such-preset\n")
+    with pytest.raises(InputError, match=r"bad.yaml \(model\): no-such-preset is neither a preset \(sd15, tiny\) nor a "
+                                         r"model folder or its config.json$"):
+        TrainConfig.load(bad).model_config(bad)
+    folder = tmp_path / "model"  # a checkpoint folder (its config.json) is a model's configuration too
+    folder.mkdir()
+    (folder / "config.json").write_text(CFLDConfig.preset("tiny").to_json())
+    bad.write_text(f"model: {folder}\n")
+    assert TrainConfig.load(bad).model_config(bad).to_dict() == CFLDConfig.preset("tiny").to_dict()
 
 
 # -- training runs --------------------------------------------------------------------------------------------
