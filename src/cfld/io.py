@@ -339,13 +339,20 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, *, what: str |
     except CFLDError:
         raise
     except Exception as error:
-        os_error = os_write_error(error)
-        if os_error is None:
-            raise
-        _remove(tmp_path)  # before measuring what is free
-        raise _failure(path, os_error, what, needed, kept) from None
+        _raise_if_refused(error, tmp_path, path, what, needed, kept)
+        raise
     finally:
         _remove(tmp_path)
+
+
+def _raise_if_refused(error: BaseException, temporary: Path, path: Path, what: str | None, needed: int | None,
+                      kept: str | None) -> None:
+    """A write the operating system refused: the temporary goes (before what is free is measured), then
+    :func:`write_failure` of ``path``; anything else returns, to be raised as it is."""
+    os_error = os_write_error(error)
+    if os_error is not None:
+        _remove(temporary)
+        raise _failure(path, os_error, what, needed, kept) from None
 
 
 @contextlib.contextmanager
@@ -396,11 +403,8 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False, *, what: str
     except CFLDError:
         raise
     except Exception as error:
-        os_error = os_write_error(error)
-        if os_error is None:
-            raise
-        _remove(tmp)
-        raise _failure(target, os_error, what, needed, kept) from None
+        _raise_if_refused(error, tmp, target, what, needed, kept)
+        raise
     finally:
         _remove(tmp)
 
