@@ -122,7 +122,8 @@ def train_vae(config, accelerator, output_dir: Path, model_config: CFLDConfig, d
 
         vae = train_autoencoder(config.vae, dataset, model_config.image_size, seed=config.seed,
                                 device=accelerator.device, progress=progress)
-        with atomic_folder(output_dir / VAE_DIR, overwrite=True) as tmp:
+        with atomic_folder(output_dir / VAE_DIR, overwrite=True, what="the trained VAE",
+                           kept="no checkpoint was written yet: free space and run again (it trains the VAE again)") as tmp:
             vae.save_pretrained(tmp, safe_serialization=True)
     accelerator.wait_for_everyone()
     return ready_vae(config, output_dir)
