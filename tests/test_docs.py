@@ -349,11 +349,16 @@ def test_doc_files_exist():
     assert len(DOCS) > 5, "the docs/ pages are missing"
 
 
+def check_all(commands: list[Command]) -> Checked:
+    result = Checked()
+    for command in commands:
+        check(command, result)
+    return result
+
+
 def test_commands_in_shell_blocks_match_the_cli():
     strict, _ = all_commands()
-    result = Checked()
-    for command in strict:
-        check(command, result)
+    result = check_all(strict)
     assert not result.problems, "documented commands that would not run:\n" + "\n".join(result.problems)
     assert len(strict) >= 30, f"only {len(strict)} cfld commands found in shell blocks: is the parser broken?"
     assert len(result.paths) >= 10, f"shell blocks cover only {sorted(result.paths)}"
@@ -361,18 +366,14 @@ def test_commands_in_shell_blocks_match_the_cli():
 
 def test_commands_in_inline_code_match_the_cli():
     _, lenient = all_commands()
-    result = Checked()
-    for command in lenient:
-        check(command, result)
+    result = check_all(lenient)
     assert not result.problems, "commands mentioned in the text that do not exist:\n" + "\n".join(result.problems)
     assert len(lenient) >= 30, f"only {len(lenient)} inline cfld commands found: is the parser broken?"
 
 
 def test_every_command_is_documented():
     strict, lenient = all_commands()
-    result = Checked()
-    for command in strict + lenient:
-        check(command, result)
+    result = check_all(strict + lenient)
     missing = sorted(" ".join(p) for p in leaf_commands() - result.paths)
     assert not missing, f"commands of the CLI that no page shows: {', '.join(missing)}"
 

@@ -242,12 +242,14 @@ def test_a_deterministic_vae_encodes_to_its_mean():
 # -- a disk that fills ---------------------------------------------------------------------------------------------
 
 
-def _full_disk(after_bytes: int = 1000):
-    """A stand-in for safetensors' ``save_file`` that writes part of the file, then fails as safetensors does on a
-    full disk (its Rust error, not an OSError)."""
+def _full_disk(real, fails, after_bytes: int = 1000):
+    """A stand-in for safetensors' ``save_file`` (``real``): for the files where ``fails(name)``, it writes part of
+    the file, then fails as safetensors does on a full disk (its Rust error, not an OSError)."""
     from safetensors import SafetensorError
 
     def save_file(tensors, filename, metadata=None):
+        if not fails(str(filename)):
+            return real(tensors, filename, metadata=metadata)
         Path(filename).write_bytes(b"\0" * after_bytes)
         raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
                               "\"No space left on device\" }) No space left on device (os error 28)")
@@ -270,13 +272,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_last_and_resumes_exactly(tmp_
     (tmp_path / "config.json").write_text(config.to_json())
     run(config, tmp_path / "whole")
     real = checkpoints.save_file
-
-    def fill_at_step_4(tensors, filename, metadata=None):
-        if ".step-0000004.tmp" in str(filename):
-            return _full_disk()(tensors, filename, metadata)
-        return real(tensors, filename, metadata=metadata)
-
-    monkeypatch.setattr(checkpoints, "save_file", fill_at_step_4)
+    monkeypatch.setattr(checkpoints, "save_file", _full_disk(real, lambda name: ".step-0000004.tmp" in name))
     monkeypatch.delenv("CFLD_DEBUG", raising=False)
     out = tmp_path / "cut"
     code = main(["train", "-c", str(tmp_path / "config.json"), "-o", str(out), "--no-progress"])
@@ -301,14 +297,8 @@ def test_a_full_disk_while_saving_the_trained_model_keeps_the_checkpoint(tmp_pat
 
     config = tiny(max_steps=2, checkpoint_every=2)
     (tmp_path / "config.json").write_text(config.to_json())
-    real = checkpoint.save_file
-
-    def fill_outside_checkpoints(tensors, filename, metadata=None):  # our format's writer: the model fails
-        if ".step-" in str(filename):
-            return real(tensors, filename, metadata=metadata)
-        return _full_disk()(tensors, filename, metadata)
-
-    monkeypatch.setattr(checkpoint, "save_file", fill_outside_checkpoints)
+    # our format's writer: the checkpoint's files are written, the trained model's fail
+    monkeypatch.setattr(checkpoint, "save_file", _full_disk(checkpoint.save_file, lambda name: ".step-" not in name))
     monkeypatch.delenv("CFLD_DEBUG", raising=False)
     out = tmp_path / "run"
     code = main(["train", "-c", str(tmp_path / "config.json"), "-o", str(out), "--no-progress"])

@@ -23,7 +23,7 @@ import contextlib
 import functools
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from .errors import InputError, one_line
 from .io import atomic_path, atomic_write_text, check_writable, path_kind, read_json_object
 from .models.cfld import CFLDModel, build_unet
-from .models.config import CFLDConfig
+from .models.config import PRESETS, CFLDConfig
 from .models.perception_refined_decoder import PerceptionRefinedDecoder
 from .models.source_encoder import SourceImageEncoder
 from .state_dict import add_prefix, check_finite, check_keys, listing, load_torch_file, strip_prefix
@@ -126,15 +126,15 @@ def save_original(folder: str | Path, model: CFLDModel, unet: UNet2DConditionMod
             state = {k: v.contiguous() for k, v in state.items()}
             # into an open file: torch.save then fails with the file's OSError as its context (a full disk is
             # seen as one), where with a path it only says "unexpected pos"
-            with atomic_path(folder / name, overwrite=overwrite, what=what, needed=_state_bytes(state)) as tmp, \
+            with atomic_path(folder / name, overwrite=overwrite, what=what, needed=tensor_bytes(state.values())) as tmp, \
                     open(tmp, "wb") as handle:
                 torch.save(state, handle)
     return folder
 
 
-def _state_bytes(state: Mapping[str, torch.Tensor]) -> int:
-    """About the bytes a state dict takes in a file (its tensors' data)."""
-    return sum(t.numel() * t.element_size() for t in state.values())
+def tensor_bytes(tensors: Iterable[Any]) -> int:
+    """About the bytes tensors take in a file (their data; anything else among them counts nothing)."""
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
 @contextlib.contextmanager
@@ -163,7 +163,7 @@ def save_checkpoint(folder: str | Path, model: CFLDModel, unet: UNet2DConditionM
         for name, module, what in ((MODEL, model, "the condition model's weights"), (UNET, unet, "the UNet's weights")):
             state = {k: v.contiguous() for k, v in module.state_dict().items()}
             # a full disk: safetensors' SafetensorError "... (os error 28)" becomes a WriteError naming the file
-            with atomic_path(folder / name, overwrite=overwrite, what=what, needed=_state_bytes(state)) as tmp:
+            with atomic_path(folder / name, overwrite=overwrite, what=what, needed=tensor_bytes(state.values())) as tmp:
                 save_file(state, str(tmp), metadata={"format": "pt"})
         atomic_write_text(folder / CONFIG, model.config.to_json() + "\n", overwrite=overwrite)
     return folder
@@ -290,7 +290,7 @@ def resolve_config(spec: "CFLDConfig | str | Path | None", folder: str | Path, u
         return spec
     if spec is None and (Path(folder) / "config.yaml").is_file():
         spec = Path(folder) / "config.yaml"
-    if spec is None or str(spec) in ("sd15", "tiny"):
+    if spec is None or str(spec) in PRESETS:
         config = CFLDConfig.preset(str(spec or "sd15"))
         if unet is not None:
             config.unet = unet

@@ -71,6 +71,10 @@ def check_unet_config(unet: Any, source: object) -> dict[str, Any]:
     return unet
 
 
+
+PRESETS = ("sd15", "tiny")
+"""The names :meth:`CFLDConfig.preset` takes: the paper's size, and the random-weight reference's."""
+
 @dataclass
 class CFLDConfig:
     """Sizes of every CFLD component. Field groups follow Fig. 2: H_S, H_D, H_A, H_P, the UNet H_N."""
@@ -105,7 +109,7 @@ class CFLDConfig:
 
     @classmethod
     def preset(cls, name: str) -> "CFLDConfig":
-        """``"sd15"`` (the paper) or ``"tiny"`` (the random-weight reference of the tests)."""
+        """``"sd15"`` (the paper) or ``"tiny"`` (the random-weight reference of the tests): :data:`PRESETS`."""
         if name == "sd15":
             return cls()
         if name == "tiny":

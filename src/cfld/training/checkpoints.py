@@ -95,10 +95,6 @@ def remove_partial(output_dir: Path) -> None:
 # -- writing and reading ------------------------------------------------------------------------------------------
 
 
-def _tensor_bytes(tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
-
-
 def save_checkpoint(accelerator, output_dir: Path, model, unet, optimizer, schedule, *, step: int, epoch: int,
                     batch_in_epoch: int, config: dict[str, Any], evaluation: dict[str, Any] | None, keep: int,
                     last: Path | None) -> Path:
@@ -141,8 +137,8 @@ def save_checkpoint(accelerator, output_dir: Path, model, unet, optimizer, sched
         if main:
             shutil.rmtree(tmp, ignore_errors=True)  # at once: the disk is full
         accelerator.wait_for_everyone()
-        needed = (_tensor_bytes(model.state_dict().values()) + _tensor_bytes(unet.state_dict().values())
-                  + _tensor_bytes(v for entry in optimizer_state["state"].values() for v in entry.values()))
+        needed = ckpt.tensor_bytes([*model.state_dict().values(), *unet.state_dict().values(),
+                                    *(v for entry in optimizer_state["state"].values() for v in entry.values())])
         error = os_write_error(failure) if failure is not None else None
         if error is None:
             error = OSError(0, "another process could not write its part")

@@ -26,12 +26,11 @@ from typing import Any, Sequence
 from .. import validation as V
 from ..errors import InputError
 from ..io import path_kind, read_json, read_yaml
-from ..models.config import CFLDConfig
+from ..models.config import PRESETS as MODEL_PRESETS, CFLDConfig
 
 TRAINABLE = ("paper", "unet")
 """``paper``: H_S, H_D, H_A, H_P, the learnable vector and the UNet's up-block cross-attention W_k, W_v
 (Table 1); ``unet``: the same plus the whole UNet (only for models without pretrained Stable Diffusion)."""
-MODEL_PRESETS = ("sd15", "tiny")  # CFLDConfig.preset: the paper's size, the random-weight reference's
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
