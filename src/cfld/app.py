@@ -214,7 +214,7 @@ class App:
         stretched onto them) is moved into the crop; a detected pose is the framed reference's own."""
         import torch
 
-        from .pipeline import latent_mask
+        from .editing import latent_mask
 
         reference = self.photo(reference_path, "reference photo")
         source = self.photo(source_path, "appearance photo")
