@@ -27,4 +27,5 @@ def fingerprint(result):
 
 trainer.train(fingerprint)
 assert trainer.accelerator.num_processes == 2, trainer.accelerator.state
+assert trainer.module.gradient_as_bucket_view  # the recipe's default: DDP keeps no second copy of the gradients
 (output / f"weights-rank{trainer.accelerator.process_index}.json").write_text(json.dumps(fingerprints))

@@ -143,6 +143,19 @@ class PoseTransferDataset(Dataset):
     def image_path(self, name: str) -> Path:
         return self.image_dir / (name if self.suffix is None else Path(name).with_suffix(self.suffix).name)
 
+    @property
+    def manifest_path(self) -> Path:
+        """The folder's manifest: what a latent cache of these photos is checked against."""
+        return self.root / MANIFEST
+
+    def photo_names(self) -> list[str]:
+        """Every photo the split's pairs name, once, in order of first appearance."""
+        return list(dict.fromkeys(name for pair in self.pairs for name in pair))
+
+    def photo(self, name: str) -> torch.Tensor:
+        """Photo ``name`` as ``img_src``/``img_tgt`` hold it: (3, H, W) in [-1, 1] at the image size."""
+        return to_model_input(load_image(self.image_path(name)), self.image_size)
+
     def pose_image(self, name: str) -> torch.Tensor:
         """The (21, H, W) pose image of photo ``name`` at the pose size."""
         return pose_image(self.table[name], self.pose_size)

@@ -65,15 +65,24 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Non
 
 
 def optimizer_to_files(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    tensors = {f"{index}.{name}": value.contiguous() for index, entry in state["state"].items() for name, value in entry.items()
-               if isinstance(value, torch.Tensor)}
+    """An optimizer's state dict as tensors (``"{index}.{name}"``) and its parameter groups. A plain number in a
+    parameter's state (bitsandbytes keeps ``step`` as an int) is stored as a 0-d tensor named ``"...:number"``."""
+    tensors = {}
+    for index, entry in state["state"].items():
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{name}"] = value.contiguous()
+            elif isinstance(value, (bool, int, float)):
+                tensors[f"{index}.{name}:number"] = torch.tensor(value, dtype=torch.float64 if isinstance(value, float) else torch.int64)
     return tensors, state["param_groups"]
 
 
 def optimizer_from_files(tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> dict[str, Any]:
-    state: dict[int, dict[str, torch.Tensor]] = {}
+    state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         index, name = key.split(".", 1)
+        if name.endswith(":number"):
+            name, value = name[: -len(":number")], value.item()
         state.setdefault(int(index), {})[name] = value
     return {"state": state, "param_groups": groups}
 

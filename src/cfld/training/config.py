@@ -69,7 +69,16 @@ class TrainConfig:
     decay_rate: float = 0.1
     cubic_sampling: bool = True
     mixed_precision: str = "fp16"
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: bool = True  # the UNet's, as the original
+    # memory and speed levers (docs/training.md, "Memory and speed"; benchmarks/train_cost.py measures each)
+    condition_checkpointing: bool = True  # H_S (Swin) recomputed in backward too: exact, less memory per pair
+    gradient_as_bucket_view: bool = True  # DDP's gradients are views of its buckets, not a second copy: exact
+    cast_frozen_weights: bool = True  # on a GPU under fp16/bf16: frozen weights in that dtype, trainable ones fp32
+    optimizer: str = "adam"  # adam, or adam8bit (bitsandbytes, CUDA only): Adam's moments in 8 bits
+    # the VAE posterior (mean, std) of every training photo encoded once, to latent_cache_dir (default: a
+    # latent-cache folder beside a prepared dataset); "auto": when the data is a prepared folder
+    cache_latents: Any = "auto"
+    latent_cache_dir: str | None = None
     allow_tf32: bool = True
     seed: int = 3407
     num_workers: int = 4
@@ -156,8 +165,16 @@ class TrainConfig:
             c.decay_epochs = ()
         else:
             c.decay_epochs = V.check_ints(c.decay_epochs, "decay_epochs", source, None, 0, 10**9)
-        for name in ("scale_lr", "cubic_sampling", "gradient_checkpointing", "allow_tf32"):
+        for name in ("scale_lr", "cubic_sampling", "gradient_checkpointing", "allow_tf32", "condition_checkpointing",
+                     "gradient_as_bucket_view", "cast_frozen_weights"):
             V.check_bool(getattr(c, name), name, source)
+        from .step import OPTIMIZERS
+
+        V.check_str(c.optimizer, "optimizer", source, OPTIMIZERS)
+        if c.cache_latents not in (True, False, "auto"):
+            raise InputError(source, f"cache_latents must be true, false or auto, got {V.shown(c.cache_latents)}")
+        if c.latent_cache_dir is not None and (not isinstance(c.latent_cache_dir, str) or not c.latent_cache_dir.strip()):
+            raise InputError(source, f"latent_cache_dir must be a folder (or null), got {V.shown(c.latent_cache_dir)}")
         V.check_str(c.trainable, "trainable", source, TRAINABLE)
         V.check_str(c.mixed_precision, "mixed_precision", source, MIXED_PRECISION)
         for name in ("unet", "swin", "init_checkpoint"):

@@ -24,6 +24,8 @@ from ..models.config import CFLDConfig
 from .autoencoder import check_options as check_vae_options
 from .checkpoints import CHECKPOINTS, TRAINER_STATE, check_checkpoint, find_checkpoint, remove_partial
 from .datasets import build_dataset, check_items
+from .latent_cache import cacheable
+from .step import adam_class
 from .evaluation import BEST_DIR, HISTORY, PeriodicEvaluation
 
 FINAL_MODEL, VAE_DIR = "model", "vae"
@@ -44,13 +46,14 @@ class RunPlan:
     resume_state: dict[str, Any] | None
     evaluation: PeriodicEvaluation | None
     vae: Any  # None while the recipe's own VAE is still to be trained
+    cache_latents: bool = False  # the VAE's posteriors come from a latent cache
 
 
 def make_accelerator(config, output_dir: Path):
-    """accelerate's Accelerator for the recipe's mixed precision and accumulation, logging to TensorBoard when
-    it is installed."""
+    """accelerate's Accelerator for the recipe's mixed precision, accumulation and DDP options
+    (``gradient_as_bucket_view``), logging to TensorBoard when it is installed."""
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 
     c = config
     if c.mixed_precision == "fp16" and not torch.cuda.is_available():
@@ -66,6 +69,8 @@ def make_accelerator(config, output_dir: Path):
         mixed_precision=c.mixed_precision, gradient_accumulation_steps=c.gradient_accumulation_steps,
         log_with=log_with, project_config=ProjectConfiguration(project_dir=str(output_dir),
                                                                logging_dir=str(output_dir / "logs")),
+        # gradients as views of DDP's buckets: no second copy of the trainable gradients (as the original)
+        kwargs_handlers=[DistributedDataParallelKwargs(gradient_as_bucket_view=c.gradient_as_bucket_view)],
     )
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = c.allow_tf32
@@ -129,6 +134,46 @@ def train_vae(config, accelerator, output_dir: Path, model_config: CFLDConfig, d
     return ready_vae(config, output_dir)
 
 
+def uses_latent_cache(config, dataset, origin: object) -> bool:
+    """``cache_latents``: ``auto`` caches a dataset that reads photos from a prepared folder; ``true`` refuses
+    one that does not."""
+    if config.cache_latents is False:
+        return False
+    if cacheable(dataset):
+        return True
+    if config.cache_latents is True:
+        raise InputError(origin, f"cache_latents needs a prepared dataset (a folder of photos with a manifest); "
+                                 f"{config.data.get('kind')} data is not one: set cache_latents: auto or false")
+    return False
+
+
+def check_latent_cache(config, dataset, vae, accelerator) -> None:
+    """A cache that exists for this dataset and VAE must be of the dataset as it is now (else an InputError); its
+    folder must be writable when photos are still to be encoded."""
+    from .latent_cache import cache_folder, check_index, vae_key
+
+    key = vae_key(vae) if weight_dtype(accelerator) == torch.float32 or accelerator.device.type != "cuda" else None
+    if key is None:
+        return  # encoded in 16 bits on the GPU: another key, checked when the cache is opened
+    folder = cache_folder(dataset, key, config.latent_cache_dir)
+    check_index(folder, dataset, key)
+
+
+def weight_dtype(accelerator) -> torch.dtype:
+    """The mixed-precision dtype (fp32 without mixed precision)."""
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+
+
+def ready_latent_cache(config, accelerator, dataset, vae, progress: bool):
+    """The latent cache of ``dataset`` for ``vae`` (ready on its device, in its dtype): the photos it lacks are
+    encoded first, shared out over the processes."""
+    from .latent_cache import build_latent_cache
+
+    return build_latent_cache(dataset, vae, config.latent_cache_dir, rank=accelerator.process_index,
+                              world=accelerator.num_processes, barrier=accelerator.wait_for_everyone,
+                              progress=progress)
+
+
 def plan_run(config, accelerator, output_dir: Path, resume, overwrite: bool) -> RunPlan:
     """Check everything a run of ``config`` (validated) needs, writing nothing."""
     c = config
@@ -155,7 +200,11 @@ def plan_run(config, accelerator, output_dir: Path, resume, overwrite: bool) -> 
     evaluation = PeriodicEvaluation(c, model_config, output_dir, origin) if c.eval_every else None
     if evaluation is not None:
         evaluation.prepare(accelerator.is_main_process)
+    adam_class(c.optimizer, origin)  # adam8bit: a GPU and bitsandbytes
     vae = ready_vae(c, output_dir)
+    cache_latents = uses_latent_cache(c, dataset, origin)
+    if cache_latents and vae is not None:
+        check_latent_cache(c, dataset, vae, accelerator)
     blocks = vae.config.block_out_channels if vae is not None else vae_options["block_out_channels"]
     factor = 2 ** (len(blocks) - 1)
     if any(size % factor for size in model_config.image_size):
@@ -164,7 +213,8 @@ def plan_run(config, accelerator, output_dir: Path, resume, overwrite: bool) -> 
     ckpt.check_runnable(model_config, tuple(size // factor for size in model_config.image_size), f"{origin} (model)")
     total_steps = steps_per_epoch * c.epochs if c.max_steps is None else min(c.max_steps, steps_per_epoch * c.epochs)
     return RunPlan(origin, model_config, dataset, c.batch_size // (world * accumulation), steps_per_epoch,
-                   steps_per_epoch * accumulation, total_steps, resume_from, resume_state, evaluation, vae)
+                   steps_per_epoch * accumulation, total_steps, resume_from, resume_state, evaluation, vae,
+                   cache_latents)
 
 
 def start_writing(config, accelerator, output_dir: Path, resume_from: Path | None, overwrite: bool) -> None:

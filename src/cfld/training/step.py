@@ -3,7 +3,7 @@
 
     models    = build_models(config, model_config)            # H_S, H_D, H_A, H_P, the UNet; what trains
     optimizer, schedule = build_optimizer(config, models, steps_per_epoch)
-    loss, loss_rec, loss_mse = batch_loss(batch, module, vae, scheduler, draws=Draws(...))   # draws: optional
+    loss, loss_rec, loss_mse = batch_loss(batch, module, vae, scheduler, draws=Draws(...), cache=None)
     loss.backward()
     optimizer_step(optimizer, schedule)
 
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from .. import checkpoint as ckpt
@@ -96,7 +97,57 @@ def build_models(config, model_config: CFLDConfig) -> tuple[CFLDModel, nn.Module
     set_trainable(model, unet, c.trainable)
     if c.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
+    if c.condition_checkpointing:
+        model.source_encoder.swin.set_grad_checkpointing(True)
     return model.train(), unet.train()
+
+
+# -- memory levers: frozen weights in 16 bits, 8-bit Adam ----------------------------------------------------------
+
+
+def keep_frozen_in(dtype: torch.dtype, *modules: nn.Module) -> int:
+    """Store the frozen floating-point parameters of ``modules`` in ``dtype`` (fp16/bf16, the mixed-precision
+    dtype: autocast computes in it anyway), the trainable ones staying fp32. ``state_dict()`` still gives the
+    fp32 originals, kept on the host, so every checkpoint and saved model holds the weights exactly as loaded.
+    Returns the bytes saved where the modules live."""
+    saved = 0
+    for module in modules:
+        originals: dict[str, torch.Tensor] = {}
+        for name, parameter in module.named_parameters():
+            if parameter.requires_grad or not parameter.is_floating_point() or parameter.dtype == dtype:
+                continue
+            originals[name] = parameter.data.detach().to("cpu", copy=parameter.device.type != "cpu")
+            parameter.data = parameter.data.to(dtype)
+            saved += parameter.numel() * (originals[name].element_size() - parameter.element_size())
+        if originals:
+            module.register_state_dict_post_hook(_originals_hook(originals))
+    return saved
+
+
+def _originals_hook(originals: dict[str, torch.Tensor]):
+    def hook(module, state_dict, prefix, local_metadata):
+        for name, value in originals.items():
+            if prefix + name in state_dict:
+                state_dict[prefix + name] = value
+    return hook
+
+
+OPTIMIZERS = ("adam", "adam8bit")
+
+
+def adam_class(name: str, origin: object = "training config"):
+    """``torch.optim.Adam``, or bitsandbytes' ``Adam8bit`` (moments in 8 bits, blockwise: 2 bytes a
+    parameter instead of 8), which needs a CUDA GPU and ``pip install bitsandbytes``."""
+    if name == "adam":
+        return torch.optim.Adam
+    if not torch.cuda.is_available():
+        raise InputError(origin, "optimizer adam8bit (bitsandbytes) runs on CUDA GPUs only; use optimizer: adam here")
+    try:
+        import bitsandbytes
+    except ImportError:
+        raise InputError(origin, "optimizer adam8bit needs bitsandbytes: pip install bitsandbytes "
+                                 "(or use optimizer: adam)") from None
+    return bitsandbytes.optim.Adam8bit
 
 
 def trainable_parameters(model: nn.Module, unet: nn.Module) -> list[nn.Parameter]:
@@ -114,10 +165,11 @@ def base_lr(config) -> float:
 
 def build_optimizer(config, model: nn.Module, unet: nn.Module, steps_per_epoch: int
                     ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
-    """Adam over :func:`trainable_parameters` and its lr schedule (:func:`lr_factor`: warmup, then decay at the
+    """Adam (``optimizer``: :func:`adam_class`) over :func:`trainable_parameters` and its lr schedule (:func:`lr_factor`: warmup, then decay at the
     ``decay_epochs`` boundaries, counted in optimizer steps of ``steps_per_epoch``)."""
     c = config
-    optimizer = torch.optim.Adam(trainable_parameters(model, unet), lr=base_lr(c), betas=tuple(c.adam_betas), eps=c.adam_eps)
+    adam = adam_class(getattr(c, "optimizer", "adam"), getattr(c, "origin", "training config"))
+    optimizer = adam(trainable_parameters(model, unet), lr=base_lr(c), betas=tuple(c.adam_betas), eps=c.adam_eps)
     decay_steps = [e * steps_per_epoch for e in c.decay_epochs]
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, c.warmup_steps, c.warmup_rate, decay_steps, c.decay_rate))
@@ -148,12 +200,23 @@ class Draws:
 
 
 class CFLDTrainingModule(nn.Module):
-    """The condition model and the UNet as one module, so data parallelism wraps (and syncs) both at once."""
+    """The condition model and the UNet as one module, so data parallelism wraps (and syncs) both at once.
 
-    def __init__(self, model: CFLDModel, unet: nn.Module):
+    ``checkpoint_conditions``: the condition path (H_D, H_A, H_P; H_S checkpoints its own blocks, see
+    :func:`build_models`) keeps only its inputs for backward and runs again there, as the UNet's blocks do under
+    gradient checkpointing: the same numbers (random draws are replayed), less memory per pair, a little more time.
+    """
+
+    def __init__(self, model: CFLDModel, unet: nn.Module, checkpoint_conditions: bool = False):
         super().__init__()
         self.model = model
         self.unet = unet
+        self.checkpoint_conditions = checkpoint_conditions
+
+    def _run(self, function, *args):
+        if self.checkpoint_conditions and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(function, *args, use_reentrant=False)
+        return function(*args)
 
     def forward(self, img_cond: torch.Tensor, pose: torch.Tensor, noisy_latents: torch.Tensor,
                 timesteps: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -161,33 +224,56 @@ class CFLDTrainingModule(nn.Module):
         B condition images and R x B poses; the prompt is dropped to the learnable vector with probability eta
         (where ``drop`` says, when given)."""
         features = self.model.source_encoder(img_cond)
-        prompt = self.model.prompt_decoder(features[-1])
-        biases = self.model.appearance_encoder(features[:SCALES])
+        prompt = self._run(self.model.prompt_decoder, features[-1])
+        biases = self._run(self.model.appearance_encoder, features[:SCALES])
         repeats = noisy_latents.shape[0] // img_cond.shape[0]
         conditions = Conditions(
             prompt=prompt.repeat(repeats, 1, 1),
-            pose=self.model.pose_adapter(pose),
+            pose=self._run(self.model.pose_adapter, pose),
             query_biases={k: v.repeat(repeats, 1, 1) for k, v in biases.items()},
         )
         conditions = self.model.drop_conditions(conditions, drop=drop)
         return self.unet(noisy_latents, timesteps, **conditions.unet_kwargs()).sample
 
 
+def encode_latents(batch: dict[str, Any], vae: nn.Module, device: torch.device | str, cache=None,
+                   posterior_eps: torch.Tensor | None = None) -> torch.Tensor:
+    """The 2B latents ``z_0`` of a batch's sources then targets: a sample of the frozen VAE's posterior, times
+    the scaling factor. With a :class:`~cfld.training.latent_cache.LatentCache`, the posterior's mean and std
+    come from it (by ``name_src``/``name_tgt``) and ``mean + std * eps`` is drawn here, with ``eps`` drawn as
+    ``posterior.sample()`` draws it (the global stream, the VAE's dtype). ``posterior_eps``: eps given."""
+    dtype = next(vae.parameters()).dtype
+    with torch.no_grad():
+        if cache is None:
+            images = torch.cat([batch["img_src"], batch["img_tgt"]]).to(device)
+            posterior = vae.encode(images.to(dtype)).latent_dist
+            if posterior_eps is None:
+                sample = posterior.sample()
+            else:
+                sample = posterior.mean + posterior.std * posterior_eps.to(posterior.mean)
+        else:
+            names = list(batch["name_src"]) + list(batch["name_tgt"])
+            mean, std = cache.posterior(names, device, dtype)
+            eps = torch.randn(mean.shape, device=device, dtype=dtype) if posterior_eps is None else posterior_eps.to(mean)
+            # in the layout of the VAE's own sample: the noise drawn next (randn_like) follows it
+            factor = 2 ** (len(vae.config.block_out_channels) - 1)
+            layout = cache.layout(vae, len(names), [side * factor for side in mean.shape[-2:]])
+            sample = (mean + std * eps).contiguous(memory_format=layout)
+        return sample.float() * vae.config.scaling_factor
+
+
 def batch_loss(batch: dict[str, torch.Tensor], module: nn.Module, vae: nn.Module, scheduler, *, cubic: bool = True,
-               draws: Draws | None = None, device: torch.device | str | None = None
+               draws: Draws | None = None, device: torch.device | str | None = None, cache=None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(loss, loss_rec, loss_mse)`` of a batch (``img_src``, ``img_tgt``, ``img_cond``, ``pose_img_src``,
     ``pose_img_tgt``): the mean squared error of the noise predicted by ``module`` (a
     :class:`CFLDTrainingModule`, possibly wrapped for data parallelism) over all 2B latents, and over the
-    reconstruction and the transfer halves. ``cubic``: cubic timesteps, else uniform ones."""
+    reconstruction and the transfer halves. ``cubic``: cubic timesteps, else uniform ones. ``cache``: a latent
+    cache the posteriors come from (:func:`encode_latents`)."""
     draws = draws or Draws()
     if device is None:
         device = next(vae.parameters()).device
-    images = torch.cat([batch["img_src"], batch["img_tgt"]]).to(device)
-    with torch.no_grad():
-        posterior = vae.encode(images.to(next(vae.parameters()).dtype)).latent_dist
-        sample = posterior.sample() if draws.posterior is None else posterior.mean + posterior.std * draws.posterior.to(posterior.mean)
-        latents = sample.float() * vae.config.scaling_factor
+    latents = encode_latents(batch, vae, device, cache, draws.posterior)
     noise = torch.randn_like(latents) if draws.noise is None else draws.noise.to(latents)
     steps_total = scheduler.config.num_train_timesteps
     if draws.timesteps is not None:
@@ -200,5 +286,5 @@ def batch_loss(batch: dict[str, torch.Tensor], module: nn.Module, vae: nn.Module
     pose = torch.cat([batch["pose_img_src"], batch["pose_img_tgt"]]).to(device)
     prediction = module(batch["img_cond"].to(device), pose, noisy, timesteps, drop=draws.drop)
     per_latent = (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3))
-    half = batch["img_src"].shape[0]
+    half = batch["img_cond"].shape[0]
     return per_latent.mean(), per_latent[:half].mean(), per_latent[half:].mean()

@@ -43,7 +43,7 @@ from .checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_st
 from .config import TrainConfig
 from .evaluation import inference, log_samples
 from .preflight import FINAL_MODEL
-from .step import CFLDTrainingModule, base_lr, batch_loss, build_models, build_optimizer, optimizer_step
+from .step import CFLDTrainingModule, base_lr, batch_loss, build_models, build_optimizer, keep_frozen_in, optimizer_step
 
 ITEM_KEYS = ("img_src", "img_tgt", "img_cond", "pose_img_src", "pose_img_tgt")
 
@@ -125,8 +125,12 @@ class Trainer:
         set_seed(c.seed)
         scheduler = make_scheduler("ddpm", c.noise_scheduler or SD15_SCHEDULER_CONFIG, source=f"{plan.origin} (noise_scheduler)")
         model, unet = self.model, self.unet = self.build_models(plan.model_config)  # self.*: for callbacks
+        weight_dtype = preflight.weight_dtype(accelerator)
+        if c.cast_frozen_weights and accelerator.device.type == "cuda" and weight_dtype != torch.float32:
+            keep_frozen_in(weight_dtype, unet)  # the frozen UNet in 16 bits on the GPU; saved as loaded (fp32)
         optimizer, schedule = build_optimizer(c, model, unet, plan.steps_per_epoch)
-        module, optimizer = accelerator.prepare(CFLDTrainingModule(model, unet), optimizer)
+        module, optimizer = accelerator.prepare(CFLDTrainingModule(model, unet, c.condition_checkpointing), optimizer)
+        self.module = module
         step, epoch, batch_in_epoch = 0, 0, 0
         if plan.resume_from is not None:
             step, epoch, batch_in_epoch = load_checkpoint(plan.resume_from, plan.resume_state, accelerator, model, unet,
@@ -134,8 +138,9 @@ class Trainer:
             self.last_checkpoint = plan.resume_from
         accelerator.wait_for_everyone()
 
-        # 3. write: clean up after a killed run, record the recipe, train (or load) the VAE; training's random
-        # stream stays what it was after the models were built (or the checkpoint loaded) either way
+        # 3. write: clean up after a killed run, record the recipe, train (or load) the VAE, encode the photos the
+        # latent cache lacks; training's random stream stays what it was after the models were built (or the
+        # checkpoint loaded) either way
         random_state = rng_state()
         preflight.start_writing(c, accelerator, self.output_dir, plan.resume_from, self.overwrite)
         vae = plan.vae
@@ -144,11 +149,12 @@ class Trainer:
         if self.evaluation is not None:
             self.evaluation.restore(plan.resume_state.get("evaluation") if plan.resume_state else None, step,
                                     accelerator.is_main_process)
-        set_rng_state(*random_state)
-        weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
-        vae.to(accelerator.device)
         if accelerator.device.type == "cuda" and weight_dtype != torch.float32:
-            vae.to(dtype=weight_dtype)  # frozen: kept in 16 bits to save memory, as the original
+            keep_frozen_in(weight_dtype, vae.requires_grad_(False))  # in 16 bits as the original; saved as loaded
+        vae.to(accelerator.device)
+        cache = (preflight.ready_latent_cache(c, accelerator, plan.dataset, vae, self.progress)
+                 if plan.cache_latents else None)
+        set_rng_state(*random_state)
         if plan.resume_from is not None:
             accelerator.print(f"resuming from {plan.resume_from} (step {step}, epoch {epoch + 1})")
         if accelerator.is_main_process and accelerator.log_with:
@@ -173,7 +179,7 @@ class Trainer:
                 self._check_batch(batch)
                 with accelerator.accumulate(module):
                     loss, loss_rec, loss_mse = batch_loss(batch, module, vae, scheduler, cubic=c.cubic_sampling,
-                                                          device=accelerator.device)
+                                                          device=accelerator.device, cache=cache)
                     self._stop_unless_finite(accelerator, loss, step, epoch)
                     accelerator.backward(loss)
                     optimizer_step(optimizer, schedule, sync=accelerator.sync_gradients)
@@ -192,7 +198,7 @@ class Trainer:
                     self._log(accelerator, running, step)
                     running = []
                 if c.sample_every and step % c.sample_every == 0 and accelerator.is_main_process and accelerator.log_with:
-                    with inference(model, unet, vae, c.trainable, "ddim") as pipe:
+                    with inference(model, unet, vae, c.trainable, "ddim") as pipe, accelerator.autocast():
                         log_samples(accelerator, pipe, plan.dataset, step, c.sample_steps)
                 if self.evaluation is not None and step % c.eval_every == 0:
                     with inference(model, unet, vae, c.trainable, "ddpm", scheduler) as pipe, accelerator.autocast():
