@@ -16,13 +16,22 @@ the VAE decode, at ``batch`` pairs per call. Rows:
 * ``ours (fast)``: ``fast=True`` (:data:`cfld.presets.FAST`).
 
 Each is timed after a warm-up run (cuDNN autotuning, allocator), best of ``--repeats``, synchronised.
+
+``--train``: a full-size training step instead (benchmarks/train_cost.py's, under autocast), at 8 and 28 pairs per
+GPU, fp16 and bf16, with the levers off (the original's setting: fp32 frozen weights, UNet checkpointing only, the
+VAE at every step) and on (the recipe default: frozen weights in 16 bits, condition checkpointing, the latent
+cache), and on + ``adam8bit`` where bitsandbytes is installed: peak CUDA memory and seconds per step, one call:
+
+    .venv/bin/python benchmarks/gpu.py --train           # ~5 min on one recent GPU
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -56,6 +65,85 @@ def measure(fn, device: torch.device, repeats: int) -> tuple[float, float | None
     return best, peak
 
 
+def train_row(preset: str, device: torch.device, dtype: torch.dtype, pairs: int, levers: str, scheduler,
+              repeats: int) -> dict:
+    """One training configuration (``levers``: off, on, on+adam8bit): seconds per step, peak memory, the loss."""
+    from train_cost import build, make_batch, make_cache
+    from cfld.training.step import CFLDTrainingModule, adam_class, encode_latents, keep_frozen_in, trainable_parameters
+
+    on = levers != "off"
+    config, model, unet, vae = build(preset, condition=on)
+    keep_frozen_in(dtype, vae)  # the original keeps its VAE in 16 bits too
+    if on:
+        keep_frozen_in(dtype, unet)
+    module = CFLDTrainingModule(model, unet, checkpoint_conditions=on).to(device)
+    vae.to(device)
+    batch = make_batch(config, pairs)
+    with tempfile.TemporaryDirectory() as folder:
+        cache = make_cache(batch, vae, Path(folder)) if on else None
+        adam = adam_class("adam8bit" if levers.endswith("adam8bit") else "adam")
+        optimizer = adam(trainable_parameters(model, unet), lr=1e-6)
+        scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
+
+        def step():
+            latents = encode_latents(batch, vae, device, cache)
+            noise = torch.randn_like(latents)
+            t = torch.randint(0, 1000, (latents.shape[0],), device=device)
+            pose = torch.cat([batch["pose_img_src"], batch["pose_img_tgt"]]).to(device)
+            with torch.autocast(device.type, dtype=dtype):
+                prediction = module(batch["img_cond"].to(device), pose, scheduler.add_noise(latents, noise, t), t)
+            loss = (prediction.float() - noise).pow(2).mean()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            return float(loss)
+
+        try:
+            seconds, peak = measure(step, device, repeats)
+            loss = step()
+        except torch.cuda.OutOfMemoryError:
+            seconds, peak, loss = float("nan"), float("nan"), float("nan")
+    return {"seconds_per_step": seconds, "peak_gib": peak, "loss": loss}
+
+
+def train_rows(args, device: torch.device) -> int:
+    """``--train``: see the module docstring."""
+    import json
+
+    from cfld.schedulers import SD15_SCHEDULER_CONFIG, make_scheduler
+
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16}
+    scheduler = make_scheduler("ddpm", SD15_SCHEDULER_CONFIG)
+    settings = ["off", "on"]
+    if device.type == "cuda":
+        try:
+            __import__("bitsandbytes")
+            settings.append("on+adam8bit")
+        except ImportError:
+            print("bitsandbytes is not installed: no adam8bit rows (pip install bitsandbytes)")
+    rows = []
+    for dtype_name in args.dtypes.split(","):
+        for pairs in (int(p) for p in args.pairs.split(",")):
+            for levers in settings:
+                row = train_row(args.preset, device, dtypes[dtype_name], pairs, levers, scheduler, args.repeats)
+                rows.append({"dtype": dtype_name, "pairs": pairs, "levers": levers} | row)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                memory = "" if row["peak_gib"] is None else f"   peak {row['peak_gib']:.2f} GiB"
+                print(f"train {dtype_name} {pairs:>3} pairs, levers {levers:<12} {row['seconds_per_step']:8.3f} s/step{memory}",
+                      flush=True)
+    print(f"\n{'dtype':<6}{'pairs':>6}  {'levers':<13}{'s/step':>9}{'peak GiB':>10}{'memory vs off':>15}")
+    for r in rows:
+        off = next(o for o in rows if (o["dtype"], o["pairs"], o["levers"]) == (r["dtype"], r["pairs"], "off"))
+        ratio = "-" if r["peak_gib"] is None else f"{r['peak_gib'] / off['peak_gib']:.2f}x"
+        peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
+        print(f"{r['dtype']:<6}{r['pairs']:>6}  {r['levers']:<13}{r['seconds_per_step']:>9.2f}{peak:>10}{ratio:>15}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
@@ -64,11 +152,19 @@ def main() -> int:
     parser.add_argument("--dtypes", default="fp16,bf16")
     parser.add_argument("--steps", type=int, default=50, help="the paper's DDPM steps (fewer: a quicker, rougher run)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--train", action="store_true", help="a training step instead of sampling (see above)")
+    parser.add_argument("--pairs", default="8,28", help="--train: pairs per GPU, comma-separated")
+    parser.add_argument("--json", type=Path, default=None, help="--train: also write the rows here")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("benchmarks/gpu.py: no CUDA device on this machine; nothing measured (run it where a GPU is).")
         return 0
+    if args.train:
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # as the training recipe (allow_tf32)
+            print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, {args.preset} (random weights)")
+        return train_rows(args, device)
     dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
     pipe = random_pipeline(args.preset).to(device)
     if device.type == "cuda":
