@@ -1,7 +1,7 @@
 """What one full-size CFLD training step costs, lever by lever: memory and seconds on this CPU, and the exact fixed
 bytes per GPU with a projection to the paper's batch. One command:
 
-    python benchmarks/train_cost.py                 # ~25 min on 2 CPU cores (each row a fresh process)
+    python benchmarks/train_cost.py                 # ~30 min on 2 CPU cores (each row a fresh process)
     python benchmarks/train_cost.py --fixed-only    # the exact bytes per GPU alone (seconds)
 
 The step: SD 1.5's UNet and VAE and Swin-B with random weights, built without downloads (weights do not change the

@@ -292,6 +292,25 @@ def test_training_from_the_latent_cache_follows_the_same_curve(prepared, tmp_pat
     assert not (tmp_path / "synthetic").exists()
 
 
+def test_a_latent_cache_that_cannot_be_written_is_refused_or_skipped(prepared, tmp_path, monkeypatch):
+    """A read-only dataset: ``true`` refuses before anything is written, ``auto`` encodes at every step instead
+    (the tests run as root, for whom every folder is writable: os.access answers as for another user)."""
+    from cfld.training import preflight
+
+    data = {"kind": "prepared", "root": str(prepared)}
+    config = tiny(data=data, latent_cache_dir=str(tmp_path / "ro" / "cache"))
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(preflight.os, "access", lambda path, mode: Path(path) != tmp_path / "ro")
+    dataset = dataset_of(prepared)
+    assert preflight.uses_latent_cache(config, dataset, "recipe") is False
+    config.cache_latents = True
+    with pytest.raises(InputError, match=r"ro: is not writable, so the latent cache cannot be written there: set "
+                                         r"latent_cache_dir to a writable folder, or cache_latents: false"):
+        preflight.uses_latent_cache(config, dataset, "recipe")
+    config.latent_cache_dir = str(tmp_path / "elsewhere")
+    assert preflight.uses_latent_cache(config, dataset, "recipe") is True
+
+
 # -- the benchmarks' code paths, on the tiny model --------------------------------------------------------------------
 
 

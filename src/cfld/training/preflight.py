@@ -9,6 +9,7 @@ half-written goes, an overwritten run's files go, and the recipe is recorded.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..models.config import CFLDConfig
 from .autoencoder import check_options as check_vae_options
 from .checkpoints import CHECKPOINTS, TRAINER_STATE, check_checkpoint, find_checkpoint, remove_partial
 from .datasets import build_dataset, check_items
-from .latent_cache import cacheable
+from .latent_cache import FOLDER as CACHE_FOLDER, cacheable
 from .step import adam_class
 from .evaluation import BEST_DIR, HISTORY, PeriodicEvaluation
 
@@ -135,12 +136,19 @@ def train_vae(config, accelerator, output_dir: Path, model_config: CFLDConfig, d
 
 
 def uses_latent_cache(config, dataset, origin: object) -> bool:
-    """``cache_latents``: ``auto`` caches a dataset that reads photos from a prepared folder; ``true`` refuses
-    one that does not."""
+    """``cache_latents``: ``auto`` caches a dataset that reads photos from a prepared folder, where the cache can be
+    written (or is there already); ``true`` refuses a dataset that cannot be cached, or a folder it cannot write."""
     if config.cache_latents is False:
         return False
     if cacheable(dataset):
-        return True
+        base = Path(config.latent_cache_dir) if config.latent_cache_dir else Path(dataset.manifest_path).parent / CACHE_FOLDER
+        existing = next(p for p in (base, *base.parents) if p.exists())
+        if existing == base or os.access(existing, os.W_OK):
+            return True
+        if config.cache_latents is True:
+            raise InputError(existing, "is not writable, so the latent cache cannot be written there: set "
+                                       "latent_cache_dir to a writable folder, or cache_latents: false")
+        return False  # auto: the VAE encodes at every step, as without a cache
     if config.cache_latents is True:
         raise InputError(origin, f"cache_latents needs a prepared dataset (a folder of photos with a manifest); "
                                  f"{config.data.get('kind')} data is not one: set cache_latents: auto or false")

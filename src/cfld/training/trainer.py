@@ -14,7 +14,11 @@
 5. **Save** the trained pipeline to ``OUTPUT/model``.
 
 Mixed precision (fp16/bf16), gradient accumulation and multi-GPU / multi-node data parallelism come from
-accelerate (``accelerate launch -m cfld train ...``); the UNet uses gradient checkpointing, as the original.
+accelerate (``accelerate launch -m cfld train ...``); the UNet uses gradient checkpointing, as the original. The
+memory and speed levers (docs/training.md "Memory and speed") enter here: the condition path's checkpointing
+(:class:`.step.CFLDTrainingModule`), the frozen weights in 16 bits (:func:`.step.keep_frozen_in`), DDP's
+bucket view (:func:`.preflight.make_accelerator`), 8-bit Adam (:func:`.step.adam_class`) and the latent cache
+(:mod:`.latent_cache`, encoded in step 3).
 Steps are optimizer steps (the original steps its scheduler once per micro-batch, which is the same without
 gradient accumulation).
 
