@@ -14,7 +14,9 @@ models, the optimizer and the batch are built, and read after the last. The last
 Rows (``--rows``): ``off`` is the original's setting (UNet checkpointing only, the VAE at every step); each
 lever is then added: ``+condition`` (``condition_checkpointing``), ``+cache`` (``cache_latents``: the recipe
 default on prepared data), and ``ddp``/``ddp-copy``: the default in a one-process gloo DDP with and without
-``gradient_as_bucket_view``. ``unet-off``: no checkpointing at all (not run unless asked).
+``gradient_as_bucket_view``. ``unet-off``: no checkpointing at all (not run unless asked). The GPU levers
+(``cast_frozen_weights``, whose fp32 originals stay in host memory for saving, and ``adam8bit``) change bytes on
+the GPU only: they are counted exactly below, and ``benchmarks/gpu.py --train`` measures them.
 
 The fixed bytes per GPU (weights, gradients, Adam's state, DDP buckets) are computed from the parameter counts and
 dtypes; activations per pair come from the measured rows, so the projection to 28 pairs per GPU (the paper) and
@@ -39,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 GIB = 2**30
 # the original's figures, measured on this CPU with its own pose_transfer_train.py pieces (issue 21)
-ORIGINAL = {"peak_gib": {1: 10.17, 2: 13.35}, "step_s": {1: 57.3, 2: 102.3}, "fixed_gb": 7.5}
+ORIGINAL = {"peak_gib": {1: 10.17, 2: 13.35}, "step_s": {1: 57.3, 2: 102.3}, "fixed_gb": 7.5,
+            "gpu_gb_28_pairs_fp16": 46.6}  # the last: the figure issue 21 gives for the paper's 8-GPU run
 ROWS = {
     "off": dict(condition=False, cache=False),
     "+condition": dict(condition=True, cache=False),
@@ -128,26 +131,32 @@ def reset_peak() -> bool:
         return False
 
 
-def timed_step(module, vae, scheduler, optimizer, batch, cache, device, clock) -> dict[str, float]:
-    """One training step, the time of each phase by ``clock`` (wall and CPU: two clocks, two dicts)."""
+def timed_step(module, vae, scheduler, optimizer, batch, cache, device) -> tuple[dict, dict]:
+    """One training step; the wall and CPU seconds of each phase (VAE, forward, backward, optimizer)."""
     from cfld.training.step import encode_latents, optimizer_step
 
     sync = (lambda: torch.cuda.synchronize(device)) if torch.device(device).type == "cuda" else (lambda: None)
-    marks = [clock()]
+    marks = [(time.perf_counter(), time.process_time())]
+
+    def mark():
+        sync()
+        marks.append((time.perf_counter(), time.process_time()))
+
     latents = encode_latents(batch, vae, device, cache)
-    sync(), marks.append(clock())
+    mark()
     noise = torch.randn_like(latents)
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=device)
     noisy = scheduler.add_noise(latents, noise, timesteps)
     pose = torch.cat([batch["pose_img_src"], batch["pose_img_tgt"]]).to(device)
     prediction = module(batch["img_cond"].to(device), pose, noisy, timesteps)
     loss = (prediction.float() - noise).pow(2).mean()
-    sync(), marks.append(clock())
+    mark()
     loss.backward()
-    sync(), marks.append(clock())
+    mark()
     optimizer_step(optimizer, SimpleNamespace(step=lambda: None))
-    sync(), marks.append(clock())
-    return dict(zip(("vae", "forward", "backward", "optimizer"), [b - a for a, b in zip(marks, marks[1:])]))
+    mark()
+    phases = ("vae", "forward", "backward", "optimizer")
+    return tuple({k: b[i] - a[i] for k, a, b in zip(phases, marks, marks[1:])} for i in (0, 1))
 
 
 def run_row(preset: str, pairs: int, steps: int, threads: int, condition: bool, cache: bool, ddp: bool = False,
@@ -176,13 +185,13 @@ def run_row(preset: str, pairs: int, steps: int, threads: int, condition: bool, 
         wall, cpu = [], []
         for _ in range(steps):
             start_wall, start_cpu = time.perf_counter(), time.process_time()
-            phases = timed_step(module, vae, scheduler, optimizer, batch, latent_cache, "cpu", time.perf_counter)
-            wall.append(phases | {"step": time.perf_counter() - start_wall})
-            cpu.append({"step": time.process_time() - start_cpu})
+            wall_phases, cpu_phases = timed_step(module, vae, scheduler, optimizer, batch, latent_cache, "cpu")
+            wall.append(wall_phases | {"step": time.perf_counter() - start_wall})
+            cpu.append(cpu_phases | {"step": time.process_time() - start_cpu})
         peak = rss_peak_gib()
     trainable = sum(p.numel() for p in trainable_parameters(model, unet_model))
     return {"pairs": pairs, "before_gib": before, "peak_gib": peak, "peak_reset": reset, "wall": wall[-1],
-            "cpu_step": cpu[-1]["step"], "first_step_wall": wall[0]["step"], "trainable": trainable}
+            "cpu": cpu[-1], "cpu_step": cpu[-1]["step"], "first_step_wall": wall[0]["step"], "trainable": trainable}
 
 
 # -- exact fixed bytes per GPU ---------------------------------------------------------------------------------------
@@ -282,15 +291,17 @@ def measure_rows(rows: dict[str, tuple[int, ...]], preset: str, steps: int, thre
 
 
 def report(results: dict, table, totals: dict) -> None:
-    print("\n| row | pairs | peak GiB | rise per pair GiB | wall s/step | CPU s/step | VAE | forward | backward | optimizer |")
+    print("\n| row | pairs | peak GiB | rise per pair GiB | wall s/step | CPU s/step | wall (CPU) s: VAE | forward | "
+          "backward | optimizer |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (row, pairs), r in results.items():
         rise = ""
         if pairs == 2 and (row, 1) in results:
             rise = f"{r['peak_gib'] - results[(row, 1)]['peak_gib']:.2f}"
-        w = r["wall"]
-        print(f"| {row} | {pairs} | {r['peak_gib']:.2f} | {rise} | {w['step']:.1f} | {r['cpu_step']:.1f} | {w['vae']:.1f} | "
-              f"{w['forward']:.1f} | {w['backward']:.1f} | {w['optimizer']:.1f} |")
+        w, c = r["wall"], r.get("cpu", {})
+        split = " | ".join(f"{w[k]:.1f} ({c[k]:.1f})" if k in c else f"{w[k]:.1f}"
+                           for k in ("vae", "forward", "backward", "optimizer"))
+        print(f"| {row} | {pairs} | {r['peak_gib']:.2f} | {rise} | {w['step']:.1f} | {r['cpu_step']:.1f} | {split} |")
     print("\nagainst the original (its figures measured on this CPU, issue 21) and our levers-off row of this run:")
     original_rise = ORIGINAL["peak_gib"][2] - ORIGINAL["peak_gib"][1]
     for row in ("+condition", "+cache"):
@@ -333,6 +344,20 @@ def report(results: dict, table, totals: dict) -> None:
         fixed = totals[fixed_name] / 1e9
         print(f"| {label} | {fixed:.2f} | {act1:.2f} | {per_pair:.2f} | {fixed + act1 + 7 * per_pair:.1f} | "
               f"{fixed + act1 + 27 * per_pair:.1f} |")
+    # calibrated: the original's own GPU figure gives its activations per pair under fp16; ours scale by the ratio
+    # of the per-pair rises measured here
+    gpu_pair = (ORIGINAL["gpu_gb_28_pairs_fp16"] - totals["original (fp32 weights, bucket view)"] / 1e9) / 28
+    ratio = ((results[(best, 2)]["peak_gib"] - results[(best, 1)]["peak_gib"])
+             / (results[("off", 2)]["peak_gib"] - results[("off", 1)]["peak_gib"]))
+    print(f"\ncalibrated on the original's {ORIGINAL['gpu_gb_28_pairs_fp16']} GB per GPU at 28 pairs (fp16): "
+          f"{gpu_pair:.2f} GB a pair there, ours x{ratio:.2f}; GB")
+    print("| setting | 8 pairs | 28 pairs |")
+    print("| --- | --- | --- |")
+    for label, fixed_name, scale in (("original's setting", "original (fp32 weights, bucket view)", 1.0),
+                                     ("ours default", "ours default (frozen in 16 bits, bucket view)", ratio),
+                                     ("ours default + adam8bit", "ours default + adam8bit", ratio)):
+        fixed = totals[fixed_name] / 1e9
+        print(f"| {label} | {fixed + 8 * gpu_pair * scale:.1f} | {fixed + 28 * gpu_pair * scale:.1f} |")
 
 
 def main() -> int:

@@ -205,15 +205,20 @@ def small_release(base: Path, pairs_per_split: dict[str, int]) -> tuple[Path, Pa
     return images, ann
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
+def small_prepared(tmp_path_factory, pairs_per_split: dict[str, int]) -> Path:
+    """A `cfld prepare deepfashion` folder of :func:`small_release`."""
     from cfld.data import prepare_deepfashion
 
     base = tmp_path_factory.mktemp("release")
-    images, ann = small_release(base, {"test": 4, "train": 1})
+    images, ann = small_release(base, pairs_per_split)
     out = base / "deepfashion"
     prepare_deepfashion(images, ann, out, progress=False, workers=1)
     return out
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    return small_prepared(tmp_path_factory, {"test": 4, "train": 1})
 
 
 SAMPLE = ["--steps", "2", "--quiet", "--batch-size", "1", "--size", "64x44"]
