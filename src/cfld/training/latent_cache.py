@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -193,7 +192,3 @@ class LatentCache:
             last = out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
             self._layouts[key] = torch.channels_last if last else torch.contiguous_format
         return self._layouts[key]
-
-
-def shard_count(photos: int, shard_size: int = SHARD_SIZE) -> int:
-    return math.ceil(photos / shard_size)
