@@ -69,7 +69,7 @@ def train_row(preset: str, device: torch.device, dtype: torch.dtype, pairs: int,
               repeats: int) -> dict:
     """One training configuration (``levers``: off, on, on+adam8bit): seconds per step, peak memory, the loss."""
     from train_cost import build, make_batch, make_cache
-    from cfld.training.step import CFLDTrainingModule, adam_class, encode_latents, keep_frozen_in, trainable_parameters
+    from cfld.training.step import CFLDTrainingModule, adam_class, batch_loss, keep_frozen_in, trainable_parameters
 
     on = levers != "off"
     config, model, unet, vae = build(preset, condition=on)
@@ -80,19 +80,14 @@ def train_row(preset: str, device: torch.device, dtype: torch.dtype, pairs: int,
     vae.to(device)
     batch = make_batch(config, pairs)
     with tempfile.TemporaryDirectory() as folder:
-        cache = make_cache(batch, vae, Path(folder)) if on else None
+        cache = make_cache(batch, vae, Path(folder), config.image_size) if on else None
         adam = adam_class("adam8bit" if levers.endswith("adam8bit") else "adam")
         optimizer = adam(trainable_parameters(model, unet), lr=1e-6)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
 
-        def step():
-            latents = encode_latents(batch, vae, device, cache)
-            noise = torch.randn_like(latents)
-            t = torch.randint(0, 1000, (latents.shape[0],), device=device)
-            pose = torch.cat([batch["pose_img_src"], batch["pose_img_tgt"]]).to(device)
+        def step():  # the trainer's loss of a batch, under autocast as accelerate runs it
             with torch.autocast(device.type, dtype=dtype):
-                prediction = module(batch["img_cond"].to(device), pose, scheduler.add_noise(latents, noise, t), t)
-            loss = (prediction.float() - noise).pow(2).mean()
+                loss, _, _ = batch_loss(batch, module, vae, scheduler, device=device, cache=cache)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()

@@ -90,7 +90,7 @@ def make_batch(config, pairs: int, seed: int = 1) -> dict:
     }
 
 
-def make_cache(batch: dict, vae, folder: Path):
+def make_cache(batch: dict, vae, folder: Path, image_size):
     """A latent cache of the batch's photos, as :func:`cfld.training.latent_cache.build_latent_cache` writes one
     (the shards' layout; encoded here once, outside the timed steps)."""
     from safetensors.torch import save_file
@@ -103,7 +103,7 @@ def make_cache(batch: dict, vae, folder: Path):
         posterior = vae.encode(torch.cat([batch["img_src"], batch["img_tgt"]]).to(weight.device, weight.dtype)).latent_dist
     save_file({"mean": posterior.mean.float().cpu().contiguous(), "std": posterior.std.float().cpu().contiguous()},
               str(folder / "shard-00000.safetensors"))
-    return LatentCache(folder, names, shard_size=len(names))
+    return LatentCache(folder, names, len(names), image_size)
 
 
 # -- one row: a fresh process ----------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def run_row(preset: str, pairs: int, steps: int, threads: int, condition: bool, 
     scheduler = make_scheduler("ddpm", SD15_SCHEDULER_CONFIG)
     batch = make_batch(config, pairs)
     with tempfile.TemporaryDirectory() as folder:
-        latent_cache = make_cache(batch, vae, Path(folder)) if cache else None
+        latent_cache = make_cache(batch, vae, Path(folder), config.image_size) if cache else None
         before = rss_gib()
         reset = reset_peak()
         wall, cpu = [], []

@@ -143,19 +143,20 @@ def build_latent_cache(dataset, vae, folder: str | Path | None = None, *, rank: 
     if missing:
         raise InputError(folder, f"lacks {len(missing)} of its {len(shards)} shards after encoding (another process "
                                  "failed?): run again to encode them")
-    return LatentCache(folder, names, shard_size)
+    return LatentCache(folder, names, shard_size, dataset.image_size)
 
 
 class LatentCache:
-    """The cached posteriors: ``posterior(names)`` -> ``(mean, std)``, read from the shards' memory maps; and
-    ``layout``, the memory layout the VAE's own posterior would have."""
+    """The cached posteriors of photos at ``image_size``: ``posterior(names)`` -> ``(mean, std)``, read from the
+    shards' memory maps; and ``layout``, the memory layout the VAE's own posterior would have."""
 
-    def __init__(self, folder: Path, names: Sequence[str], shard_size: int):
+    def __init__(self, folder: Path, names: Sequence[str], shard_size: int, image_size: Sequence[int]):
         self.folder = Path(folder)
-        self._layouts: dict[tuple, torch.memory_format] = {}
         self.row = {name: i for i, name in enumerate(names)}
         self.shard_size = shard_size
+        self.image_size = tuple(image_size)
         self._open: dict[int, Any] = {}
+        self._layouts: dict[tuple, torch.memory_format] = {}
 
     def __len__(self) -> int:
         return len(self.row)
@@ -179,15 +180,15 @@ class LatentCache:
         return torch.cat(means).to(device=device, dtype=dtype), torch.cat(stds).to(device=device, dtype=dtype)
 
     @torch.no_grad()
-    def layout(self, vae, count: int, image_size: Sequence[int]) -> torch.memory_format:
+    def layout(self, vae, count: int) -> torch.memory_format:
         """The memory layout of the posterior the VAE gives ``count`` photos here, found once per count by encoding
         zeros. ``torch.randn_like`` fills a tensor in memory order, so the noise training draws next follows the
         latents' layout; and a convolution backend may answer in ``channels_last`` for some batch sizes (oneDNN on
         CPUs does). Latents from the cache take the layout the VAE's own would have had."""
         parameter = next(vae.parameters())
-        key = (count, tuple(image_size), parameter.device, parameter.dtype)
+        key = (count, parameter.device, parameter.dtype)
         if key not in self._layouts:
-            zeros = torch.zeros(count, 3, *image_size, device=parameter.device, dtype=parameter.dtype)
+            zeros = torch.zeros(count, 3, *self.image_size, device=parameter.device, dtype=parameter.dtype)
             out = vae.encode(zeros).latent_dist.parameters
             last = out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
             self._layouts[key] = torch.channels_last if last else torch.contiguous_format

@@ -156,20 +156,21 @@ def uses_latent_cache(config, dataset, origin: object) -> bool:
 
 
 def check_latent_cache(config, dataset, vae, accelerator) -> None:
-    """A cache that exists for this dataset and VAE must be of the dataset as it is now (else an InputError); its
-    folder must be writable when photos are still to be encoded."""
+    """A cache that exists for this dataset and VAE must be of the dataset as it is now (else an InputError)."""
     from .latent_cache import cache_folder, check_index, vae_key
 
-    key = vae_key(vae) if weight_dtype(accelerator) == torch.float32 or accelerator.device.type != "cuda" else None
-    if key is None:
+    if frozen_dtype(accelerator) is not None:
         return  # encoded in 16 bits on the GPU: another key, checked when the cache is opened
-    folder = cache_folder(dataset, key, config.latent_cache_dir)
-    check_index(folder, dataset, key)
+    key = vae_key(vae)
+    check_index(cache_folder(dataset, key, config.latent_cache_dir), dataset, key)
 
 
-def weight_dtype(accelerator) -> torch.dtype:
-    """The mixed-precision dtype (fp32 without mixed precision)."""
-    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+def frozen_dtype(accelerator) -> torch.dtype | None:
+    """The dtype frozen weights are kept in: the mixed-precision dtype (fp16/bf16) on a GPU; None (as loaded,
+    fp32) elsewhere or without mixed precision."""
+    if accelerator.device.type != "cuda":
+        return None
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
 
 
 def ready_latent_cache(config, accelerator, dataset, vae, progress: bool):

@@ -168,7 +168,7 @@ def build_optimizer(config, model: nn.Module, unet: nn.Module, steps_per_epoch: 
     """Adam (``optimizer``: :func:`adam_class`) over :func:`trainable_parameters` and its lr schedule (:func:`lr_factor`: warmup, then decay at the
     ``decay_epochs`` boundaries, counted in optimizer steps of ``steps_per_epoch``)."""
     c = config
-    adam = adam_class(getattr(c, "optimizer", "adam"), getattr(c, "origin", "training config"))
+    adam = adam_class(c.optimizer, getattr(c, "origin", "training config"))
     optimizer = adam(trainable_parameters(model, unet), lr=base_lr(c), betas=tuple(c.adam_betas), eps=c.adam_eps)
     decay_steps = [e * steps_per_epoch for e in c.decay_epochs]
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -256,9 +256,7 @@ def encode_latents(batch: dict[str, Any], vae: nn.Module, device: torch.device |
             mean, std = cache.posterior(names, device, dtype)
             eps = torch.randn(mean.shape, device=device, dtype=dtype) if posterior_eps is None else posterior_eps.to(mean)
             # in the layout of the VAE's own sample: the noise drawn next (randn_like) follows it
-            factor = 2 ** (len(vae.config.block_out_channels) - 1)
-            layout = cache.layout(vae, len(names), [side * factor for side in mean.shape[-2:]])
-            sample = (mean + std * eps).contiguous(memory_format=layout)
+            sample = (mean + std * eps).contiguous(memory_format=cache.layout(vae, len(names)))
         return sample.float() * vae.config.scaling_factor
 
 

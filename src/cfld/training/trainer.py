@@ -129,9 +129,9 @@ class Trainer:
         set_seed(c.seed)
         scheduler = make_scheduler("ddpm", c.noise_scheduler or SD15_SCHEDULER_CONFIG, source=f"{plan.origin} (noise_scheduler)")
         model, unet = self.model, self.unet = self.build_models(plan.model_config)  # self.*: for callbacks
-        weight_dtype = preflight.weight_dtype(accelerator)
-        if c.cast_frozen_weights and accelerator.device.type == "cuda" and weight_dtype != torch.float32:
-            keep_frozen_in(weight_dtype, unet)  # the frozen UNet in 16 bits on the GPU; saved as loaded (fp32)
+        frozen_dtype = preflight.frozen_dtype(accelerator)
+        if c.cast_frozen_weights and frozen_dtype is not None:
+            keep_frozen_in(frozen_dtype, unet)  # the frozen UNet in 16 bits on the GPU; saved as loaded (fp32)
         optimizer, schedule = build_optimizer(c, model, unet, plan.steps_per_epoch)
         module, optimizer = accelerator.prepare(CFLDTrainingModule(model, unet, c.condition_checkpointing), optimizer)
         self.module = module
@@ -153,8 +153,8 @@ class Trainer:
         if self.evaluation is not None:
             self.evaluation.restore(plan.resume_state.get("evaluation") if plan.resume_state else None, step,
                                     accelerator.is_main_process)
-        if accelerator.device.type == "cuda" and weight_dtype != torch.float32:
-            keep_frozen_in(weight_dtype, vae.requires_grad_(False))  # in 16 bits as the original; saved as loaded
+        if frozen_dtype is not None:
+            keep_frozen_in(frozen_dtype, vae.requires_grad_(False))  # in 16 bits as the original; saved as loaded
         vae.to(accelerator.device)
         cache = (preflight.ready_latent_cache(c, accelerator, plan.dataset, vae, self.progress)
                  if plan.cache_latents else None)
