@@ -30,7 +30,10 @@ def train(config_spec: str | None, output: str | None, resume: str | None, max_s
 
     Periodic and final checkpoints go to OUTPUT/checkpoints/step-N (our safetensors format plus
     optimizer, scheduler and random states); the trained pipeline to OUTPUT/model, usable by
-    `cfld transfer -m OUTPUT/model`. A NaN loss stops the run and keeps the last checkpoint.
+    `cfld transfer -m OUTPUT/model`. A NaN loss stops the run and keeps the last checkpoint. On a
+    prepared dataset the first run encodes every training photo once into DATASET/latent-cache
+    (cache_latents; --set cache_latents=false to encode at every step instead). Memory and speed
+    options: docs/training.md, "Memory and speed".
 
     \b
     Examples:
