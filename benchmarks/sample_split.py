@@ -73,9 +73,9 @@ def original_style(pipe, pairs, photos, poses, steps, batch):
     for start in range(0, len(pairs), batch):
         chunk = pairs[start:start + batch]
         t0 = time.perf_counter()
-        cond = torch.stack([to_model_input(load_image(photos[p.source]), pipe.config.cond_size) for p in chunk])
+        cond = torch.stack([to_model_input(load_image(photos[p.source]), pipe.model.config.cond_size) for p in chunk])
         encoding = pipe.encode_source(cond)
-        pose = torch.stack([pose_image(poses[p.target], pipe.config.pose_size) for p in chunk])
+        pose = torch.stack([pose_image(poses[p.target], pipe.model.config.pose_size) for p in chunk])
         conditions = Conditions(encoding.prompt, pipe.model.pose_adapter(pose), encoding.query_biases)
         branches = pipe.model.guidance_batch(conditions, [UNCOND, POSE_ONLY, FULL])
         t1 = time.perf_counter()
@@ -114,8 +114,8 @@ def ours(pipe, pairs, photos, poses, steps, batch):
 
     pipe.encode_source = timed_encode
     start = time.perf_counter()
-    for chunk, latents in generate(pipe, order, lambda n: to_model_input(load_image(photos[n]), pipe.config.cond_size),
-                                   lambda p: pose_image(poses[p.target], pipe.config.pose_size),
+    for chunk, latents in generate(pipe, order, lambda n: to_model_input(load_image(photos[n]), pipe.model.config.cond_size),
+                                   lambda p: pose_image(poses[p.target], pipe.model.config.pose_size),
                                    SamplingSettings(0, steps), batch_size=batch, output_type="latent"):
         t1 = time.perf_counter()
         pipe.decode_latents(latents)
@@ -140,7 +140,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = CFLDConfig.preset("sd15")
-    model = CFLDModel(config)
+    model = CFLDModel.from_config(config)
     for conv in model.appearance_encoder.zero_conv_outs:  # random, not zero: the HGA biases must not vanish
         torch.nn.init.normal_(conv.weight, std=0.02)
     pipe = CFLDPipeline(model, UNet2DConditionModel(**config.unet), AutoencoderKL(**SD15_VAE_CONFIG), "ddpm")

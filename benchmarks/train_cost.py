@@ -208,7 +208,7 @@ def parameter_table(preset: str = "sd15") -> dict[str, list[tuple[int, bool]]]:
 
     config = CFLDConfig.preset(preset)
     with torch.device("meta"):
-        model, unet, vae = CFLDModel(config), build_unet(config), AutoencoderKL(**SD15_VAE_CONFIG)
+        model, unet, vae = CFLDModel.from_config(config), build_unet(config), AutoencoderKL(**SD15_VAE_CONFIG)
     set_trainable(model, unet, "paper")
     return {"condition model": [(p.numel(), p.requires_grad) for p in model.parameters()],
             "unet": [(p.numel(), p.requires_grad) for p in unet.parameters()],

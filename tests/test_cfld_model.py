@@ -19,7 +19,7 @@ TINY = CFLDConfig.preset("tiny")
 @pytest.fixture(scope="module")
 def model() -> CFLDModel:
     torch.manual_seed(0)
-    return CFLDModel(TINY).eval()
+    return CFLDModel.from_config(TINY).eval()
 
 
 def _conditions(batch: int, seed: int = 0) -> Conditions:

@@ -82,7 +82,7 @@ def test_processors_number_up_block_cross_attentions_as_the_original(preset):
 def test_appearance_encoder_starts_at_zero_with_the_query_shapes():
     """Zero convolutions: every bias is exactly 0 at initialisation, shaped like its layer's query."""
     torch.manual_seed(0)
-    model = CFLDModel(TINY).eval()
+    model = CFLDModel.from_config(TINY).eval()
     source = torch.randn(2, 3, *TINY.cond_size)
     with torch.no_grad():
         biases = model.appearance_encoder(model.source_encoder(source)[:3])

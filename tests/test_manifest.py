@@ -38,7 +38,7 @@ def sd15():
     """The paper's model with no weights at all (meta tensors): only names and shapes exist."""
     config = CFLDConfig.preset("sd15")
     with torch.device("meta"):
-        return CFLDModel(config), build_unet(config)
+        return CFLDModel.from_config(config), build_unet(config)
 
 
 def test_preset_is_the_paper_configuration():

@@ -30,7 +30,7 @@ def tiny_models(seed: int = 0, drop_path: float = 0.0):
     torch.manual_seed(seed)
     config = CFLDConfig.preset("tiny")
     config.swin_drop_path = drop_path
-    model, unet = CFLDModel(config), build_unet(config)
+    model, unet = CFLDModel.from_config(config), build_unet(config)
     for conv in model.appearance_encoder.zero_conv_outs:  # non-zero HGA outputs, so that gradients reach H_A
         torch.nn.init.normal_(conv.weight, std=0.02)
     set_trainable(model, unet, "paper")

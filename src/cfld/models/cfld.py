@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
 from torch import nn
 
 from .config import SCALES, CFLDConfig
@@ -58,12 +58,47 @@ class Conditions:
         }
 
 
-class CFLDModel(nn.Module):
-    """H_S, H_D, H_A, H_P and the learnable unconditional prompt; parameter groups named as in the paper."""
+_PAPER = CFLDConfig()  # the paper's sizes (the sd15 preset): CFLDModel's defaults
 
-    def __init__(self, config: CFLDConfig):
+
+class CFLDModel(ModelMixin, ConfigMixin):
+    """H_S, H_D, H_A, H_P and the learnable unconditional prompt; parameter groups named as in the paper.
+
+    A diffusers model: ``save_pretrained`` / ``from_pretrained`` write and read ``config.json`` (the fields of
+    :class:`CFLDConfig`) and ``diffusion_pytorch_model[.variant].safetensors``. Build one of a given size with
+    ``CFLDModel.from_config(CFLDConfig.preset("tiny"))`` (or the fields as keywords). ``model.config`` is that
+    :class:`CFLDConfig` (attribute access as on any diffusers config, plus the sizes derived from the UNet).
+    """
+
+    config_name = "config.json"
+
+    def __init__(
+        self,
+        cond_size: tuple[int, int] = _PAPER.cond_size,
+        swin_embed_dim: int = _PAPER.swin_embed_dim,
+        swin_depths: tuple[int, ...] = _PAPER.swin_depths,
+        swin_heads: tuple[int, ...] = _PAPER.swin_heads,
+        swin_window: int = _PAPER.swin_window,
+        swin_drop_path: float = _PAPER.swin_drop_path,
+        num_queries: int = _PAPER.num_queries,
+        prompt_dim: int = _PAPER.prompt_dim,
+        prd_depth: int = _PAPER.prd_depth,
+        prd_heads: int = _PAPER.prd_heads,
+        hga_depth: int = _PAPER.hga_depth,
+        hga_embed_dims: tuple[int, ...] = _PAPER.hga_embed_dims,
+        hga_heads: tuple[int, ...] = _PAPER.hga_heads,
+        pose_channels: int = _PAPER.pose_channels,
+        pose_downscale: int = _PAPER.pose_downscale,
+        pose_size: tuple[int, int] = _PAPER.pose_size,
+        unet: dict[str, Any] | None = None,  # the UNet's diffusers config; None: Stable Diffusion 1.5's
+        image_size: tuple[int, int] = _PAPER.image_size,
+        uncond_prob: float = _PAPER.uncond_prob,
+    ):
+        fields = {k: v for k, v in locals().items() if k not in ("self", "__class__")}  # the arguments above
         super().__init__()
-        self.config = config
+        config = CFLDConfig.from_dict({**fields, "unet": dict(fields["unet"] or _PAPER.unet)}, "CFLDModel config")
+        self.register_to_config(**config.to_dict())  # what config.json holds: every field, validated
+        self._sizes = config
         self.source_encoder = SourceImageEncoder(
             img_size=config.cond_size, embed_dim=config.swin_embed_dim, depths=config.swin_depths,
             num_heads=config.swin_heads, window_size=config.swin_window, drop_path_rate=config.swin_drop_path,
@@ -82,12 +117,43 @@ class CFLDModel(nn.Module):
         # the prompt for "no source image" (Eq. 7's ∅), learnt through condition dropout (Sec. 3.3)
         self.learnable_vector = nn.Parameter(torch.randn(1, config.num_queries, config.prompt_dim))
 
-    def forward(self, source: torch.Tensor, pose: torch.Tensor) -> Conditions:
-        """Source images ``(B, 3, H, W)`` in [-1, 1] and target poses ``(B, 21, H', W')`` -> conditions."""
+    @property
+    def config(self) -> CFLDConfig:
+        """The model's sizes (what ``config.json`` holds) as a :class:`CFLDConfig`."""
+        return self._sizes
+
+    @classmethod
+    def from_config(cls, config: CFLDConfig | dict[str, Any] | None = None, **kwargs: Any):
+        """diffusers' ``from_config``, which also takes a :class:`CFLDConfig`: a model of those sizes, random weights."""
+        return super().from_config(config.to_dict() if isinstance(config, CFLDConfig) else config, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any):
+        """diffusers' ``from_pretrained``. diffusers builds the model on the meta device and then loads the weights;
+        the Swin's non-persistent buffers (relative positions, shifted-window masks) are in no file, so timm
+        computes them again where the weights landed."""
+        model = super().from_pretrained(*args, **kwargs)
+        for module in model.modules():
+            if hasattr(module, "init_non_persistent_buffers"):
+                module.init_non_persistent_buffers()
+        return model
+
+    def forward(self, source: torch.Tensor | None = None, pose: torch.Tensor | None = None) -> Conditions:
+        """Source images ``(B, 3, H, W)`` in [-1, 1] and target poses ``(B, 21, H', W')`` -> conditions.
+
+        Either may be left out, and what it gives is left out of the result (the sampler computes the source's
+        conditions once and the pose maps per batch): without ``source`` the prompt is the learnable
+        unconditional one (one per pose) and there are no query biases; without ``pose`` there are no pose maps.
+        Everything the sampler needs comes through here, so that diffusers' CPU offload hooks (which wrap
+        ``forward``) see every use of the weights.
+        """
+        pose_maps = [] if pose is None else self.pose_adapter(pose)
+        if source is None:
+            return Conditions(self.unconditional_prompt(0 if pose is None else pose.shape[0]), pose_maps, {})
         features = self.source_encoder(source)
         return Conditions(
             prompt=self.prompt_decoder(features[-1]),
-            pose=self.pose_adapter(pose),
+            pose=pose_maps,
             query_biases=self.appearance_encoder(features[:SCALES]),
         )
 
@@ -110,14 +176,17 @@ class CFLDModel(nn.Module):
         prompt = torch.where(drop.to(prompt.device), self.unconditional_prompt(prompt.shape[0]).to(prompt), prompt)
         return Conditions(prompt, conditions.pose, conditions.query_biases)
 
-    def guidance_batch(self, conditions: Conditions, branches: Sequence[Branch]) -> Conditions:
+    def guidance_batch(self, conditions: Conditions, branches: Sequence[Branch],
+                       unconditional: torch.Tensor | None = None) -> Conditions:
         """The conditions of several guidance branches stacked along the batch (latents: repeat per branch).
 
-        A branch without appearance gets the learnable prompt, without pose zero pose maps, without bias
-        zero query biases; e.g. Eq. 7's three branches [(∅,∅), (∅,pose), (src,pose)].
+        A branch without appearance gets the learnable prompt (``unconditional``, as ``self(pose=...)`` gives it,
+        else this model's), without pose zero pose maps, without bias zero query biases; e.g. Eq. 7's three
+        branches [(∅,∅), (∅,pose), (src,pose)].
         """
         c, batch = conditions, conditions.prompt.shape[0]
-        prompts = [c.prompt if b.appearance else self.unconditional_prompt(batch).to(c.prompt) for b in branches]
+        empty = (self.unconditional_prompt(batch) if unconditional is None else unconditional).to(c.prompt)
+        prompts = [c.prompt if b.appearance else empty for b in branches]
         pose = [torch.cat([p if b.pose else torch.zeros_like(p) for b in branches]) for p in c.pose]
         biases = {
             layer: torch.cat([v if b.bias else torch.zeros_like(v) for b in branches])

@@ -151,7 +151,11 @@ class CFLDConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "CFLDConfig":
-        return cls.from_dict(read_json(path, "CFLD config.json"), source=path)
+        """Our ``config.json``, or a ``CFLDModel`` folder's (diffusers' ``_``-prefixed bookkeeping keys are skipped)."""
+        data = read_json(path, "CFLD config.json")
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if not k.startswith("_")}
+        return cls.from_dict(data, source=path)
 
     def validate(self, source: object = "config") -> "CFLDConfig":
         """Check every field's type and range (and that the prompt fits the UNet's cross-attention), so a

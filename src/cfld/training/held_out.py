@@ -107,8 +107,8 @@ def untrained_pipeline(pipe, seed: int | None = None):
     from ..pipeline import CFLDPipeline
 
     set_seed(TrainConfig.load(RECIPE).seed if seed is None else seed)
-    model = CFLDModel(pipe.config)
-    unet = build_unet(pipe.config)
+    model = CFLDModel.from_config(pipe.model.config)
+    unet = build_unet(pipe.model.config)
     return CFLDPipeline(model, unet, pipe.vae, pipe.scheduler)
 
 
