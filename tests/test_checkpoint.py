@@ -131,19 +131,26 @@ def test_our_format_is_strict_and_never_overwritten_silently(tmp_path, loaded):
 
 
 def test_cfld_convert_both_ways(tmp_path, ref_dir, golden_json, original, capsys):
+    """The released layout becomes a pipeline folder in diffusers' layout (VAE and schedule from --base), and back."""
     unet_config = tmp_path / "unet_config.json"
     unet_config.write_text(json.dumps(golden_json["unet_config"]))
     ours, back = tmp_path / "ours", tmp_path / "back"
-    assert main(["convert", str(ref_dir), str(ours), "--unet-config", str(unet_config)]) == 0
+    assert main(["convert", str(ref_dir), str(ours), "--unet-config", str(unet_config), "--base", str(ref_dir)]) == 0
+    assert "in diffusers' layout" in capsys.readouterr().out
+    assert json.loads((ours / "model_index.json").read_text())["model"] == ["cfld", "CFLDModel"]
+    assert (ours / "vae" / "config.json").is_file() and (ours / "README.md").is_file()
     assert main(["convert", str(ours), str(back)]) == 0
     assert _same_state(torch.load(back / ckpt.ORIGINAL_MODEL, weights_only=True), original[0])
-    assert "wrote an original checkpoint" in capsys.readouterr().out
+    assert _same_state(torch.load(back / ckpt.ORIGINAL_UNET, weights_only=True), original[1])
+    assert "wrote the original checkpoints" in capsys.readouterr().out
+    assert main(["convert", str(ref_dir), str(tmp_path / "z"), "--to", "original"]) == 2
+    assert "already holds the original checkpoints" in capsys.readouterr().err
 
     assert main(["convert", str(ours), str(back)]) == 2  # exists
     assert "--overwrite" in capsys.readouterr().err
     assert main(["convert", str(ours), str(back), "--overwrite"]) == 0
-    assert main(["convert", str(ref_dir), str(tmp_path / "x"), "--config", "sd15"]) == 2  # wrong config
-    assert "missing keys" in capsys.readouterr().err
+    assert main(["convert", str(ref_dir), str(tmp_path / "x"), "--config", "sd15", "--base", str(ref_dir)]) == 2
+    assert "missing keys" in capsys.readouterr().err  # the wrong config
     assert main(["convert", str(tmp_path), str(tmp_path / "y")]) == 2
     assert "holds neither" in capsys.readouterr().err
 

@@ -79,7 +79,7 @@ def test_transfer_pose_from_another_photo(tiny_model_dir, tmp_path, capsys):
 
     with PoseDetector() as detector:
         own = detector(other)
-    pose_size = CFLDPipeline.from_pretrained(tiny_model_dir).config.pose_size
+    pose_size = CFLDPipeline.from_pretrained(tiny_model_dir).model.config.pose_size
 
     def drawn(pose):
         picture = resize_output(pose_image(pose, pose_size)[None, :3], (128, 88))[0]
@@ -117,7 +117,7 @@ def _old_transfer(source, pose, seed=0, steps=2, size=(64, 44)):
     from cfld.pipeline import CFLDPipeline
 
     pipe = CFLDPipeline.from_pretrained(demo_model_dir())
-    encoding = pipe.encode_source([load_image(source)]).select(torch.tensor([0]))
+    encoding = pipe.encode_source([load_image(source)], frame=False).select(torch.tensor([0]))
     result = pipe(encoding, pipe.pose_images([pose]), paired=True, num_inference_steps=steps,
                   generator=torch.Generator().manual_seed(seed), output_size=size, progress=False)
     return np.asarray(result.images[0])
@@ -220,7 +220,7 @@ def test_transfer_pose_from_a_framed_photo(tmp_path, capsys):
     assert both.sum() >= 14 and np.median(error) < 0.04 * 128
 
     # the grid's middle cell is the framed pose photo's pose, as it is
-    pose_size = CFLDPipeline.from_pretrained(demo_model_dir()).config.pose_size
+    pose_size = CFLDPipeline.from_pretrained(demo_model_dir()).model.config.pose_size
     grid = np.asarray(Image.open(out / "grid.png")).astype(np.float32) / 255
     drawn = resize_output(pose_image(framed.pose, pose_size)[None, :3], (128, 88))[0].clamp(0, 1).permute(1, 2, 0)
     assert np.abs(grid[:, 88:176] - drawn.numpy()).mean() < 0.01

@@ -26,7 +26,7 @@ def test_demo_model_is_shipped_small_and_loads_offline():
 
     assert default_model() == folder  # `cfld app` needs no --model
     pipe = CFLDPipeline.from_pretrained(folder)
-    assert pipe.config.image_size == (64, 64) and pipe.unet.config.sample_size == 16
+    assert pipe.model.config.image_size == (64, 64) and pipe.unet.config.sample_size == 16
 
 
 def test_demo_writes_the_grid_and_scores_offline(capsys, tmp_path):
@@ -96,7 +96,7 @@ def test_demo_vae_reconstructs_held_out_persons_faithfully(demo_pipe):
     """The ceiling of the demo model: its VAE alone keeps held-out persons at >= 30 dB, colours included."""
     from cfld.training.held_out import HeldOutPairs, reconstruct
 
-    pairs = HeldOutPairs.draw(64, demo_pipe.config, held_out_poses())
+    pairs = HeldOutPairs.draw(64, demo_pipe.model.config, held_out_poses())
     scores = pairs.score(reconstruct(demo_pipe.vae, pairs.truth))
     assert scores["PSNR"] >= 30 and scores["SSIM"] >= 0.95, scores
     assert scores["ΔE00"] < 2, scores  # garment colours: a difference hardly visible side by side
@@ -111,7 +111,7 @@ def test_demo_model_keeps_the_persons_look_not_just_the_pose(demo_pipe):
     if held_out_poses() is None:
         pytest.skip("needs ../shared/data/deepfashion/fasion-resize-annotation-test.csv: the held-out real poses the "
                     "demo model is scored on (the bundled gallery holds out only 3)")
-    pairs = HeldOutPairs.draw(8, demo_pipe.config, held_out_poses())
+    pairs = HeldOutPairs.draw(8, demo_pipe.model.config, held_out_poses())
     trained = pairs.score(generate(demo_pipe, pairs))
     untrained = pairs.score(generate(untrained_pipeline(demo_pipe), pairs, steps=10))  # the recipe's initial weights
     other, source = pairs.score(pairs.different_person), pairs.score(pairs.source)

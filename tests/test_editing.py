@@ -27,15 +27,23 @@ def _pose():
 
 
 def _kwargs(seed=0):
+    """Sampling as the original: photos used as they are (``frame=False``; framing has its own tests below)."""
     return dict(num_inference_steps=3, generator=torch.Generator().manual_seed(seed), output_type="pt",
-                return_latents=True, output_size=None, progress=False)
+                return_latents=True, output_size=None, progress=False, frame=False)
 
 
-def test_style_transfer_keeps_the_reference_outside_the_mask(reference_pipeline):
-    pipe = reference_pipeline
+@pytest.fixture(scope="module")
+def editor(reference_pipeline):
+    from cfld import CFLDEditPipeline
+
+    return CFLDEditPipeline.from_pipe(reference_pipeline)
+
+
+def test_style_transfer_keeps_the_reference_outside_the_mask(editor):
+    pipe = editor
     out = pipe.style_transfer(REFERENCE, _pose(), SOURCES, MASK, **_kwargs())
     assert out.latents.shape[0] == 2
-    z_ref = pipe.encode_images(to_model_input(load_image(REFERENCE), pipe.config.image_size)[None])
+    z_ref = pipe.encode_images(to_model_input(load_image(REFERENCE), pipe.model.config.image_size)[None])
     mask = latent_mask(MASK, pipe.latent_size)[0, 0]
     outside, inside = mask == 0, mask == 1
     assert outside.any() and inside.any()
@@ -45,14 +53,14 @@ def test_style_transfer_keeps_the_reference_outside_the_mask(reference_pipeline)
     assert not torch.allclose(out.latents[0][:, inside], out.latents[1][:, inside])
 
 
-def test_empty_mask_is_refused(reference_pipeline, tmp_path):
+def test_empty_mask_is_refused(editor, tmp_path):
     Image.new("L", Image.open(REFERENCE).size).save(tmp_path / "empty.png")
     with pytest.raises(InputError, match="empty.png: is empty"):
-        reference_pipeline.style_transfer(REFERENCE, _pose(), SOURCES[0], tmp_path / "empty.png", **_kwargs())
+        editor.style_transfer(REFERENCE, _pose(), SOURCES[0], tmp_path / "empty.png", **_kwargs())
 
 
-def test_interpolation_ends_are_the_two_sources(reference_pipeline):
-    pipe = reference_pipeline
+def test_interpolation_ends_are_the_two_sources(editor):
+    pipe = editor
     strip = pipe.interpolate(SOURCES[0], SOURCES[1], _pose(), [0.0, 0.5, 1.0], scheduler="ddim", **_kwargs(3)).latents
     assert strip.shape[0] == 3
     # same initial noise and a deterministic sampler: the ends are plain transfers of A and of B
@@ -63,36 +71,46 @@ def test_interpolation_ends_are_the_two_sources(reference_pipeline):
     assert not torch.allclose(strip[1], strip[0]) and not torch.allclose(strip[1], strip[2])
 
 
-def test_edit_pipeline_shares_a_pipelines_components_and_the_forwards_give_its_results(reference_pipeline):
-    """CFLDEditPipeline (cfld.editing) is a CFLDPipeline on the same networks; CFLDPipeline.style_transfer and
-    .interpolate forward to it, bit for bit; the old import path of KeepRegion and latent_mask still works."""
+def test_edit_pipeline_shares_a_pipelines_components(reference_pipeline, editor):
+    """CFLDEditPipeline (cfld.editing) is a CFLDPipeline on the same networks (diffusers' from_pipe); the sampling
+    pipeline itself knows nothing of editing (pipeline.py imports nothing from editing.py)."""
     import cfld
     from cfld import CFLDEditPipeline, CFLDPipeline, editing
-    from cfld.pipeline import KeepRegion, latent_mask as old_latent_mask
 
     assert cfld.CFLDEditPipeline is editing.CFLDEditPipeline and "CFLDEditPipeline" in cfld.__all__
-    assert KeepRegion is editing.KeepRegion and old_latent_mask is latent_mask
     pipe = reference_pipeline
-    for edit in (CFLDEditPipeline.from_pipe(pipe), CFLDEditPipeline(**pipe.components)):
+    for edit in (editor, CFLDEditPipeline(**pipe.components)):
         assert isinstance(edit, CFLDPipeline)
         assert all(getattr(edit, name) is part for name, part in pipe.components.items())  # shared, not copied
-    edit = CFLDEditPipeline.from_pipe(pipe)
-    assert edit.name_or_path == pipe.name_or_path
-    args = (REFERENCE, _pose(), SOURCES[1], MASK)
-    assert torch.equal(edit.style_transfer(*args, **_kwargs(4)).latents, pipe.style_transfer(*args, **_kwargs(4)).latents)
-    args = (SOURCES[0], SOURCES[1], _pose(), [0.0, 1.0])
-    assert torch.equal(edit.interpolate(*args, **_kwargs(5)).latents, pipe.interpolate(*args, **_kwargs(5)).latents)
+    assert editor.name_or_path == pipe.name_or_path and editor.guidance_type == pipe.guidance_type
+    assert not hasattr(pipe, "style_transfer") and not hasattr(pipe, "interpolate")
+    source = (Path(editing.__file__).parent / "pipeline.py").read_text()
+    assert "editing" not in "".join(line for line in source.splitlines() if "import" in line)
 
 
-def test_edit_pipeline_saves_and_loads_like_a_pipeline(reference_pipeline, tmp_path):
+def test_style_transfer_is_a_step_end_callback_that_chains_with_the_users(editor):
+    """The keep-region blend is a diffusers step-end callback; a user's own callback runs after it and sees the
+    blended latents."""
+    seen = []
+
+    def callback(pipe, step, timestep, tensors):
+        seen.append((step, int(timestep), tensors["latents"].clone()))
+        return tensors
+
+    plain = editor.style_transfer(REFERENCE, _pose(), SOURCES[0], MASK, **_kwargs(4))
+    watched = editor.style_transfer(REFERENCE, _pose(), SOURCES[0], MASK, callback_on_step_end=callback, **_kwargs(4))
+    assert torch.equal(plain.latents, watched.latents)
+    assert [s for s, _, _ in seen] == [0, 1, 2] and torch.equal(seen[-1][2], watched.latents)
+
+
+def test_edit_pipeline_saves_and_loads_like_a_pipeline(editor, tmp_path):
     from cfld import CFLDEditPipeline
 
-    folder = CFLDEditPipeline.from_pipe(reference_pipeline).save_pretrained(tmp_path / "edit-model")
+    folder = editor.save_pretrained(tmp_path / "edit-model")
     loaded = CFLDEditPipeline.from_pretrained(folder)
     assert type(loaded) is CFLDEditPipeline and loaded.name_or_path == str(folder)
     args = (SOURCES[0], SOURCES[1], _pose(), [0.0, 0.5])
-    assert torch.equal(loaded.interpolate(*args, **_kwargs(6)).latents,
-                       reference_pipeline.interpolate(*args, **_kwargs(6)).latents)
+    assert torch.equal(loaded.interpolate(*args, **_kwargs(6)).latents, editor.interpolate(*args, **_kwargs(6)).latents)
 
 
 def test_cli_edit_commands(tiny_model_dir, tmp_path, capsys):

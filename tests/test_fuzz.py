@@ -259,49 +259,55 @@ def _replace(path: Path, content: str | bytes) -> None:
 
 def _model_variants(good: Path, base: Path) -> dict[str, tuple[Path, str]]:
     """Damaged copies of a model folder: name -> (folder, fragment the error must contain)."""
-    config = json.loads((good / "cfld" / "config.json").read_text())
+    config = json.loads((good / "model" / "config.json").read_text())
+    index = json.loads((good / "model_index.json").read_text())
     scheduler = json.loads((good / "scheduler" / "scheduler_config.json").read_text())
-    weights = load_file(str(good / "cfld" / "model.safetensors"))
+    weights_file = "model/diffusion_pytorch_model.safetensors"
+    weights = load_file(str(good / weights_file))
     first = next(iter(weights))
     nan_weights = dict(weights, **{first: torch.full_like(weights[first], float("nan"))})
     extra = dict(weights, extra=torch.zeros(2))
-    model_bytes = (good / "cfld" / "model.safetensors").read_bytes()
+    model_bytes = (good / weights_file).read_bytes()
     edits: dict[str, tuple[str, str | bytes | None, str]] = {
         "index_garbage": ("model_index.json", "{", "model_index.json: is not valid JSON"),
         "index_array": ("model_index.json", "[]", "model_index.json: is not a JSON object"),
         "index_deep": ("model_index.json", "[" * 100_000 + "]" * 100_000, "model_index.json: is nested too deeply"),
-        "index_scheduler": ("model_index.json", json.dumps({"scheduler": "bogus"}), "scheduler 'bogus'"),
-        "index_scheduler_type": ("model_index.json", json.dumps({"scheduler": 5}), "scheduler must be a name"),
-        "index_guidance": ("model_index.json", json.dumps({"guidance_type": "everything"}), "guidance_type must be one of"),
+        "index_scheduler": ("model_index.json", json.dumps(dict(index, scheduler=["diffusers", "BogusScheduler"])),
+                            "which is not a diffusers scheduler"),
+        "index_scheduler_type": ("model_index.json", json.dumps(dict(index, scheduler=5)),
+                                 "must name the scheduler component as [library, class]"),
+        "index_model": ("model_index.json", json.dumps(dict(index, model=["transformers", "CLIPTextModel"])),
+                        "a CFLD pipeline's is ['cfld', 'CFLDModel']"),
+        "index_guidance": ("model_index.json", json.dumps(dict(index, guidance_type="everything")), "guidance_type must be one of"),
         "schedule_text": ("scheduler/scheduler_config.json", json.dumps(dict(scheduler, num_train_timesteps="1000")),
                           "num_train_timesteps must be"),
         "schedule_kind": ("scheduler/scheduler_config.json", json.dumps(dict(scheduler, beta_schedule="cosine-ish")),
                           "beta_schedule must be one of"),
         "schedule_betas": ("scheduler/scheduler_config.json", json.dumps(dict(scheduler, beta_end=5)), "beta_end"),
         "schedule_missing": ("scheduler/scheduler_config.json", "DELETE", "scheduler_config.json: is missing"),
-        "config_garbage": ("cfld/config.json", "not json", "config.json: is not valid JSON"),
-        "config_text": ("cfld/config.json", json.dumps(dict(config, swin_embed_dim="16")), "swin_embed_dim must be a whole number"),
-        "config_negative": ("cfld/config.json", json.dumps(dict(config, num_queries=-4)), "num_queries must be a whole number"),
-        "config_float": ("cfld/config.json", json.dumps(dict(config, prd_depth=2.5)), "prd_depth must be a whole number"),
-        "config_list": ("cfld/config.json", json.dumps(dict(config, cond_size=64)), "cond_size must be a list"),
-        "config_unknown": ("cfld/config.json", json.dumps(dict(config, depth=3)), "unknown CFLD config fields depth"),
-        "config_huge": ("cfld/config.json", json.dumps(dict(config, prompt_dim=16384, prd_depth=64,
-                                                            unet=dict(config["unet"], cross_attention_dim=16384))),
+        "config_garbage": ("model/config.json", "not json", "config.json: is not valid JSON"),
+        "config_text": ("model/config.json", json.dumps(dict(config, swin_embed_dim="16")), "swin_embed_dim must be a whole number"),
+        "config_negative": ("model/config.json", json.dumps(dict(config, num_queries=-4)), "num_queries must be a whole number"),
+        "config_float": ("model/config.json", json.dumps(dict(config, prd_depth=2.5)), "prd_depth must be a whole number"),
+        "config_list": ("model/config.json", json.dumps(dict(config, cond_size=64)), "cond_size must be a list"),
+        "config_unknown": ("model/config.json", json.dumps(dict(config, depth=3)), "unknown CFLD config fields depth"),
+        "config_huge": ("model/config.json", json.dumps(dict(config, prompt_dim=16384, prd_depth=64,
+                                                             unet=dict(config["unet"], cross_attention_dim=16384))),
                         "billion parameters"),
-        "config_big_shapes": ("cfld/config.json", json.dumps(dict(config, prompt_dim=4096,
-                                                                  unet=dict(config["unet"], cross_attention_dim=4096))),
+        "config_big_shapes": ("model/config.json", json.dumps(dict(config, prompt_dim=4096,
+                                                                   unet=dict(config["unet"], cross_attention_dim=4096))),
                               "does not fit the model"),
-        "config_block": ("cfld/config.json", json.dumps(dict(config, unet=dict(config["unet"], down_block_types=[
+        "config_block": ("model/config.json", json.dumps(dict(config, unet=dict(config["unet"], down_block_types=[
             "FooBlock2D"] * 4))), "does not describe a model"),
-        "config_pose_channels": ("cfld/config.json", json.dumps(dict(config, pose_channels=18)), "pose_channels must be 21"),
-        "config_pose_downscale": ("cfld/config.json", json.dumps(dict(config, pose_downscale=2)), "do not fit together"),
-        "config_missing": ("cfld/config.json", "DELETE", "config.json: no such file"),
-        "weights_truncated": ("cfld/model.safetensors", model_bytes[: len(model_bytes) // 2], "cannot be read as safetensors"),
-        "weights_garbage": ("cfld/model.safetensors", b"\x00" * 64, "cannot be read as safetensors"),
-        "weights_empty": ("cfld/model.safetensors", b"", "cannot be read as safetensors"),
-        "weights_missing": ("cfld/unet.safetensors", "DELETE", "unet.safetensors: is missing"),
-        "weights_extra_key": ("cfld/model.safetensors", "EXTRA", "1 unexpected keys (extra)"),
-        "weights_nan": ("cfld/model.safetensors", "NAN", "NaN or infinite"),
+        "config_pose_channels": ("model/config.json", json.dumps(dict(config, pose_channels=18)), "pose_channels must be 21"),
+        "config_pose_downscale": ("model/config.json", json.dumps(dict(config, pose_downscale=2)), "do not fit together"),
+        "config_missing": ("model/config.json", "DELETE", "config.json: no such file"),
+        "weights_truncated": (weights_file, model_bytes[: len(model_bytes) // 2], "cannot be read as safetensors"),
+        "weights_garbage": (weights_file, b"\x00" * 64, "cannot be read as safetensors"),
+        "weights_empty": (weights_file, b"", "cannot be read as safetensors"),
+        "weights_missing": ("unet/diffusion_pytorch_model.safetensors", "DELETE", "diffusion_pytorch_model.safetensors: is missing"),
+        "weights_extra_key": (weights_file, "EXTRA", "1 unexpected keys (extra)"),
+        "weights_nan": (weights_file, "NAN", "NaN or infinite"),
         "vae_config": ("vae/config.json", "{", "vae"),
         "vae_weights": ("vae/diffusion_pytorch_model.safetensors", b"\x00" * 10, "vae"),
     }
@@ -668,8 +674,7 @@ def _cases():
                                       "--no-mp4"], ["{m_" + name + "}"])
         add(f"edit-model-{name}", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}",
                                    "-m", "{m_" + name + "}", "-o", "{out}/s.png"], ["{m_" + name + "}"])
-        add(f"convert-model-{name}", ["convert", "{m_" + name + "}/cfld" if not name.startswith("original") else
-                                      "{m_" + name + "}", "{out}/converted"], ["{m_" + name + "}"])
+        add(f"convert-model-{name}", ["convert", "{m_" + name + "}", "{out}/converted"], ["{m_" + name + "}"])
     # demo and app (only what fails before the app's server starts)
     add("demo-steps", ["demo", "--steps", "1000", "-o", "{out}"], ["cannot take 1000 steps"])
     add("demo-poses", ["demo", "--poses", "{pose_garbage_csv}", "-o", "{out}"], ["garbage.csv"])
@@ -796,8 +801,8 @@ def _cases():
         ["unet.json"])
     add("convert-unet-config-array", ["convert", "{m_original_garbage}", "{out}/c", "--unet-config", "{unet_config_array}"],
         ["unet_array.json", "not a JSON object"])
-    add("convert-dest-read-only", ["convert", "{model}/cfld", f"{READ_ONLY}/c"], [str(READ_ONLY), "cannot be written"], None)
-    add("convert-dest-file", ["convert", "{model}/cfld", "{a_file}"], ["a_file.txt"], "{a_file}")
+    add("convert-dest-read-only", ["convert", "{model}", f"{READ_ONLY}/c"], [str(READ_ONLY), "cannot be written"], None)
+    add("convert-dest-file", ["convert", "{model}", "{a_file}"], ["a_file.txt"], "{a_file}")
     # prepare
     prepare = ["prepare", "deepfashion", "-i", "{release}", "-a", "{annotations}", "--no-progress"]
     add("prepare-read-only", [*prepare, "-o", str(READ_ONLY)], [str(READ_ONLY), "cannot be written"], None)

@@ -152,7 +152,7 @@ def test_train_sample_and_evaluate_on_a_prepared_catalogue(real_catalogue, tmp_p
     run_dir, results = tmp_path / "run", tmp_path / "results"
     code, stdout, err = run(capsys, "train", "--config", "finetune-256", "--output", run_dir, "--max-steps", 2,
                             "--no-progress", "--set", f"data.root={out}", "--set", f"init_checkpoint={DEMO}",
-                            "--set", f"vae={DEMO}", "--set", f"model={DEMO / 'cfld' / 'config.json'}",
+                            "--set", f"vae={DEMO}", "--set", f"model={DEMO / 'model' / 'config.json'}",
                             "--set", "batch_size=2", "--set", "gradient_accumulation_steps=1",
                             "--set", "mixed_precision=no", "--set", "gradient_checkpointing=false",
                             "--set", "num_workers=0", "--set", "eval_every=0", "--set", "sample_every=0")

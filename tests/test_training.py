@@ -80,7 +80,7 @@ def test_lr_schedule_warmup_then_decay():
 def test_paper_trainable_parameters_are_table_1():
     config = CFLDConfig.preset("sd15")
     with torch.device("meta"):
-        model, unet = CFLDModel(config), build_unet(config)
+        model, unet = CFLDModel.from_config(config), build_unet(config)
     unet.requires_grad_(True)
     set_trainable(model, unet, "paper")
     assert trainable_parameter_counts(model, unet)["total"] == 248_224_312
@@ -258,9 +258,14 @@ def _full_disk(real, fails, after_bytes: int = 1000):
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The condition model's and the UNet's tensors of a checkpoint folder, or of a pipeline folder (diffusers' layout)."""
     from safetensors.torch import load_file
 
-    return {f"{name}:{k}": v for name in ("model", "unet") for k, v in load_file(folder / f"{name}.safetensors").items()}
+    def file(name: str) -> Path:
+        pipeline = folder / name / "diffusion_pytorch_model.safetensors"
+        return pipeline if pipeline.is_file() else folder / f"{name}.safetensors"
+
+    return {f"{name}:{k}": v for name in ("model", "unet") for k, v in load_file(file(name)).items()}
 
 
 def test_a_full_disk_during_a_checkpoint_keeps_the_last_and_resumes_exactly(tmp_path, capsys, monkeypatch):
@@ -286,19 +291,19 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_last_and_resumes_exactly(tmp_
     assert not (out / "model").exists()
     monkeypatch.setattr(checkpoints, "save_file", real)
     assert main(["train", "-o", str(out), "--resume", "--no-progress"]) == 0
-    whole, resumed = _weights(tmp_path / "whole" / "model" / "cfld"), _weights(out / "model" / "cfld")
+    whole, resumed = _weights(tmp_path / "whole" / "model"), _weights(out / "model")
     assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def test_a_full_disk_while_saving_the_trained_model_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):
     """The final pipeline's write fails: exit 2 naming the trained model and the last checkpoint; no half model/
     folder or temporary is left, and --resume (with space again) writes the model without training further."""
-    import cfld.checkpoint as checkpoint
+    import safetensors.torch
 
     config = tiny(max_steps=2, checkpoint_every=2)
     (tmp_path / "config.json").write_text(config.to_json())
-    # our format's writer: the checkpoint's files are written, the trained model's fail
-    monkeypatch.setattr(checkpoint, "save_file", _full_disk(checkpoint.save_file, lambda name: ".step-" not in name))
+    # diffusers' writer (the trained pipeline's models) fails; our checkpoints' (cfld.checkpoint's own name) does not
+    monkeypatch.setattr(safetensors.torch, "save_file", _full_disk(safetensors.torch.save_file, lambda name: "/.model." in name))
     monkeypatch.delenv("CFLD_DEBUG", raising=False)
     out = tmp_path / "run"
     code = main(["train", "-c", str(tmp_path / "config.json"), "-o", str(out), "--no-progress"])
@@ -311,6 +316,5 @@ def test_a_full_disk_while_saving_the_trained_model_keeps_the_checkpoint(tmp_pat
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-0000002"]
     monkeypatch.undo()
     assert main(["train", "-o", str(out), "--resume", "--no-progress"]) == 0
-    assert _weights(out / "model" / "cfld").keys() == _weights(out / "checkpoints" / "step-0000002").keys()
-    assert all(torch.equal(a, b) for a, b in zip(_weights(out / "model" / "cfld").values(),
-                                                   _weights(out / "checkpoints" / "step-0000002").values()))
+    final, checkpoint = _weights(out / "model"), _weights(out / "checkpoints" / "step-0000002")
+    assert final.keys() == checkpoint.keys() and all(torch.equal(final[k], checkpoint[k]) for k in final)

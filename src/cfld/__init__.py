@@ -3,8 +3,9 @@
 Heavy modules (torch, diffusers) are imported lazily so that ``import cfld`` and ``cfld --help``
 stay fast: ``from cfld import CFLDPipeline`` imports the pipeline on first use.
 
-Two pipelines share one model: :class:`CFLDPipeline` (:mod:`cfld.pipeline`) re-poses a person;
-:class:`CFLDEditPipeline` (:mod:`cfld.editing`) does the paper's appearance editing (Sec. 4.6).
+Two diffusers pipelines share one model: :class:`CFLDPipeline` (:mod:`cfld.pipeline`) re-poses a person;
+:class:`CFLDEditPipeline` (:mod:`cfld.editing`) does the paper's appearance editing (Sec. 4.6). Their condition model
+:class:`CFLDModel` is a diffusers model; :class:`PersonImageProcessor` frames person photos for them.
 """
 
 __version__ = "0.1.0.dev0"
@@ -17,6 +18,7 @@ _LAZY = {
     "CFLDPipelineOutput": "cfld.pipeline",
     "SourceEncoding": "cfld.pipeline",
     "CFLDModel": "cfld.models",
+    "PersonImageProcessor": "cfld.image_processor",
     "CFLDConfig": "cfld.models",
 }
 
@@ -30,4 +32,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["CFLDConfig", "CFLDEditPipeline", "CFLDError", "CFLDModel", "CFLDPipeline", "CFLDPipelineOutput", "InputError",
-           "SourceEncoding", "__version__"]
+           "PersonImageProcessor", "SourceEncoding", "__version__"]

@@ -187,8 +187,10 @@ def animate(
     batch_size: int = 4,
     progress: bool = True,
     pose_frame: tuple[int, int] | None = None,
+    frame: bool = True,
 ) -> list[Image.Image]:
-    """The person of ``source`` in every pose of ``poses``, one frame each, in order.
+    """The person of ``source`` in every pose of ``poses``, one frame each, in order (the source photo framed as
+    the pipeline frames photos, unless ``frame`` is False).
 
     The source is encoded once; every frame starts from the same z_T drawn from ``seed``. ``scheduler``
     defaults to DDIM in 50 steps, whose steps add no fresh noise, so frames differ only through their poses
@@ -201,7 +203,7 @@ def animate(
         fast, num_inference_steps, scheduler, guidance_interval, default_scheduler="ddim")
     if not len(poses):
         raise InputError("poses", "no pose to animate")
-    encoding = pipe.encode_source(source)
+    encoding = pipe.encode_source(source, frame, output_size)
     if len(encoding) != 1:
         raise InputError("source", "animate one person at a time")
     generator = torch.Generator().manual_seed(seed)

@@ -84,7 +84,11 @@ class App:
     def __init__(self, pipe, default_steps: int = 50):
         from .pose import draw_pose, gallery
 
+        from .editing import CFLDEditPipeline
+
         self.pipe = pipe
+        # the same networks, with the paper's editing (Sec. 4.6); diffusers' from_pipe would cast them to float32
+        self.editor = CFLDEditPipeline.from_pipe(pipe, torch_dtype=pipe.dtype)
         self.default_steps = default_steps
         self.gallery = gallery()
         self.gallery_pictures = [(draw_pose(pose), _gallery_label(name)) for name, pose in self.gallery.items()]
@@ -197,7 +201,7 @@ class App:
         source = self.photo(source_path, "person photo")
         picture, _, note = self.framed_input(source, f"person photo ({Path(source_path).name})", frame, plain)
         pose = self.target_pose(picture, mode, gallery_index, pose_photo, pose_json, frame=bool(frame))
-        result = self.pipe(picture, pose, **_sampling(steps, fast), guidance_pose=float(guidance_pose),
+        result = self.pipe(picture, pose, **_sampling(steps, fast), frame=False, guidance_pose=float(guidance_pose),
                            guidance_appearance=float(guidance_appearance), output_size=OUTPUT_SIZE,
                            generator=torch.Generator().manual_seed(_seed(seed)))
         drawing = draw_pose(pose, OUTPUT_SIZE)
@@ -236,8 +240,8 @@ class App:
         else:
             pose = _person_pose(reference, framed, reference_name,
                                 "give a photo of one person or the reference's pose JSON")
-        result = self.pipe.style_transfer(reference_picture, pose, source, mask, **_sampling(steps, fast),
-                                          output_size=OUTPUT_SIZE,
+        result = self.editor.style_transfer(reference_picture, pose, source, mask, **_sampling(steps, fast),
+                                            output_size=OUTPUT_SIZE, frame=False,
                                           generator=torch.Generator().manual_seed(_seed(seed)))
         return result.images[0]
 
@@ -257,8 +261,8 @@ class App:
         b, _, _ = self.framed_input(b, f"photo B ({Path(path_b).name})", frame)
         pose = self.gallery[self.gallery.names[index]]
         weights = [i / (count - 1) for i in range(count)]
-        result = self.pipe.interpolate(a, b, pose, weights, **_sampling(steps, fast),
-                                       output_size=OUTPUT_SIZE, generator=torch.Generator().manual_seed(_seed(seed)))
+        result = self.editor.interpolate(a, b, pose, weights, **_sampling(steps, fast),
+                                         output_size=OUTPUT_SIZE, frame=False, generator=torch.Generator().manual_seed(_seed(seed)))
         return [(image, f"{w:.2f}") for image, w in zip(result.images, weights)]
 
     def animate(self, source_path, files, fps, steps, seed, fast=False, frame=True):
@@ -281,7 +285,7 @@ class App:
         for path in files:  # keep the uploaded names: they give the order
             shutil.copy(path, folder / Path(path).name)
         poses = A.load_pose_sequence(folder, source, progress=False)
-        frames = A.animate(self.pipe, source, poses, **_sampling(steps, fast), seed=_seed(seed),
+        frames = A.animate(self.pipe, source, poses, **_sampling(steps, fast), seed=_seed(seed), frame=False,
                            output_size=OUTPUT_SIZE)
         shown = A.with_poses(frames, self.pipe.pose_images(poses))
         gif = A.write_gif(shown, job / "animation.gif", float(fps))

@@ -99,7 +99,7 @@ def load_original(folder: str | Path, config: CFLDConfig) -> tuple[CFLDModel, UN
     for name, expected, state in ((ORIGINAL_MODEL, meta_model, model_state), (ORIGINAL_UNET, meta_unet, unet_state)):
         check_keys(expected, state, folder / name)  # against shapes only: nothing allocated yet
         check_finite(state, folder / name)
-    model = CFLDModel(config).eval()
+    model = CFLDModel.from_config(config).eval()
     expected_model, _ = to_original(model, unet)
     buffers = [k for k in expected_model if k.endswith(SWIN_BUFFERS)]
     if differ := [k for k in buffers if not torch.equal(expected_model[k], model_state[k].to(expected_model[k]))]:
@@ -176,30 +176,13 @@ def load_checkpoint(folder: str | Path) -> tuple[CFLDModel, UNet2DConditionModel
     model, unet = build_models(config, folder / CONFIG, materialize=False)
     for name, module in ((MODEL, model), (UNET, unet)):  # shapes from the headers: nothing allocated yet
         check_keys(module.state_dict(), safetensors_shapes(folder / name), folder / name)
-    model = CFLDModel(config).eval()
+    model = CFLDModel.from_config(config).eval()
     for name, module, assign in ((MODEL, model, False), (UNET, unet, True)):
         state = read_safetensors(folder / name)
         check_keys(module.state_dict(), state, folder / name)
         check_finite(state, folder / name)
         module.load_state_dict(state, assign=assign)
     return model, unet
-
-
-def load_model_folder(folder: str | Path, config: CFLDConfig) -> tuple[CFLDModel, UNet2DConditionModel]:
-    """The condition model and UNet of any model folder training can start from (``init_checkpoint``): a pipeline
-    folder (``save_pretrained``, ``cfld train``'s ``model/`` or ``best/``), our checkpoint folder (``cfld convert``,
-    ``checkpoints/step-N``), or the released original checkpoints (read with ``config``)."""
-    folder = Path(folder)
-    kind = path_kind(folder)
-    if kind != "folder":
-        raise InputError(folder, ("no such folder" if kind is None else f"is a {kind}, not a folder") + "; give a model "
-                                 "folder (save_pretrained, cfld train's model/, cfld convert) or the released "
-                                 f"checkpoints ({ORIGINAL_MODEL} + {ORIGINAL_UNET})")
-    if is_original_checkpoint(folder):
-        return load_original(folder, config)
-    if (folder / "model_index.json").is_file():
-        folder = folder / "cfld"
-    return load_checkpoint(folder)
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -236,7 +219,7 @@ def build_models(config: CFLDConfig, source: object, materialize: bool = True) -
     if size > MAX_PARAMETERS:
         raise InputError(source, f"describes a model of {size / 1e9:.1f} billion parameters; the paper's sd15 CFLD "
                                  f"has 1.1 billion, and cfld refuses more than {MAX_PARAMETERS / 1e9:.0f} billion")
-    return (CFLDModel(config).eval() if materialize else model), unet
+    return (CFLDModel.from_config(config).eval() if materialize else model), unet
 
 
 @functools.lru_cache(maxsize=8)
@@ -244,7 +227,7 @@ def _meta_condition_model(config_json: str) -> CFLDModel:
     """The condition model of a config on the meta device (shapes, no memory); cached: building it costs as
     much as building the real one."""
     with torch.device("meta"):
-        return CFLDModel(CFLDConfig.from_dict(json.loads(config_json))).eval()
+        return CFLDModel.from_config(CFLDConfig.from_dict(json.loads(config_json))).eval()
 
 
 def check_runnable(config: CFLDConfig, latent_size: tuple[int, int], source: object) -> None:

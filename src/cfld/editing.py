@@ -6,9 +6,9 @@ style interpolation.
     strip = pipe.interpolate("a.jpg", "b.jpg", "pose.json", [0.0, 0.5, 1.0]).images
 
 A :class:`CFLDEditPipeline` is a :class:`cfld.pipeline.CFLDPipeline` (same components, loading, saving and
-sampling options, shared with ``from_pipe`` at no cost): editing only prepares what the sampler starts from (the
-source encodings, the initial noise and, for style transfer, a :class:`KeepRegion` that the denoising loop of
-:meth:`CFLDPipeline.__call__` applies after every step). Sampling itself, and how a generator's random numbers are
+sampling options; diffusers' ``from_pipe`` shares them at no cost): editing only prepares what the sampler starts
+from (the source encodings, the initial noise) and, for style transfer, a :class:`KeepRegion`, a diffusers step-end
+callback that keeps the reference outside the mask. Sampling itself, and how a generator's random numbers are
 drawn, is described in :mod:`cfld.pipeline`.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,8 @@ from PIL import Image
 
 from .errors import InputError
 from .images import BLACK, ImageInput, load_image, to_model_input
-from .pipeline import CFLDPipeline, CFLDPipelineOutput, PoseInput, SourceEncoding
+from .pipeline import DEFAULT_OUTPUT_SIZE, CFLDPipeline, CFLDPipelineOutput, PoseInput, SourceEncoding
+from .pose import load_pose
 
 
 @dataclass
@@ -37,17 +38,32 @@ class KeepRegion:
     carries (as blended latent diffusion does): after every step, outside the mask the latent becomes
     ``z_{t-1}^ref``, and after the last step ``z_0^ref`` itself, so the unmasked region is the reference's
     own reconstruction and the masked region is generated in the reference's pose with the source's look.
+
+    A diffusers step-end callback (``pipe(..., callback_on_step_end=keep)``): ``scheduler`` is a scheduler of the
+    sampling's kind set to its ``steps``, whose timesteps say which step follows.
     """
 
     mask: torch.Tensor  # (N, 1, h, w) in [0, 1] at latent size; 1 = generate
     reference_latents: torch.Tensor  # z_0^ref, (N, 4, h, w)
     noise: torch.Tensor  # the fixed noise of Eq. 1, (N, 4, h, w)
+    scheduler: Any
+    steps: int
+    tensor_inputs: list[str] = field(default_factory=lambda: ["latents"])
 
-    def blend(self, latents: torch.Tensor, scheduler, timestep) -> torch.Tensor:
+    def __post_init__(self):
+        self.scheduler = type(self.scheduler).from_config(self.scheduler.config)  # our own copy of the schedule
+        self.scheduler.set_timesteps(self.steps)
+
+    def __call__(self, pipe, step: int, timestep, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        timesteps = self.scheduler.timesteps
+        following = timesteps[step + 1] if step + 1 < len(timesteps) else None
+        return {**tensors, "latents": self.blend(tensors["latents"], following)}
+
+    def blend(self, latents: torch.Tensor, timestep) -> torch.Tensor:
         if timestep is None:
             reference = self.reference_latents
         else:
-            reference = scheduler.add_noise(self.reference_latents, self.noise, torch.as_tensor([int(timestep)]))
+            reference = self.scheduler.add_noise(self.reference_latents, self.noise, torch.as_tensor([int(timestep)]))
         mask = self.mask.to(latents)
         return mask * latents + (1 - mask) * reference.to(latents)
 
@@ -56,45 +72,62 @@ class CFLDEditPipeline(CFLDPipeline):
     """The paper's appearance editing (Sec. 4.6) on a CFLD model: :meth:`style_transfer` and :meth:`interpolate`.
 
     Build it like a :class:`CFLDPipeline` (``from_pretrained``, ``save_pretrained`` and ``__call__`` are the same),
-    or on an existing one's components: ``CFLDEditPipeline.from_pipe(pipe)`` or
-    ``CFLDEditPipeline(**pipe.components)`` (the networks are shared, not copied).
+    or on an existing one's components: ``CFLDEditPipeline.from_pipe(pipe)`` (the networks are shared, not copied).
     """
-
-    @classmethod
-    def from_pipe(cls, pipe: CFLDPipeline) -> "CFLDEditPipeline":
-        """An edit pipeline sharing ``pipe``'s networks and scheduler (nothing loaded or copied)."""
-        edit = cls(**pipe.components)
-        edit.name_or_path = pipe.name_or_path
-        return edit
 
     @torch.no_grad()
     def style_transfer(
         self,
         reference: ImageInput,
-        reference_pose: PoseInput,
+        reference_pose: PoseInput | None,
         source: ImageInput | Sequence[ImageInput],
         mask: ImageInput | torch.Tensor,
         *,
         generator: torch.Generator | None = None,
+        frame: bool = True,
+        pose_frame: tuple[int, int] | None = None,
         **kwargs: Any,
     ) -> CFLDPipelineOutput:
         """Dress the person of ``reference`` in the masked region with the appearance of each ``source``.
 
-        The pose is the reference's own (``reference_pose``, e.g. its annotation row or a detected pose);
-        outside ``mask`` (a picture, white = edit, e.g. an upper-clothes mask) the reference is kept. No
-        training is involved: this is the paper's Fig. 6(a). ``kwargs`` go to :meth:`CFLDPipeline.__call__`.
+        The pose is the reference's own: ``reference_pose`` given in the reference photo's own frame (e.g. its
+        annotation row), or None for the one detected in it. Outside ``mask`` (a picture of the photo's shape,
+        white = edit, e.g. an upper-clothes mask) the reference is kept. With ``frame`` (default) the reference
+        and the sources are framed as the training photos are, and the reference's pose and mask cut with its
+        crop. No training is involved: this is the paper's Fig. 6(a). ``kwargs`` go to :meth:`CFLDPipeline.__call__`
+        (a ``callback_on_step_end`` of theirs runs after the blend).
         """
-        reference_image = load_image(reference)
-        region = latent_mask(mask, self.latent_size, reference_image)
-        encoding = self.encode_source(source)
+        photo, framed, name = load_image(reference), None, _name(reference, "reference")
+        size = kwargs.get("output_size", DEFAULT_OUTPUT_SIZE) or self.model.config.image_size
+        picture = photo
+        if frame:
+            framed = self.image_processor.frame(photo, size, source=name)
+            picture = framed.image
+        if isinstance(reference_pose, torch.Tensor):  # a ready pose image: already in the picture's frame
+            pose = reference_pose
+        elif reference_pose is not None:  # in the photo's own frame: moved into the framed picture
+            pose = load_pose(reference_pose, frame=pose_frame)
+            pose = framed.move_pose(pose) if framed is not None else pose
+        elif framed is not None:
+            pose = framed.person_pose(name)
+        else:
+            from .pose import detect_pose
+
+            pose = detect_pose(photo, source=name)
+        region = latent_mask(mask, self.latent_size, photo, framed)
+        encoding = self.encode_source(source, frame, size)
         n = len(encoding)
-        reference_pixels = to_model_input(reference_image, self.config.image_size).unsqueeze(0)
+        reference_pixels = to_model_input(picture, self.model.config.image_size).unsqueeze(0)
         z_ref = self.encode_images(reference_pixels).float().expand(n, -1, -1, -1)
-        region = region.expand(n, -1, -1, -1)
         latents = torch.randn(z_ref.shape, generator=generator)
         noise = torch.randn(z_ref.shape, generator=generator)
-        keep = KeepRegion(region.to(self.device), z_ref.to(self.device), noise.to(self.device))
-        return self(encoding, [reference_pose] * n, paired=True, latents=latents, keep=keep, generator=generator, **kwargs)
+        steps, scheduler, _ = self.sampling_setup(kwargs.get("num_inference_steps"), kwargs.get("scheduler"), None,
+                                                  kwargs.get("fast", False))
+        device = self._execution_device
+        keep = KeepRegion(region.expand(n, -1, -1, -1).to(device), z_ref.to(device), noise.to(device), scheduler, steps)
+        callback = _then(keep, kwargs.pop("callback_on_step_end", None))
+        return self(encoding, [pose] * n, paired=True, latents=latents, generator=generator, callback_on_step_end=callback,
+                    pose_frame=pose_frame, **kwargs)
 
     @torch.no_grad()
     def interpolate(
@@ -105,14 +138,16 @@ class CFLDEditPipeline(CFLDPipeline):
         weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
         *,
         generator: torch.Generator | None = None,
+        frame: bool = True,
         **kwargs: Any,
     ) -> CFLDPipelineOutput:
         """Style interpolation (paper Fig. 6(b)): coarse prompts and HGA biases linearly interpolated from
-        ``source_a`` (weight 0) to ``source_b`` (weight 1), one image per weight, same pose, same noise.
-        ``kwargs`` go to :meth:`CFLDPipeline.__call__`."""
+        ``source_a`` (weight 0) to ``source_b`` (weight 1), one image per weight, same pose, same noise. The two
+        photos are framed unless ``frame`` is False. ``kwargs`` go to :meth:`CFLDPipeline.__call__`."""
         if not len(weights):
             raise InputError("weights", "no interpolation weight given")
-        a, b = self.encode_source(source_a), self.encode_source(source_b)
+        size = kwargs.get("output_size", DEFAULT_OUTPUT_SIZE) or self.model.config.image_size
+        a, b = self.encode_source(source_a, frame, size), self.encode_source(source_b, frame, size)
         steps = [a.lerp(b, float(w)) for w in weights]
         encoding = SourceEncoding(
             torch.cat([e.prompt for e in steps]),
@@ -122,17 +157,35 @@ class CFLDEditPipeline(CFLDPipeline):
         return self(encoding, pose, latents=z_t.expand(len(weights), -1, -1, -1).clone(), generator=generator, **kwargs)
 
 
-def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], reference: Image.Image | None = None) -> torch.Tensor:
+def _then(first, second):
+    """Two step-end callbacks as one (the second sees what the first returned)."""
+    if second is None:
+        return first
+
+    def both(pipe, step, timestep, tensors):
+        return second(pipe, step, timestep, first(pipe, step, timestep, tensors))
+
+    return both
+
+
+def _name(image: ImageInput, default: str) -> str:
+    return os.fspath(image) if isinstance(image, (str, os.PathLike)) else default
+
+
+def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], reference: Image.Image | None = None,
+                framed=None) -> torch.Tensor:
     """A (1, 1, h, w) mask in [0, 1] at latent size from a picture (white = 1, transparent = 0) or a (H, W)
     tensor. It must have the reference photo's shape: a mask of another aspect ratio was made for another
-    picture, and stretching it would edit the wrong region."""
+    picture, and stretching it would edit the wrong region. With the reference's :class:`~cfld.framing.Framed`
+    record, the mask is cut with its crop, as the photo was."""
     name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
     if isinstance(mask, torch.Tensor) and mask.ndim == 2:
         values = mask.float()
         if not torch.isfinite(values).all():
             raise InputError(name, "contains NaN or infinite values")
     else:
-        values = torch.from_numpy(np.asarray(load_image(mask, name, background=BLACK).convert("L"), dtype=np.float32) / 255.0)
+        picture = load_image(mask, name, background=BLACK).convert("L")
+        values = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0)
     if reference is not None:
         mask_ratio, photo_ratio = values.shape[1] / values.shape[0], reference.width / reference.height
         if abs(mask_ratio / photo_ratio - 1) > 0.02:
@@ -140,4 +193,12 @@ def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], referenc
                                    f"{reference.height}x{reference.width}: a mask must have the photo's shape")
     if values.max() <= 0:
         raise InputError(name, "is empty (no white pixel): nothing would be edited")
+    if framed is not None and framed.framed:
+        if isinstance(mask, torch.Tensor):
+            picture = Image.fromarray((values.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), "L")
+        cut = framed.cut(picture)
+        if max(cut.getextrema()) == 0:
+            raise InputError(name, "has no white pixel inside the crop that frames the reference's person: nothing "
+                                   "would be edited (pass frame=False, or --no-frame, to use the whole photo)")
+        values = torch.from_numpy(np.asarray(cut, dtype=np.float32) / 255.0)
     return torch.nn.functional.interpolate(values[None, None], size=size, mode="area").clamp(0, 1)

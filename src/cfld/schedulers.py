@@ -109,3 +109,23 @@ def make_scheduler(name: str | Any = "ddpm", config: dict[str, Any] | None = Non
     if alphas is not None and not (torch.isfinite(alphas).all() and (alphas > 0).all() and (alphas <= 1).all()):
         raise InputError(source, "gives noise levels outside (0, 1]; check beta_start, beta_end and beta_schedule")
     return scheduler
+
+
+def check_scheduler(scheduler: Any, source: object) -> None:
+    """A loaded scheduler's training schedule checked as :func:`make_scheduler` checks one it builds."""
+    check_schedule(dict(scheduler.config), source)
+    import torch
+
+    alphas = getattr(scheduler, "alphas_cumprod", None)
+    if alphas is not None and not (torch.isfinite(alphas).all() and (alphas > 0).all() and (alphas <= 1).all()):
+        raise InputError(source, "has a scheduler whose noise levels lie outside (0, 1]; check beta_start, beta_end "
+                                 "and beta_schedule")
+
+
+def scheduler_name(scheduler: Any, default: str = "ddpm") -> str:
+    """Our name of a diffusers scheduler (see :data:`SCHEDULERS`), ``default`` for others."""
+    config = getattr(scheduler, "config", {})
+    for name, (class_name, extra) in SCHEDULERS.items():
+        if type(scheduler).__name__ == class_name and all(config.get(k) == v for k, v in extra.items()):
+            return name
+    return default

@@ -64,7 +64,7 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
     from .. import images as I
     from ..devices import resolve_device, resolve_dtype
     from ..io import check_output_folder
-    from ..pipeline import CFLDPipeline
+    from .options import load_pipeline
     from .frame import PhotoFraming, frame_of
 
     check_framing(no_frame, save_framed)
@@ -103,8 +103,8 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
                 poses = A.load_pose_sequence(poses_dir, frame_of(framed), fit=pose_fit, framer=framing.framer)
     click.echo(f"{len(poses)} poses from {kind} in {poses_dir}")
 
-    pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
-    frames = A.animate(pipe, picture, poses, num_inference_steps=steps, guidance_pose=guidance_pose,
+    pipe = load_pipeline(model_dir, base=base, torch_dtype=torch_dtype, device=device)
+    frames = A.animate(pipe, picture, poses, frame=False, num_inference_steps=steps, guidance_pose=guidance_pose,
                        guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=interval, seed=seed,
                        output_size=out_size, batch_size=batch_size)
     for name, image in zip(names, frames):

@@ -45,7 +45,7 @@ def app(model_dir, base, port, default_steps, device, dtype, open_browser) -> No
     """
     from .. import app as web
     from ..devices import resolve_device, resolve_dtype
-    from ..pipeline import CFLDPipeline
+    from .options import load_pipeline
 
     web._import_gradio()  # a missing extra is reported before the model loads
     if model_dir is None:
@@ -55,7 +55,7 @@ def app(model_dir, base, port, default_steps, device, dtype, open_browser) -> No
                                    "save_pretrained, or the released checkpoints; see the README, 'Weights and quick start')")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
+    pipe = load_pipeline(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     click.echo(f"model {model_dir} on {device}; serving on http://{web.HOST}:{port} (Ctrl+C stops)")
     try:
         web.launch(web.build_app(pipe, default_steps), port=port, open_browser=open_browser)

@@ -53,7 +53,8 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     from .. import pose as P
     from ..images import to_uint8
     from ..io import check_output_folder
-    from ..pipeline import CFLDPipeline, check_schedule_runs
+    from ..pipeline import check_schedule_runs
+    from .options import load_pipeline
     from ..training.held_out import HeldOutPairs, generate, reconstruct, score_table, untrained_pipeline
 
     out = check_output_folder(output)
@@ -61,11 +62,11 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     if not (model_dir / "model_index.json").is_file():
         raise click.ClickException(f"the demo model is missing from the installation ({model_dir}); reinstall cfld")
     torch.manual_seed(seed)
-    pipe = CFLDPipeline.from_pretrained(model_dir, device="cpu")
+    pipe = load_pipeline(model_dir, device="cpu")
     check_schedule_runs(pipe.scheduler, steps)
     if poses is None and SHARED_POSES.is_file():
         poses = str(SHARED_POSES)
-    pairs = HeldOutPairs.draw(pairs, pipe.config, poses)  # drawn as trained
+    pairs = HeldOutPairs.draw(pairs, pipe.model.config, poses)  # drawn as trained
 
     gallery = P.gallery()
     labels = ["/".join(name.split("/")[-2:]).removesuffix(".jpg") for name in gallery]  # id/view

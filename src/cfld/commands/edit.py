@@ -55,8 +55,9 @@ def _check(output, overwrite, size, device, pose_frame, no_frame, save_framed, p
 def _load(model_dir, base, device):
     from ..devices import resolve_dtype
     from ..editing import CFLDEditPipeline
+    from .options import load_pipeline
 
-    return CFLDEditPipeline.from_pretrained(model_dir, base=base, device=device, torch_dtype=resolve_dtype(None, device))
+    return load_pipeline(model_dir, CFLDEditPipeline, base=base, device=device, torch_dtype=resolve_dtype(None, device))
 
 
 def _strip(images):
@@ -141,7 +142,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
                                        "nothing would be edited (pass --no-frame to use the whole photo)")
         picture = framed.image
     pipe = _load(model_dir, base, device)
-    result = pipe.style_transfer(picture, pose, [pictures[s] for s in sources], region, num_inference_steps=steps,
+    result = pipe.style_transfer(picture, pose, [pictures[s] for s in sources], region, frame=False, num_inference_steps=steps,
                                  scheduler=scheduler, guidance_interval=interval, generator=torch.Generator().manual_seed(seed),
                                  output_size=out_size, pose_frame=frame)
     first = picture.resize((out_size[1], out_size[0]))
@@ -183,7 +184,7 @@ def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, s
                 pictures[photo] = framing(photo, pictures[photo]).image
     pipe = _load(model_dir, base, device)
     weights = [i / (num - 1) for i in range(num)]
-    result = pipe.interpolate(pictures[source_a], pictures[source_b], target, weights, num_inference_steps=steps,
+    result = pipe.interpolate(pictures[source_a], pictures[source_b], target, weights, frame=False, num_inference_steps=steps,
                               scheduler=scheduler, guidance_interval=interval,
                               generator=torch.Generator().manual_seed(seed), output_size=out_size, pose_frame=frame)
     click.echo(f"wrote {save_image(_strip(result.images), output, overwrite=overwrite)}")

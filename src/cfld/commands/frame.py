@@ -9,26 +9,15 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError, MissingDependencyError
+from ..errors import InputError
+from ..image_processor import PersonImageProcessor
 from .options import MAX_OUTPUT_SIDE, check_targets, parse_size_option, photo_arguments, real_path
 
 FRAMED_SUFFIX = "_framed"  # --save-framed: <stem>_framed.png and <stem>_framed.json beside the results
-NO_FRAME_HINT = ", or pass --no-frame to use the photos as they are (stretched to the model's shape)"
+NO_FRAME_HINT = "pass --no-frame to use the photo as it is (stretched to the model's shape)"
 
 
 # -- the framing every command does to its person photos --------------------------------------------------------
-
-
-def make_framer(size: tuple[int, int], replace_background: bool = False, hint: str = NO_FRAME_HINT):
-    """A :class:`cfld.framing.Framer` at ``size``; without MediaPipe one sentence that says what to install (and
-    ``hint``: the way around it)."""
-    from ..framing import Framer
-
-    try:
-        return Framer(size, replace_background=replace_background)
-    except MissingDependencyError:
-        raise MissingDependencyError("framing a photo finds its person with MediaPipe: pip install 'cfld[detect]' "
-                                     f"(mediapipe==0.10.14){hint}") from None
 
 
 def describe(framed, plain: bool = False) -> str:
@@ -69,7 +58,7 @@ class PhotoFraming:
         self.size = size
         self.save_dir = Path(save_dir) if save_dir is not None and enabled else None
         self.overwrite = overwrite
-        self.framer = None
+        self.processor = PersonImageProcessor(hint=NO_FRAME_HINT)
         self._targets: dict[str, tuple[Path, Path]] = {}  # photo's real path -> (png, json)
         self._framed: dict[str, tuple[str, object]] = {}  # photo's real path -> (name, Framed)
 
@@ -91,24 +80,23 @@ class PhotoFraming:
         return [path for pair in self._targets.values() for path in pair]
 
     def __enter__(self) -> "PhotoFraming":
-        if self.enabled:
-            self.framer = make_framer(self.size)
+        self.processor.__enter__()  # one detector for all the photos
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.framer is not None:
-            self.framer.close()
-            self.framer = None
+        self.processor.__exit__(*exc)
+
+    @property
+    def framer(self):
+        """The :class:`~cfld.framing.Framer` this framing uses (inside the ``with`` block)."""
+        return self.processor.framer(self.size)
 
     def __call__(self, photo: str | os.PathLike, picture):
-        """``picture`` (the photo, read) framed; a line says what was done. Needs the ``with`` block and
-        ``enabled``."""
-        if self.framer is None:
-            raise RuntimeError("PhotoFraming frames inside its with-block, and only when enabled")
-        try:
-            framed = self.framer(picture, source=str(photo))
-        except InputError as error:  # a photo that cannot be framed can still be used as it is
-            raise InputError(error.source, f"{error.problem}; or pass --no-frame to use the photo as it is") from None
+        """``picture`` (the photo, read) framed as the pipeline frames photos (:class:`~cfld.image_processor.
+        PersonImageProcessor`); a line says what was done. Needs ``enabled``."""
+        if not self.enabled:
+            raise RuntimeError("PhotoFraming frames only when enabled")
+        framed = self.processor.frame(picture, self.size, source=str(photo))
         click.echo(f"{photo}: {describe(framed)}")
         self._framed[real_path(photo)] = (str(photo), framed)
         return framed
@@ -196,12 +184,12 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
     written, failed = {}, {}
     start = time.perf_counter()
     read = {listed[0]: load_image(listed[0])} if len(listed) == 1 else {}  # one photo: a bad one before MediaPipe
-    with make_framer(out_size, plain_background, hint="") as framer:
+    with PersonImageProcessor(replace_background=plain_background, hint=None) as processor:
         bar = tqdm(listed, desc="framing photos", unit="photo", file=sys.stderr, leave=False,
                    disable=no_progress or len(listed) < 2)
         for photo in bar:
             try:
-                framed = framer(read.pop(photo, None) or load_image(photo), source=str(photo))
+                framed = processor.frame(read.pop(photo, None) or load_image(photo), out_size, source=str(photo))
             except InputError as error:
                 if len(listed) == 1:
                     raise

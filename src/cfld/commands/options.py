@@ -8,13 +8,13 @@ memory than a machine has.
 from __future__ import annotations
 
 import math
-from importlib import resources
 from pathlib import Path
 
 import click
 
 from ..errors import InputError
 from ..images import MAX_OUTPUT_SIDE, PHOTO_SUFFIXES  # noqa: F401 - MAX_OUTPUT_SIDE: the commands' --size limit
+from ..model_folders import DEMO_MODEL, demo_model_dir, resolve_model_name  # noqa: F401 - the commands' names for them
 from ..pose.skeleton import parse_size
 
 MAX_SEED = 2**63 - 1
@@ -59,26 +59,34 @@ STEPS_HELP = "Denoising steps: 1 to 1000, and at most 999 with ddpm, ddim and pn
 GUIDANCE = FiniteFloat(0, 100)
 
 
-DEMO_MODEL = "demo"
-"""What ``-m``/``--model`` takes for the demo model shipped inside the package."""
-
-
-def demo_model_dir() -> Path:
-    """The demo model folder inside the installed package (a ``CFLDPipeline.save_pretrained`` folder)."""
-    return Path(str(resources.files("cfld") / "assets" / "demo_model"))
-
-
 def resolve_model(ctx, param, value: str | None) -> str | Path | None:
     """``-m demo`` -> the bundled demo model, unless a file or folder named ``demo`` exists here (then that)."""
-    if value == DEMO_MODEL and not Path(value).exists():
-        return demo_model_dir()
-    return value
+    return None if value is None else resolve_model_name(value)
 
 
 def model_option(help: str, required: bool = True):
-    """``-m``/``--model``: a model folder, or ``demo`` for the bundled demo model (see :func:`resolve_model`)."""
+    """``-m``/``--model``: a model folder, a Hugging Face Hub id, or ``demo`` for the bundled demo model (see
+    :func:`resolve_model`)."""
     return click.option("-m", "--model", "model_dir", required=required, type=click.Path(file_okay=False),
-                        callback=resolve_model, help=f"{help} 'demo': the small demo model shipped with cfld.")
+                        callback=resolve_model, help=f"{help} A Hugging Face Hub id (owner/name) is downloaded once "
+                                                     "into the Hub cache (HF_HUB_OFFLINE=1: only the cache is read). "
+                                                     "'demo': the small demo model shipped with cfld.")
+
+
+def load_pipeline(model_dir, pipeline=None, **kwargs):
+    """The pipeline of ``-m`` (``CFLDPipeline.from_pretrained``, or ``pipeline``'s), without diffusers' "Loading
+    pipeline components" bar: a command's stderr holds its errors, one line each."""
+    from diffusers.utils import logging
+
+    from ..pipeline import CFLDPipeline
+
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        return (pipeline or CFLDPipeline).from_pretrained(model_dir, **kwargs)
+    finally:
+        if shown:
+            logging.enable_progress_bar()
 
 
 def parse_size_option(value: str | None, option: str, max_side: int | None = None) -> tuple[int, int] | None:

@@ -72,7 +72,8 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     from ..devices import resolve_device, resolve_dtype
     from ..io import check_output_folder, writing
     from ..metrics.evaluate import available_metrics
-    from ..pipeline import CFLDPipeline, check_sampling
+    from ..pipeline import check_sampling
+    from .options import load_pipeline
 
     out_sizes = S.check_sizes([parse_size_option(s, "--size", MAX_OUTPUT_SIDE) for s in sizes], allow_none=True)
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
@@ -89,8 +90,8 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     state = PartialState(cpu=use_cpu)
     device = chosen if chosen is not None else state.device
     torch_dtype = resolve_dtype(dtype, device)
-    pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
-    data = S.PreparedSplit(data_dir, split, pipe.config, pairs_file)
+    pipe = load_pipeline(model_dir, base=base, torch_dtype=torch_dtype, device=device)
+    data = S.PreparedSplit(data_dir, split, pipe.model.config, pairs_file)
     selected = data.pairs[pairs_from:][:limit]
     if not selected:
         raise InputError("--pairs-from", f"{pairs_from} skips all {len(data.pairs)} pairs of the list")

@@ -70,7 +70,7 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     from .. import images as I
     from ..devices import resolve_device, resolve_dtype
     from ..io import check_output_folder
-    from ..pipeline import CFLDPipeline
+    from .options import load_pipeline
     from ..pose import load_pose
     from .frame import PhotoFraming
 
@@ -115,10 +115,11 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
             pair_sources.append(s_index)
             pair_poses.append(detected[photo, source])
 
-    pipe = CFLDPipeline.from_pretrained(model_dir, base=base, torch_dtype=torch_dtype, device=device)
+    pipe = load_pipeline(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     generator = torch.Generator().manual_seed(seed)
     pose_maps = pipe.pose_images(pair_poses, frame)  # checks every pose before the long part starts
-    encoding = pipe.encode_source([images[s] for s in sources]).select(torch.tensor(pair_sources))
+    # the photos were framed above by the pipeline's own image processor (PhotoFraming): not again
+    encoding = pipe.encode_source([images[s] for s in sources], frame=False).select(torch.tensor(pair_sources))
     result = pipe(encoding, pose_maps, paired=True, num_inference_steps=steps, guidance_pose=guidance_pose,
                   guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=interval,
                   generator=generator, output_size=out_size, batch_size=batch_size)

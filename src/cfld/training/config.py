@@ -260,7 +260,8 @@ class TrainConfig:
         if spec in MODEL_PRESETS:
             return CFLDConfig.preset(spec)
         path = Path(spec)
-        for candidate in (path / "config.json", path / "cfld" / "config.json"):  # a checkpoint or pipeline folder
+        # a checkpoint folder, a pipeline folder in diffusers' layout, or one of cfld's older layout
+        for candidate in (path / "config.json", path / "model" / "config.json", path / "cfld" / "config.json"):
             if path.is_dir() and candidate.is_file():
                 return CFLDConfig.from_json(candidate)
         if not path.is_file():

@@ -151,6 +151,8 @@ class PeriodicEvaluation:
         if value is not None and self._improves(value):
             self.best = {"step": step, "epoch": epoch, "metric": self.config.select_by, "value": value}
             record = json.dumps({**self.best, "metrics": metrics, "sampling": self.settings.to_dict()}, indent=2) + "\n"
+            pipe.provenance = (f"The best weights of a `cfld train` run by {self.config.select_by} on held-out pairs, at "
+                               f"step {step}; the selection is {BEST_FILE} beside this card")
             pipe.save_pretrained(self.output_dir / BEST_DIR, overwrite=True, extra_files={BEST_FILE: record})
         shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
         mark = " (best so far)" if self.best and self.best["step"] == step else ""

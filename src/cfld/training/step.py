@@ -85,12 +85,14 @@ def build_models(config, model_config: CFLDConfig) -> tuple[CFLDModel, nn.Module
     Microsoft Swin weights when the config names them."""
     c = config
     if c.init_checkpoint:
-        model, unet = ckpt.load_model_folder(c.init_checkpoint, model_config)
+        from ..model_folders import model_and_unet
+
+        model, unet = model_and_unet(c.init_checkpoint, model_config)
         if model.config.to_dict() != model_config.to_dict():
             raise InputError(c.init_checkpoint, "was written for another model configuration than the training config's")
     else:
         ckpt.build_models(model_config, "training config (model)", materialize=False)  # refuses absurd sizes
-        model = CFLDModel(model_config)
+        model = CFLDModel.from_config(model_config)
         unet = build_unet(model_config) if c.unet is None else ckpt.load_sd15_unet(c.unet, model_config)
         if c.swin:
             model.source_encoder.load_microsoft_pretrained(c.swin)

@@ -228,7 +228,7 @@ class Trainer:
         # 5. the trained pipeline
         final = self.output_dir / FINAL_MODEL
         if accelerator.is_main_process:
-            self._save_pipeline(final, model, unet, vae, scheduler)
+            self._save_pipeline(final, model, unet, vae, scheduler, step)
             accelerator.print(f"wrote the trained pipeline to {final}")
         accelerator.wait_for_everyone()
         accelerator.end_training()
@@ -250,11 +250,13 @@ class Trainer:
                                 f"stopped before updating the weights and {self._kept()} (resume from it with --resume, "
                                 "perhaps with a lower lr or bf16 instead of fp16)")
 
-    def _save_pipeline(self, final: Path, model, unet, vae, scheduler) -> None:
+    def _save_pipeline(self, final: Path, model, unet, vae, scheduler, step: int) -> None:
         """``OUTPUT/model``; a write the system refuses says what was kept."""
         from ..pipeline import CFLDPipeline
 
         pipe = CFLDPipeline(model, unet, vae, make_scheduler("ddpm", dict(scheduler.config)))
+        pipe.provenance = (f"Trained by `cfld train` for {step} optimizer steps on {self.config.data.get('kind')} data; "
+                           "the recipe is config.json in the run's output folder")
         kept = (f"{self._kept()}: free space and run again with --resume (it writes the model again)"
                 if self.last_checkpoint else "no checkpoint had been written yet")
         with writing(what="the trained model", kept=kept):
