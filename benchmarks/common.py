@@ -32,7 +32,7 @@ def random_pipeline(preset: str = "sd15") -> CFLDPipeline:
 
     torch.manual_seed(0)
     config = CFLDConfig.preset(preset)
-    model = CFLDModel(config)
+    model = CFLDModel.from_config(config)
     for conv in model.appearance_encoder.zero_conv_outs:  # random HGA outputs: zeros would make the biases vanish
         torch.nn.init.normal_(conv.weight, std=0.02)
     if preset == "sd15":
@@ -54,7 +54,7 @@ def original_style_loop(pipe: CFLDPipeline, encoding, pose_img, z_t, steps, w_po
     latents = z_t.clone()
     for t in scheduler.timesteps:
         inputs = scheduler.scale_model_input(torch.cat([latents] * 3), t)
-        e_uc, e_pose, e_full = pipe.unet(inputs.to(pipe.dtype), t, **batch.unet_kwargs()).sample.float().chunk(3)
+        e_uc, e_pose, e_full = pipe.unet(inputs.to(pipe.unet.dtype), t, **batch.unet_kwargs()).sample.float().chunk(3)
         eps = e_uc + w_pose * (e_pose - e_uc) + w_app * (e_full - e_pose)
         latents = scheduler.step(eps, t, latents, generator=generator).prev_sample
     return latents
@@ -69,14 +69,15 @@ def first_steps(pipe: CFLDPipeline, source, pose, count: int, **kwargs) -> tuple
     seconds of each step; the first also holds the call's set-up)."""
     stamps, kept = [time.perf_counter()], {}
 
-    def callback(step, t, latents):
+    def callback(pipe, step, t, tensors):
         stamps.append(time.perf_counter())
-        kept["latents"] = latents
+        kept["latents"] = tensors["latents"]
         if step + 1 >= count:
             raise _Stop
+        return tensors
 
     try:
-        pipe(source, pose, output_type="latent", progress=False, callback=callback, **kwargs)
+        pipe(source, pose, output_type="latent", progress=False, callback_on_step_end=callback, **kwargs)
     except _Stop:
         pass
     return kept["latents"], np.diff(stamps)

@@ -17,6 +17,12 @@ the VAE decode, at ``batch`` pairs per call. Rows:
 
 Each is timed after a warm-up run (cuDNN autotuning, allocator), best of ``--repeats``, synchronised.
 
+``--offload``: the small-GPU recipes of docs/python.md instead: one image (fp16, DDPM ``--steps``, batch 1) with no
+offload, ``enable_model_cpu_offload()`` and ``enable_sequential_cpu_offload()``, each in a fresh pipeline: peak CUDA
+memory (what the GPU needs) and seconds per image, and how far each image is from the plain pipeline's:
+
+    .venv/bin/python benchmarks/gpu.py --offload         # ~3 min on one recent GPU
+
 ``--train``: a full-size training step instead (benchmarks/train_cost.py's, under autocast), at 8 and 28 pairs per
 GPU, fp16 and bf16, with the levers off (the original's setting: fp32 frozen weights, UNet checkpointing only, the
 VAE at every step) and on (the recipe default: frozen weights in 16 bits, condition checkpointing, the latent
@@ -139,6 +145,38 @@ def train_rows(args, device: torch.device) -> int:
     return 0
 
 
+def offload_rows(args, device: torch.device) -> int:
+    """Peak GPU memory and s/image of one paper-size image: plain, model offload, sequential offload (see above)."""
+    from cfld.pose import gallery
+
+    table = gallery()
+    pose = table[table.names[0]]
+    rows, plain = [], None
+    for mode in ("none", "model", "sequential"):
+        torch.manual_seed(0)
+        pipe = random_pipeline(args.preset).to(dtype=torch.float16)
+        if mode == "none":
+            pipe.to(device)
+        elif mode == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=device)
+        run = lambda: pipe(PHOTO, pose, num_inference_steps=args.steps, frame=False, output_type="pt",  # noqa: E731
+                           generator=torch.Generator().manual_seed(0), progress=False).images.float().cpu()
+        torch.cuda.empty_cache()
+        seconds, peak = measure(run, device, args.repeats)
+        image = run()
+        plain = image if plain is None else plain
+        rows.append((mode, seconds, peak, (image - plain).abs().max().item()))
+        print(f"offload {mode:<10} {seconds:8.2f} s/image   peak {peak:.2f} GiB", flush=True)
+        pipe = run = None  # the next mode starts from an empty GPU
+    print(f"\n{args.preset}, fp16, DDPM {args.steps} steps, one image at 256x176 (generated at 512x512)")
+    print(f"{'offload':<12}{'s/image':>9}{'vs none':>9}{'peak GiB':>10}{'vs none':>9}{'max |image - none|':>20}")
+    for mode, seconds, peak, diff in rows:
+        print(f"{mode:<12}{seconds:>9.2f}{seconds / rows[0][1]:>8.2f}x{peak:>10.2f}{peak / rows[0][2]:>8.2f}x{diff:>20.2e}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
@@ -150,6 +188,7 @@ def main() -> int:
     parser.add_argument("--train", action="store_true", help="a training step instead of sampling (see above)")
     parser.add_argument("--pairs", default="8,28", help="--train: pairs per GPU, comma-separated")
     parser.add_argument("--json", type=Path, default=None, help="--train: also write the rows here")
+    parser.add_argument("--offload", action="store_true", help="no offload, model and sequential offload (see above)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -160,6 +199,13 @@ def main() -> int:
             torch.backends.cuda.matmul.allow_tf32 = True  # as the training recipe (allow_tf32)
             print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, {args.preset} (random weights)")
         return train_rows(args, device)
+    if args.offload:
+        if device.type != "cuda":
+            print("benchmarks/gpu.py --offload: offload moves weights between the CPU and a GPU; give a CUDA device")
+            return 0
+        torch.backends.cuda.matmul.allow_tf32 = False
+        print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, {args.preset} (random weights)")
+        return offload_rows(args, device)
     dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
     pipe = random_pipeline(args.preset).to(device)
     if device.type == "cuda":
@@ -170,7 +216,7 @@ def main() -> int:
 
     table = gallery()
     pose_maps = pipe.pose_images([table[table.names[0]]])
-    pixels = to_model_input(load_image(PHOTO), pipe.config.cond_size).unsqueeze(0)
+    pixels = to_model_input(load_image(PHOTO), pipe.model.config.cond_size).unsqueeze(0)
     fast = presets.FAST
     rows = []
     for dtype_name in args.dtypes.split(","):

@@ -128,7 +128,7 @@ def demo_table(args, rows: list[Setting]) -> tuple[dict[str, dict], str]:
     from cfld.commands.demo import demo_model_dir
 
     pipe = CFLDPipeline.from_pretrained(demo_model_dir())
-    config = pipe.config
+    config = pipe.model.config
     poses = str(SHARED_POSES) if SHARED_POSES.is_file() else None
     pairs = HeldOutPairs.draw(args.pairs, config, poses)
     items = pairs.items

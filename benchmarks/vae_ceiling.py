@@ -37,10 +37,10 @@ def main() -> None:
     args = parser.parse_args()
     pipe = CFLDPipeline.from_pretrained(args.model)
     poses = str(SHARED_POSES) if SHARED_POSES.is_file() else None
-    pairs = HeldOutPairs.draw(args.persons, pipe.config, poses)
+    pairs = HeldOutPairs.draw(args.persons, pipe.model.config, poses)
     rebuilt = reconstruct(pipe.vae, pairs.truth)
     scores = pairs.score(rebuilt)
-    print(f"{args.persons} held-out synthetic persons at {pipe.config.image_size[0]}x{pipe.config.image_size[1]}, "
+    print(f"{args.persons} held-out synthetic persons at {pipe.model.config.image_size[0]}x{pipe.model.config.image_size[1]}, "
           f"poses from {'../shared DeepFashion test keypoints (held-out rows)' if poses else 'the bundled gallery'}; "
           f"VAE {args.model / 'vae'}")
     print("\n".join(score_table({"VAE reconstruction": scores})))
