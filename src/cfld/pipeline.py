@@ -263,9 +263,9 @@ class CFLDPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         if unknown := set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs):
             raise InputError("callback_on_step_end_tensor_inputs", f"may name {self._callback_tensor_inputs}, got {sorted(unknown)}")
-        device = self._execution_device
+        device, dtype = self._execution_device, self.unet.dtype  # (diffusers finds a model's dtype parameter by parameter)
         encoding = source if isinstance(source, SourceEncoding) else self.encode_source(source, frame, output_size)
-        encoding = encoding.to(device, self.unet.dtype)
+        encoding = encoding.to(device, dtype)
         pose_maps_input = self.pose_images(pose, pose_frame).to(device, self.model.dtype)
         n_src, n_pose = len(encoding), pose_maps_input.shape[0]
         if paired and n_src != n_pose:
@@ -302,7 +302,7 @@ class CFLDPipeline(DiffusionPipeline):
         bar = self.progress_bar(total=len(timesteps)) if progress else _NoBar()
         for step, t in enumerate(timesteps):
             step_chunks, step_scales = (chunks, scales) if guided[step] else (unguided, [])
-            eps = [self._guided_eps(latents[start : start + batch_size], t, conditions, step_scales, scheduler)
+            eps = [self._guided_eps(latents[start : start + batch_size], t, conditions, step_scales, scheduler, dtype)
                    for start, conditions in zip(range(0, pairs, batch_size), step_chunks)]
             latents = scheduler.step(torch.cat(eps), t, latents, **step_kwargs).prev_sample
             if callback_on_step_end is not None:
@@ -332,10 +332,10 @@ class CFLDPipeline(DiffusionPipeline):
         steps, scheduler, interval = presets.resolve(fast, steps, scheduler, interval, default_scheduler=None)
         return steps, make_scheduler(scheduler, dict(self.scheduler.config)) if scheduler is not None else self.scheduler, interval
 
-    def _guided_eps(self, latents, t, conditions: Conditions, scales, scheduler) -> torch.Tensor:
+    def _guided_eps(self, latents, t, conditions: Conditions, scales, scheduler, dtype) -> torch.Tensor:
         """One UNet call over the stacked guidance branches, combined by cumulative guidance."""
         z = scheduler.scale_model_input(torch.cat([latents] * (len(scales) + 1)), t)
-        eps = self.unet(z.to(self.unet.dtype), t, **conditions.unet_kwargs()).sample
+        eps = self.unet(z.to(dtype), t, **conditions.unet_kwargs()).sample
         return guidance.combine(eps.float(), scales)
 
     @property
