@@ -218,7 +218,7 @@ class App:
         stretched onto them) is moved into the crop; a detected pose is the framed reference's own."""
         import torch
 
-        from .editing import latent_mask
+        from .editing import cut_mask, latent_mask
 
         reference = self.photo(reference_path, "reference photo")
         source = self.photo(source_path, "appearance photo")
@@ -228,11 +228,8 @@ class App:
         reference_picture, framed, _ = self.framed_input(reference, reference_name, frame)
         source, _, _ = self.framed_input(source, f"appearance photo ({Path(source_path).name})", frame)
         if framed is not None and framed.framed:
-            mask = framed.cut(mask.convert("L"))
-            if mask.getextrema()[1] == 0:
-                raise InputError(f"mask ({Path(mask_path).name})", "has no white pixel inside the crop that frames the "
-                                 "reference's person: nothing would be edited; untick the framing box to use the "
-                                 "photos as they are")
+            mask = cut_mask(mask, framed, f"mask ({Path(mask_path).name})",
+                            "(untick the framing box to use the photos as they are)")
         if reference_pose_json:
             pose = _uploaded_pose(reference_pose_json, "reference's pose JSON")
             if framed is not None:

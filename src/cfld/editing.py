@@ -196,9 +196,17 @@ def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], referenc
     if framed is not None and framed.framed:
         if isinstance(mask, torch.Tensor):
             picture = Image.fromarray((values.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), "L")
-        cut = framed.cut(picture)
-        if max(cut.getextrema()) == 0:
-            raise InputError(name, "has no white pixel inside the crop that frames the reference's person: nothing "
-                                   "would be edited (pass frame=False, or --no-frame, to use the whole photo)")
+        cut = cut_mask(picture, framed, name, "(pass frame=False, or --no-frame, to use the whole photo)")
         values = torch.from_numpy(np.asarray(cut, dtype=np.float32) / 255.0)
     return torch.nn.functional.interpolate(values[None, None], size=size, mode="area").clamp(0, 1)
+
+
+def cut_mask(mask: Image.Image, framed, name: object, way_around: str) -> Image.Image:
+    """A mask drawn on the reference photo (a picture, white = edit) cut with its :class:`~cfld.framing.Framed` crop,
+    as the photo was; one InputError naming ``name`` (and ``way_around``: how to use the whole photo instead) where
+    no white pixel falls inside the crop."""
+    cut = framed.cut(mask.convert("L"))
+    if max(cut.getextrema()) == 0:
+        raise InputError(name, "has no white pixel inside the crop that frames the reference's person: nothing would "
+                               f"be edited {way_around}")
+    return cut

@@ -50,7 +50,7 @@ from .model_card import is_blank, model_card, provenance_of
 from .models.cfld import CFLDModel, Conditions
 from .models.hybrid_granularity_attention import HGAAttnProcessor
 from .pose import Pose
-from .schedulers import check_scheduler, make_scheduler
+from .schedulers import check_scheduler, make_scheduler, scheduler_name
 from .state_dict import check_finite
 
 PoseInput = Union[str, os.PathLike, Pose, torch.Tensor]
@@ -406,8 +406,6 @@ def check_schedule_runs(scheduler, steps: int) -> None:
     """Step a copy of ``scheduler`` through all ``steps`` on a one-number latent (no model, no randomness of
     the caller's): a scheduler that cannot take that many steps (PNDM below 4, the DDPM-style spacings above
     999) is one InputError now rather than an IndexError at the end of the sampling."""
-    from .schedulers import scheduler_name
-
     trial = type(scheduler).from_config(scheduler.config)
     kwargs = {"generator": torch.Generator().manual_seed(0)} if "generator" in inspect.signature(trial.step).parameters else {}
     try:

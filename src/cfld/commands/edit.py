@@ -106,7 +106,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     import torch
 
     from ..images import BLACK, load_image, save_image
-    from ..editing import latent_mask
+    from ..editing import cut_mask, latent_mask
     from ..pose import NUM_JOINTS, load_pose
 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
@@ -136,10 +136,8 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
         else:
             pose = framed.move_pose(given_pose)
         if framed.framed:
-            region = framed.cut(load_image(mask, str(mask), background=BLACK).convert("L"))
-            if max(region.getextrema()) == 0:
-                raise InputError(mask, "has no white pixel inside the crop that frames the reference's person: "
-                                       "nothing would be edited (pass --no-frame to use the whole photo)")
+            region = cut_mask(load_image(mask, str(mask), background=BLACK), framed, mask,
+                              "(pass --no-frame to use the whole photo)")
         picture = framed.image
     pipe = _load(model_dir, base, device)
     result = pipe.style_transfer(picture, pose, [pictures[s] for s in sources], region, frame=False, num_inference_steps=steps,
