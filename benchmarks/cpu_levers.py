@@ -52,7 +52,7 @@ def main() -> None:
     pose = [table[table.names[0]]]
     encoding = pipe.encode_source(PHOTO)
     base_z, base_t, _ = run(pipe, encoding, pose, args.steps, args.repeats)
-    rows = [("default (fp32, SDPA default, NCHW, %d threads)" % args.threads, base_t, 0.0, "")]
+    rows = [(f"default (fp32, SDPA default, NCHW, {args.threads} threads)", base_t, 0.0, "")]
 
     def lever(name, setup=contextlib.nullcontext, note=""):
         try:

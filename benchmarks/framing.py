@@ -137,7 +137,7 @@ def run(limit: int | None, seed: int, shapes: list[str]) -> None:
     failures: dict[str, int] = {}
     with PoseDetector(segmentation=True) as detector:
         framer = Framer(size, detector=detector)
-        unchanged = sum(not framer(photo, name).framed for name, photo, _, _ in photos)
+        unchanged = sum(not framer(photo, name).cropped for name, photo, _, _ in photos)
         own = sum(pck(None if (d := detector.detect(photo)) is None else d.pose().xy, xy, seen)
                   for _, photo, xy, seen in photos)
         for name, canvas, xy, seen in canvases:
@@ -202,7 +202,7 @@ def derive() -> None:
     height, width = 256, 176
     print(f"person found in {found} of {len(photos)} real photos ({height}x{width}); medians:")
     print(f"  mask top {placement.top * height:.1f} px; bottom {height * (1 - placement.feet):.1f} px with the feet in "
-          f"the picture, {height * (1 - placement.cut):.1f} px where the legs are cut; box centre "
+          f"the picture, {height * (1 - placement.legs_cut):.1f} px where the legs are cut; box centre "
           f"{placement.centre * width:.1f} px; background {placement.background}")
     print(f"  as cfld.framing.Placement: {placement}")
     table = read_annotation_csv(SHARED / "data" / "deepfashion" / "fasion-resize-annotation-test.csv")

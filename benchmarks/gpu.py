@@ -41,8 +41,8 @@ from pathlib import Path
 
 import torch
 
-from common import PHOTO, original_style_loop, random_pipeline
 from cfld import presets
+from common import PHOTO, original_style_loop, random_pipeline
 
 SPLIT_PAIRS = 8570  # DeepFashion's test pairs (the paper's Table 2)
 
@@ -74,8 +74,8 @@ def measure(fn, device: torch.device, repeats: int) -> tuple[float, float | None
 def train_row(preset: str, device: torch.device, dtype: torch.dtype, pairs: int, levers: str, scheduler,
               repeats: int) -> dict:
     """One training configuration (``levers``: off, on, on+adam8bit): seconds per step, peak memory, the loss."""
-    from train_cost import build, make_batch, make_cache
     from cfld.training.step import CFLDTrainingModule, adam_class, batch_loss, keep_frozen_in, trainable_parameters
+    from train_cost import build, make_batch, make_cache
 
     on = levers != "off"
     config, model, unet, vae = build(preset, condition=on)
@@ -161,7 +161,7 @@ def offload_rows(args, device: torch.device) -> int:
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.enable_sequential_cpu_offload(device=device)
-        run = lambda: pipe(PHOTO, pose, num_inference_steps=args.steps, frame=False, output_type="pt",  # noqa: E731
+        run = lambda pipe=pipe: pipe(PHOTO, pose, num_inference_steps=args.steps, frame=False, output_type="pt",  # noqa: E731
                            generator=torch.Generator().manual_seed(0), progress=False).images.float().cpu()
         torch.cuda.empty_cache()
         seconds, peak = measure(run, device, args.repeats)
@@ -226,10 +226,10 @@ def main() -> int:
             poses = pose_maps.expand(batch, -1, -1, -1).to(device)
             z_t = torch.randn((batch, 4, *pipe.latent_size), generator=torch.Generator().manual_seed(0)).to(device)
             runs = {
-                "original-style": lambda: original_style(pipe, source, poses, z_t, args.steps),
-                "ours (paper)": lambda: pipe(source, poses, paired=True, latents=z_t, num_inference_steps=args.steps,
+                "original-style": lambda source=source, poses=poses, z_t=z_t: original_style(pipe, source, poses, z_t, args.steps),
+                "ours (paper)": lambda source=source, poses=poses, z_t=z_t, batch=batch: pipe(source, poses, paired=True, latents=z_t, num_inference_steps=args.steps,
                                              batch_size=batch, output_type="pt", output_size=None, progress=False),
-                "ours (fast)": lambda: pipe(source, poses, paired=True, latents=z_t, fast=True, batch_size=batch,
+                "ours (fast)": lambda source=source, poses=poses, z_t=z_t, batch=batch: pipe(source, poses, paired=True, latents=z_t, fast=True, batch_size=batch,
                                             output_type="pt", output_size=None, progress=False),
             }
             for name, fn in runs.items():

@@ -32,11 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from framing import REAL, THRESHOLDS, make_canvas, to_frame  # noqa: E402
-
 from cfld.data.photos import prepare_photos  # noqa: E402
 from cfld.framing import Framer  # noqa: E402
 from cfld.pose import PoseDetector, pck_counts, read_annotation_csv  # noqa: E402
+from framing import REAL, THRESHOLDS, make_canvas, to_frame  # noqa: E402
 
 
 def catalogue(root: Path, limit: int | None, wide: bool, seed: int = 0) -> dict[str, tuple]:

@@ -20,9 +20,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import PHOTO, original_style_loop, random_pipeline
 from cfld.guidance import FULL, UNCOND
 from cfld.pose import gallery
+from common import PHOTO, original_style_loop, random_pipeline
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:

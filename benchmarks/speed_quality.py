@@ -35,11 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common import PHOTO, REPO, first_steps, random_pipeline
 from cfld import presets
 from cfld.metrics import pixel_metrics
 from cfld.pipeline import CFLDPipeline
 from cfld.training.held_out import HeldOutPairs, quantise
+from common import PHOTO, REPO, first_steps, random_pipeline
 
 SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 

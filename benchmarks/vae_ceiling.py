@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO / "src"))
 SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
 from cfld.commands.demo import demo_model_dir  # noqa: E402
-from cfld.pipeline import CFLDPipeline  # noqa: E402
 from cfld.images import to_uint8  # noqa: E402
+from cfld.pipeline import CFLDPipeline  # noqa: E402
 from cfld.training.held_out import HeldOutPairs, reconstruct, score_table  # noqa: E402
 
 

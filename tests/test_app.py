@@ -231,9 +231,9 @@ def test_the_reference_mask_and_pose_json_are_cut_with_the_reference_crop(app, t
 
     reference = Image.open(SQUARE).convert("RGB")
     framed = app.frame(reference, "reference")
-    assert framed.framed and framed.crop.left > 40
+    assert framed.cropped and framed.crop.left > 40
     # a picture drawn on the reference photo, cut like the mask is, lines up with the framed picture
-    cut = framed.cut(reference)
+    cut = framed.apply_crop(reference)
     assert cut.size == (176, 256) and np.abs(np.asarray(cut, float) - np.asarray(framed.image, float)).mean() < 4
     # a pose JSON in the photo's pixels lands on the framed picture's person
     moved = framed.move_pose(detect_pose(reference))

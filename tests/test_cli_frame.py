@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED, assert_fails, run
 from PIL import Image
 
 from cfld.cli import main
+from conftest import SHARED, assert_fails, run
 
 DATA = Path(__file__).resolve().parent / "data"
 PHOTO = DATA / "women1.jpg"  # a real 256x176 DeepFashion photo: already framed

@@ -192,10 +192,10 @@ def test_transfer_pose_from_a_framed_photo(tmp_path, capsys):
     import pytest
 
     pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra")
+    from cfld.commands.options import demo_model_dir
     from cfld.framing import Framer
     from cfld.images import resize_output
     from cfld.pipeline import CFLDPipeline
-    from cfld.commands.options import demo_model_dir
     from cfld.pose import pose_image
 
     source, dancer = tmp_path / "source.png", tmp_path / "dancer.png"

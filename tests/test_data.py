@@ -200,9 +200,8 @@ def test_prepare_completes_an_interrupted_run(inshop, tmp_path):
 def test_a_killed_preparation_leaves_nothing_that_is_read_or_kept(inshop, tmp_path):
     """What a preparation killed mid-write leaves (a half-written image under its temporary name) is not an
     image to `cfld evaluate`, and the next preparation removes it."""
-    from conftest import dead_pid, temporary_name_of
-
     from cfld.metrics.evaluate import list_images
+    from conftest import dead_pid, temporary_name_of
 
     out = tmp_path / "df"
     prepare_deepfashion(inshop["images"], inshop["annotations"], out, splits=["test"], progress=False)

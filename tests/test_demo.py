@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED, run
 
 from cfld import pose as P
 from cfld.commands.demo import demo_model_dir
+from conftest import SHARED, run
 
 
 def test_demo_model_is_shipped_small_and_loads_offline():

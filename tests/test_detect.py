@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import SHARED
 
 pytest.importorskip("mediapipe", reason="pose detection needs the 'detect' extra (mediapipe==0.10.14)")

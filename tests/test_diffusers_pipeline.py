@@ -13,10 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run
 from cfld.errors import InputError
 from cfld.pipeline import CFLDPipeline, CFLDPipelineOutput
 from cfld.pose import gallery, write_pose_json
+from conftest import run
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
@@ -354,7 +354,7 @@ def test_a_landscape_photo_is_framed_the_same_in_python_and_by_cfld_transfer(tmp
     out = pipe(wide, pose, num_inference_steps=2, output_size=(64, 44), generator=torch.Generator().manual_seed(0),
                progress=False)
     framed = out.framed[0]
-    assert framed.framed and framed.photo_size == (450, 800) and framed.image.size == (44, 64)
+    assert framed.cropped and framed.photo_size == (450, 800) and framed.image.size == (44, 64)
     code, stdout, err = run(capsys, "transfer", "-s", wide, "-p", pose, "-m", "demo", "--steps", "2", "--size", "64x44",
                             "-o", tmp_path / "out", "--save-framed")
     assert code == 0, err
@@ -393,7 +393,7 @@ def test_python_style_transfer_frames_the_reference_with_its_mask_and_pose(refer
     python = editor.style_transfer(reference, pose, PHOTO2, mask, **kw).latents
     with Framer((128, 88)) as framer:
         framed = framer(reference, "wide.png")
-    region = framed.cut(load_image(mask, background=BLACK).convert("L"))
+    region = framed.apply_crop(load_image(mask, background=BLACK).convert("L"))
     by_hand = editor.style_transfer(framed.image, framed.move_pose(pose), PHOTO2, region, **{**kw, "frame": False,
                                     "generator": torch.Generator().manual_seed(2)}).latents
     assert torch.equal(python, by_hand)

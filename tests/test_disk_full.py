@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import SHARED, TINY_TRAINING, assert_fails, run
 from cfld import io as cio
 from cfld.errors import InputError, WriteError, describe_unexpected
+from conftest import SHARED, TINY_TRAINING, assert_fails, run
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "cfld" / "assets" / "demo_model"
 DATA = Path(__file__).resolve().parent / "data"
@@ -78,7 +78,7 @@ def test_os_write_error_finds_the_refusal_behind_a_library_error():
         try:
             raise no_space()
         except OSError:
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")  # noqa: B904 (as torch raises it)
     except RuntimeError as error:
         assert cio.os_write_error(error).errno == errno.ENOSPC
     assert cio.os_write_error(RuntimeError("something else")) is None
@@ -144,7 +144,7 @@ def test_atomic_writes_remove_their_temporary_at_once_and_keep_the_earlier_file(
     with pytest.raises(ZeroDivisionError):
         with cio.atomic_path(tmp_path / "z.bin") as tmp:
             tmp.write_bytes(b"x")
-            1 / 0
+            1 / 0  # noqa: B018
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "w.bin"]
 
 

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from cfld.cli import main
+from cfld.editing import latent_mask
 from cfld.errors import InputError
 from cfld.images import load_image, to_model_input
-from cfld.editing import latent_mask
 from cfld.pose import gallery
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -156,7 +156,7 @@ def test_framed_mask_and_pose_follow_the_crop():
     placed = Framed(Image.new("RGB", (44, 64)), crop, size, None, True, photo_size, (0, 0, 0))
     mask = Image.new("L", (150, 100))  # half the photo's resolution
     mask.paste(255, (30, 20, 60, 40))  # photo pixels: columns 60..120, rows 40..80
-    framed = np.asarray(placed.cut(mask)) / 255
+    framed = np.asarray(placed.apply_crop(mask)) / 255
     assert framed.shape == (64, 44)
     expected = np.zeros((64, 44))
     expected[24:40, 8:32] = 1  # rows (40 + 20) * 0.4 .. (80 + 20) * 0.4, columns (60 - 40) * 0.4 .. (120 - 40) * 0.4

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED
 from PIL import Image
+
+from conftest import SHARED
 
 pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra (mediapipe==0.10.14)")
 
@@ -70,21 +71,21 @@ def iou(a: F.Crop, b: F.Crop) -> float:
 def test_a_dataset_photo_goes_through_unchanged(framer):
     photo = Image.open(PHOTO).convert("RGB")
     framed = framer(photo, PHOTO.name)
-    assert not framed.framed
+    assert not framed.cropped
     assert np.array_equal(np.asarray(framed.image), np.asarray(photo))  # results on dataset photos cannot move
     assert framed.crop == F.Crop(0, 0, 256, 176)
     assert framed.pose is not None and framed.pose.frame == (256, 176) and framed.pose.num_visible >= 12
-    assert np.array_equal(np.asarray(framed.picture()), np.asarray(photo))
+    assert np.array_equal(np.asarray(framed.image_at_size()), np.asarray(photo))
 
 
 def test_every_real_test_photo_goes_through_unchanged(framer):
     """All 246 real DeepFashion test photos (and the same photos at 512x352) are left as they are."""
     photos = sorted((need_shared() / "images").glob("*.png"))
     assert len(photos) == 246
-    moved = [p.name for p in photos if framer(p).framed]
+    moved = [p.name for p in photos if framer(p).cropped]
     assert moved == []
     big = Image.open(photos[0]).convert("RGB").resize((352, 512), Image.BICUBIC)
-    assert not framer(big).framed
+    assert not framer(big).cropped
 
 
 # -- the round trip ---------------------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def test_a_pasted_photo_is_found_where_it_was_pasted(framer, canvas_size, top, l
     canvas = textured(*canvas_size)
     rect = paste(photo, canvas, top, left, height)
     framed = framer(canvas, "canvas")
-    assert framed.framed and framed.size == (256, 176) and framed.image.size == (176, 256)
+    assert framed.cropped and framed.size == (256, 176) and framed.image.size == (176, 256)
     assert iou(framed.crop, rect) >= 0.8, (framed.crop, rect)
     # the pose is in the framed picture's frame, where it agrees with the pose of the photo itself
     native = framer(photo).pose
@@ -212,7 +213,7 @@ def test_nobody_in_a_photo_of_the_models_shape_is_used_as_it_is(framer):
     """As before framing: a picture shaped like the training photos, with nobody found, is not refused."""
     picture = Image.new("RGB", (176, 256), (90, 90, 90))
     framed = framer(picture, "grey.png")
-    assert not framed.framed and framed.pose is None
+    assert not framed.cropped and framed.pose is None
     assert np.array_equal(np.asarray(framed.image), np.asarray(picture))
 
 
@@ -258,7 +259,7 @@ def test_a_market_sized_model_gets_market_placement(framer, detector):
     canvas = textured(450, 800)
     paste(Image.open(PHOTO).convert("RGB"), canvas, 100, 420, 300)
     framed = F.Framer((128, 64), detector=detector)(canvas, "canvas")
-    assert framed.framed and framed.image.size == (64, 128) and framed.pose.frame == (128, 64)
+    assert framed.cropped and framed.image.size == (64, 128) and framed.pose.frame == (128, 64)
     assert framed.crop.height == pytest.approx(2 * framed.crop.width, abs=2)
 
 
@@ -273,7 +274,7 @@ def test_the_legs_are_found_below_where_the_mask_stopped(framer, grey):
 
 
 def test_framed_cut_and_move_pose_follow_a_known_crop():
-    """Framed.cut and Framed.move_pose on a crop that reaches above a 200x300 photo: a mask at half the photo's
+    """Framed.apply_crop and Framed.move_pose on a crop that reaches above a 200x300 photo: a mask at half the photo's
     resolution (a box of half pixels whose whole-pixel span is the framed size) and a pose, exact answers; a photo
     used as it is leaves both as they are."""
     from cfld.pose import Pose
@@ -282,7 +283,7 @@ def test_framed_cut_and_move_pose_follow_a_known_crop():
     crop = F.Crop(top=-21, left=33, height=126, width=86)  # in the mask's pixels: 16.5, -10.5 .. 59.5, 52.5
     framed = F.Framed(Image.new("RGB", (44, 64)), crop, size, None, True, photo_size, (0, 0, 0))
     ramp = np.minimum(4 * np.arange(150), 255).astype(np.uint8)  # 4 per mask column, the same on every row
-    cut = framed.cut(Image.fromarray(np.tile(ramp, (100, 1))))
+    cut = framed.apply_crop(Image.fromarray(np.tile(ramp, (100, 1))))
     assert cut.mode == "L" and cut.size == (44, 64)
     pixels = np.asarray(cut, float)
     assert (pixels[:10] == 0).all()  # the rows above the photo are padding
@@ -302,4 +303,4 @@ def test_framed_cut_and_move_pose_follow_a_known_crop():
 
     as_is = F.Framed(Image.new("RGB", (300, 200)), F.Crop(0, 0, 200, 300), size, None, False, photo_size, (0, 0, 0))
     mask = Image.new("L", (300, 200), 255)
-    assert as_is.cut(mask) is mask and as_is.move_pose(pose) is pose
+    assert as_is.apply_crop(mask) is mask and as_is.move_pose(pose) is pose

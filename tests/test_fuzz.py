@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY_TRAINING, run
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from cfld.pose import gallery, write_pose_json
+from conftest import TINY_TRAINING, run
 
 DATA = Path(__file__).resolve().parent / "data"
 PHOTO = DATA / "deepfashion_ref_4.png"

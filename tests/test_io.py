@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import dead_pid, run, temporary_name_of
 from PIL import Image
 
 from cfld import io as cio
@@ -22,6 +21,7 @@ from cfld.cli import main
 from cfld.errors import InputError
 from cfld.images import load_image
 from cfld.pose import gallery, write_pose_json
+from conftest import dead_pid, run, temporary_name_of
 
 DATA = Path(__file__).resolve().parent / "data"
 PHOTO = DATA / "deepfashion_ref_4.png"

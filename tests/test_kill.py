@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY_TRAINING
 
 from cfld.io import is_temporary
 from cfld.training import TrainConfig, Trainer
+from conftest import TINY_TRAINING
 
 CONFIG = {**TINY_TRAINING, "data": {**TINY_TRAINING["data"], "length": 16}, "warmup_steps": 2, "checkpoint_every": 1,
           "keep_checkpoints": 2, "max_steps": 6}

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_usual_permissions
 
 from cfld.errors import InputError
 from cfld.pipeline import CFLDPipeline, SourceEncoding
 from cfld.pose import gallery
 from cfld.schedulers import SCHEDULERS
-
+from conftest import assert_usual_permissions
 
 TESTS = Path(__file__).resolve().parent
 PHOTO = TESTS / "data" / "women1.jpg"

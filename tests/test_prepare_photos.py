@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED, assert_fails, run
 from PIL import Image
 
 from cfld.cli import main
 from cfld.data import photos as P
 from cfld.errors import InputError
+from conftest import SHARED, assert_fails, run
 
 DATA = Path(__file__).resolve().parent / "data"
 PHOTOS = (DATA / "women1.jpg", DATA / "women2.jpg")  # two real 256x176 DeepFashion photos of two people

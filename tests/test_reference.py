@@ -569,7 +569,14 @@ def test_training_frozen_weights_in_16_bits_move_a_step_within_autocasts_own_rou
 
     import torch
 
-    from cfld.training.step import CFLDTrainingModule, batch_loss, build_models, build_optimizer, keep_frozen_in, optimizer_step
+    from cfld.training.step import (
+        CFLDTrainingModule,
+        batch_loss,
+        build_models,
+        build_optimizer,
+        keep_frozen_in,
+        optimizer_step,
+    )
 
     config, *_, vae32, scheduler, batch = golden_training
     info, tensors = train_golden

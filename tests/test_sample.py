@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import TESTS, assert_fails, run
 from cfld.split_sampling import Pair, order_by_source, pair_seed, share
+from conftest import TESTS, assert_fails, run
 
 TEST_PAIRS, TRAIN_PAIRS = 12, 3
 STEPS = ["--steps", "8"]

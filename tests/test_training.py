@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_usual_permissions
 
 from cfld.checkpoint import load_checkpoint
 from cfld.cli import main
@@ -22,6 +21,7 @@ from cfld.training import TrainConfig, Trainer, TrainingError, cubic_timesteps, 
 from cfld.training.checkpoints import find_checkpoint
 from cfld.training.step import set_trainable
 from cfld.training.trainer import epoch_batches
+from conftest import assert_usual_permissions
 
 TESTS = Path(__file__).resolve().parent
 

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_disk_full import small_prepared
-from test_training import run, tiny
 
 from cfld.cli import main
 from cfld.errors import InputError
@@ -21,6 +19,8 @@ from cfld.models.config import CFLDConfig
 from cfld.training import TrainConfig
 from cfld.training.checkpoints import optimizer_from_files, optimizer_to_files
 from cfld.training.step import CFLDTrainingModule, adam_class, keep_frozen_in, set_trainable
+from test_disk_full import small_prepared
+from test_training import run, tiny
 
 TESTS = Path(__file__).resolve().parent
 BENCHMARKS = TESTS.parent / "benchmarks"
@@ -95,7 +95,7 @@ def test_condition_checkpointing_gives_the_same_numbers_with_less_kept_for_backw
         module = CFLDTrainingModule(model, unet, checkpoint_conditions=checkpointing)
         kept = []
         torch.manual_seed(5)
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t.numel() * t.element_size()) or t,
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, kept=kept: kept.append(t.numel() * t.element_size()) or t,
                                                       lambda t: t):
             loss = module(*inputs(config)).pow(2).mean()
         loss.backward()

@@ -144,8 +144,8 @@ def test_refused_uploads_in_the_app_cost_no_time_and_no_memory(served, uploads):
     before = rss_mb()
     for name, (path, size) in uploads.items():
         sentence = f"person photo ({name}): is {size} pixels, more than the 25,000,000 we accept"
-        for call in (lambda: app.repose(str(path), web.POSE_MODES[0], 0, None, None, 1, 2.0, 2.0, 0),
-                     lambda: app.preview(str(path), "person photo")) * 5:
+        for call in (lambda path=path: app.repose(str(path), web.POSE_MODES[0], 0, None, None, 1, 2.0, 2.0, 0),
+                     lambda path=path: app.preview(str(path), "person photo")) * 5:
             start = time.perf_counter()
             with pytest.raises(InputError) as error:
                 call()

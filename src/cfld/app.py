@@ -82,9 +82,8 @@ class App:
     """
 
     def __init__(self, pipe, default_steps: int = 50):
-        from .pose import draw_pose, gallery
-
         from .editing import CFLDEditPipeline
+        from .pose import draw_pose, gallery
 
         self.pipe = pipe
         # the same networks, with the paper's editing (Sec. 4.6); diffusers' from_pipe would cast them to float32
@@ -227,7 +226,7 @@ class App:
         reference_name = f"reference photo ({Path(reference_path).name})"
         reference_picture, framed, _ = self.framed_input(reference, reference_name, frame)
         source, _, _ = self.framed_input(source, f"appearance photo ({Path(source_path).name})", frame)
-        if framed is not None and framed.framed:
+        if framed is not None and framed.cropped:
             mask = cut_mask(mask, framed, f"mask ({Path(mask_path).name})",
                             "(untick the framing box to use the photos as they are)")
         if reference_pose_json:
@@ -536,7 +535,7 @@ def _unframed_hint(problem: str) -> str:
 
 def _framing_note(framed, plain: bool = False) -> str:
     """One line saying how a photo was framed (shown under the framed input)."""
-    if framed.framed:
+    if framed.cropped:
         c, (height, width) = framed.crop, framed.photo_size
         note = (f"framed: a {c.height}x{c.width} crop at top {c.top}, left {c.left} of the {height}x{width} photo "
                 f"(HxW), resized to {framed.size[0]}x{framed.size[1]}")

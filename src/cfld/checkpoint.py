@@ -23,9 +23,9 @@ import contextlib
 import functools
 import json
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -67,7 +67,7 @@ def to_original(model: CFLDModel, unet: UNet2DConditionModel) -> tuple[dict[str,
     return state, add_prefix(unet.state_dict(), "model.")
 
 
-def from_original(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def original_to_cfld_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``pytorch_model.bin``'s state dict -> :class:`CFLDModel`'s (the Swin buffers are dropped)."""
     converters = {
         "source_encoder": SourceImageEncoder.convert_original_state_dict,
@@ -105,7 +105,7 @@ def load_original(folder: str | Path, config: CFLDConfig) -> tuple[CFLDModel, UN
     if differ := [k for k in buffers if not torch.equal(expected_model[k], model_state[k].to(expected_model[k]))]:
         problem = "was made for another Swin window or image size: " + listing("buffers differ", differ)
         raise InputError(folder / ORIGINAL_MODEL, problem)
-    model.load_state_dict(from_original(model_state))
+    model.load_state_dict(original_to_cfld_keys(model_state))
     unet.load_state_dict(strip_prefix(unet_state, "model."), assign=True)
     return model, unet
 
@@ -263,7 +263,7 @@ def safetensors_shapes(path: Path) -> dict[str, torch.Tensor]:
         return {k: torch.empty(handle.get_slice(k).get_shape(), device="meta") for k in handle.keys()}
 
 
-def resolve_config(spec: "CFLDConfig | str | Path | None", folder: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:
+def resolve_config(spec: CFLDConfig | str | Path | None, folder: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:
     """The CFLDConfig of an original checkpoint ``folder``: a :class:`CFLDConfig`, a preset name, an original
     ``config.yaml`` or our ``config.json``; by default ``folder/config.yaml`` if present, else ``sd15``.
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def resolve_device(device: "str | torch.device | None" = None) -> "torch.device":
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as a torch device that exists here; ``None`` is CUDA when available, else the CPU."""
     import torch
 
@@ -39,7 +39,7 @@ def resolve_device(device: "str | torch.device | None" = None) -> "torch.device"
     return resolved
 
 
-def resolve_dtype(dtype: "str | torch.dtype | None", device: "torch.device") -> "torch.dtype | None":
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype | None:
     """The weights' precision: ``fp32``/``fp16``/``bf16`` (or a torch dtype); by default fp16 on CUDA, else
     the weights' own (fp32)."""
     import torch

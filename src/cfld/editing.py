@@ -193,7 +193,7 @@ def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], referenc
                                    f"{reference.height}x{reference.width}: a mask must have the photo's shape")
     if values.max() <= 0:
         raise InputError(name, "is empty (no white pixel): nothing would be edited")
-    if framed is not None and framed.framed:
+    if framed is not None and framed.cropped:
         if isinstance(mask, torch.Tensor):
             picture = Image.fromarray((values.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), "L")
         cut = cut_mask(picture, framed, name, "(pass frame=False, or --no-frame, to use the whole photo)")
@@ -205,7 +205,7 @@ def cut_mask(mask: Image.Image, framed, name: object, way_around: str) -> Image.
     """A mask drawn on the reference photo (a picture, white = edit) cut with its :class:`~cfld.framing.Framed` crop,
     as the photo was; one InputError naming ``name`` (and ``way_around``: how to use the whole photo instead) where
     no white pixel falls inside the crop."""
-    cut = framed.cut(mask.convert("L"))
+    cut = framed.apply_crop(mask.convert("L"))
     if max(cut.getextrema()) == 0:
         raise InputError(name, "has no white pixel inside the crop that frames the reference's person: nothing would "
                                f"be edited {way_around}")

@@ -64,13 +64,13 @@ class Placement:
     """Where the training photos place their person, as fractions of the frame.
 
     ``top``: frame top above the top of the person's mask (frame heights); ``feet``: frame bottom below
-    the bottom of the mask when the feet are in the picture; ``cut``: the same where the photo cuts the
+    the bottom of the mask when the feet are in the picture; ``legs_cut``: the same where the photo cuts the
     body (no ankle seen); ``centre``: the horizontal centre of the mask's box (frame widths).
     """
 
     top: float
     feet: float
-    cut: float
+    legs_cut: float
     centre: float
     background: tuple[int, int, int]  # the plain background of the training photos (``replace_background``)
 
@@ -79,7 +79,7 @@ class Placement:
 #: (medians; ``benchmarks/framing.py --derive``): mask top 0 px of 256, mask bottom 252 px with the feet in
 #: the picture (67 photos) and 256 px where the photo cuts the legs (173), box centre 88 px of 176,
 #: background (241, 241, 242). The 4,038 annotation rows agree on the centre (joints' box centre 88 px).
-DEEPFASHION_PLACEMENT = Placement(top=0.0, feet=4 / 256, cut=0.0, centre=0.5, background=(241, 241, 242))
+DEEPFASHION_PLACEMENT = Placement(top=0.0, feet=4 / 256, legs_cut=0.0, centre=0.5, background=(241, 241, 242))
 
 
 #: Market-1501 has no photos in ``../shared``, only its annotation rows (128x64), so its placement is measured
@@ -88,7 +88,7 @@ DEEPFASHION_PLACEMENT = Placement(top=0.0, feet=4 / 256, cut=0.0, centre=0.5, ba
 #: lower ankle (48 with the feet whole); applied to the 14,359 of the 19,732 Market test rows with >= 10 joints,
 #: the medians put the head top at 1.8 px of 128, the feet at 126.6 px and the joints' box centre at 32.5 px of
 #: 64 (``benchmarks/framing.py --derive``). Its photos are street scenes: the plain colour is DeepFashion's.
-MARKET1501_PLACEMENT = Placement(top=1.8 / 128, feet=1.4 / 128, cut=0.0, centre=32.5 / 64, background=(241, 241, 242))
+MARKET1501_PLACEMENT = Placement(top=1.8 / 128, feet=1.4 / 128, legs_cut=0.0, centre=32.5 / 64, background=(241, 241, 242))
 
 
 def measure_placement(photos, detector: PoseDetector | None = None) -> tuple[Placement, int]:
@@ -173,23 +173,23 @@ class Crop:
 class Framed:
     """A photo framed for the model: the picture, where it came from, and the pose in it."""
 
-    image: Image.Image  # at ``size``; the photo itself when ``framed`` is False (unless its background was replaced)
-    crop: Crop  # in the photo's own pixels; the whole photo when ``framed`` is False
+    image: Image.Image  # at ``size``; the photo itself when ``cropped`` is False (unless its background was replaced)
+    crop: Crop  # in the photo's own pixels; the whole photo when ``cropped`` is False
     size: Size  # (H, W) of the framed picture
     pose: Pose | None  # in the framed picture's frame (a pass-through photo: the photo's own); None: nobody found
-    framed: bool  # False: the photo was already framed like the training data and goes through unchanged
+    cropped: bool  # False: the photo was already framed like the training data and goes through unchanged
     photo_size: Size  # (H, W) of the original photo
     background: tuple[int, int, int]  # the colour padding used (the photo's estimated background)
     mask: np.ndarray | None = None  # (H, W) person probability in the framed picture, when found
 
-    def picture(self) -> Image.Image:
+    def image_at_size(self) -> Image.Image:
         """The framed picture at :attr:`size` (a pass-through photo resized, as the model will resize it)."""
         if self.image.size == (self.size[1], self.size[0]):
             return self.image
         return self.image.resize((self.size[1], self.size[0]), Image.BICUBIC)
 
-    def picture_pose(self) -> Pose | None:
-        """:attr:`pose` in :meth:`picture`'s frame: a photo used as it is has its pose stretched with it, as the
+    def pose_at_size(self) -> Pose | None:
+        """:attr:`pose` in :meth:`image_at_size`'s frame: a photo used as it is has its pose stretched with it, as the
         picture is (pixel centres on integers)."""
         if self.pose is None or self.pose.frame == tuple(self.size):
             return self.pose
@@ -209,11 +209,11 @@ class Framed:
                                      "person in the photo?")
         return self.pose
 
-    def cut(self, picture: Image.Image) -> Image.Image:
+    def apply_crop(self, picture: Image.Image) -> Image.Image:
         """Something drawn on the photo (a mask: the photo's aspect, any resolution) cut with the crop and resized to
         :attr:`size` as the photo was; 0 (black) where the crop leaves the photo; bilinear, so a mask stays in its
-        range. A photo used as it is (``framed`` False) leaves ``picture`` as it is."""
-        if not self.framed:
+        range. A photo used as it is (``cropped`` False) leaves ``picture`` as it is."""
+        if not self.cropped:
             return picture
         height, width = self.photo_size
         sx, sy = picture.width / width, picture.height / height  # its pixels per photo pixel
@@ -228,8 +228,8 @@ class Framed:
     def move_pose(self, pose: Pose) -> Pose:
         """A pose in the photo's pixels (or in a frame of another size, stretched onto the photo as the model would
         stretch it) moved into the framed picture's frame (pixel centres on integers: a frame's edge is -0.5). A
-        photo used as it is (``framed`` False) leaves ``pose`` as it is."""
-        if not self.framed:
+        photo used as it is (``cropped`` False) leaves ``pose`` as it is."""
+        if not self.cropped:
             return pose
         height, width = self.photo_size
         c = self.crop
@@ -248,7 +248,7 @@ class Framed:
             "crop": self.crop.to_json(),
             "size": list(self.size),
             "photo_size": list(self.photo_size),
-            "framed": self.framed,
+            "framed": self.cropped,
             "background": list(self.background),
             "pose": None if self.pose is None else pose_to_json(self.pose),
         }
@@ -339,14 +339,14 @@ class Framer:
                                      "(more padding than photo); give a photo that shows more around the person",
                                "mostly_padding")
         background = _background_colour(pixels, second.mask, crop)
-        image = _cut(picture, crop, self.size, background)
+        image = _crop_picture(picture, crop, self.size, background)
         # the joints are taken from the framed picture itself, where the person stands as in the training
         # photos (PCK@0.1 on the benchmark's canvases: 92.8% against 89.4% from the second look's landmarks)
         found = self.detector.detect(image)
         if found is not None and found.mask is not None:
             pose, mask = found.pose(self.min_confidence, _base(name)), found.mask
         else:
-            pose, mask = self._pose(second, crop, frame, name), _cut_mask(second.mask, crop, self.size)
+            pose, mask = self._pose(second, crop, frame, name), _crop_mask(second.mask, crop, self.size)
         if self.replace_background:
             image = _lay_on(image, mask, self.placement.background)
         return Framed(image, crop, self.size, pose, True, frame, background, mask)
@@ -361,9 +361,9 @@ class Framer:
         if person is not None:  # the pose as `cfld pose detect` finds it: detected in the photo itself
             found = person.whole if person.whole is not None else self.detector.detect(picture)
             if found is not None and found.mask is not None:
-                pose, mask = found.pose(self.min_confidence, _base(name)), _cut_mask(found.mask, crop, self.size)
+                pose, mask = found.pose(self.min_confidence, _base(name)), _crop_mask(found.mask, crop, self.size)
             else:
-                pose, mask = self._pose(person, crop, frame, name), _cut_mask(person.mask, crop, self.size)
+                pose, mask = self._pose(person, crop, frame, name), _crop_mask(person.mask, crop, self.size)
         image = picture
         if self.replace_background and mask is not None:
             image = _lay_on(picture.resize((self.size[1], self.size[0]), Image.BICUBIC), mask,
@@ -435,7 +435,7 @@ class Framer:
         """The crop of the model's aspect that puts the person's box where the training photos put theirs."""
         p = self.placement
         x0, y0, x1, y1 = box
-        below = p.feet if feet else p.cut
+        below = p.feet if feet else p.legs_cut
         height = (y1 - y0) / (1 - p.top - below)
         width = height * self.size[1] / self.size[0]
         if x1 - x0 > width:  # a person wider than tall (arms spread, lying): fit the width, centre vertically
@@ -474,7 +474,7 @@ class Framer:
         if self._own:
             self.detector.close()
 
-    def __enter__(self) -> "Framer":
+    def __enter__(self) -> Framer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -548,12 +548,12 @@ def _crop_resize(image: Image.Image, box: tuple[float, float, float, float], out
     return canvas.resize(out, Image.BICUBIC, box=sub)
 
 
-def _cut(picture: Image.Image, crop: Crop, size: Size, fill: tuple[int, int, int]) -> Image.Image:
+def _crop_picture(picture: Image.Image, crop: Crop, size: Size, fill: tuple[int, int, int]) -> Image.Image:
     """The crop of the photo at the model's size, padded with ``fill``."""
     return _crop_resize(picture, tuple(map(float, crop.box)), (size[1], size[0]), fill)
 
 
-def _cut_mask(mask: np.ndarray, crop: Crop, size: Size) -> np.ndarray:
+def _crop_mask(mask: np.ndarray, crop: Crop, size: Size) -> np.ndarray:
     """The person mask (photo pixels) in the framed picture's pixels."""
     image = Image.fromarray(mask.astype(np.float32), mode="F")
     return np.asarray(_crop_resize(image, tuple(map(float, crop.box)), (size[1], size[0]), 0.0), dtype=np.float32)

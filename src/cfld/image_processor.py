@@ -89,8 +89,8 @@ class PersonImageProcessor:
     def pose_images(self, poses, size: tuple[int, int], frame: tuple[int, int] | None = None) -> torch.Tensor:
         """(N, 21, H, W) pose images at ``size`` from anything :func:`cfld.pose.load_pose` reads, or ready-made
         ``(21, H, W)`` tensors (or a stack of them); ``frame``: (H, W) of OpenPose files, which do not record it."""
-        from .pose import load_pose, pose_image
         from .models.config import POSE_CHANNELS
+        from .pose import load_pose, pose_image
 
         poses = poses if isinstance(poses, (list, tuple)) else [poses]
         if not len(poses):
@@ -148,7 +148,7 @@ class PersonImageProcessor:
                 self._detector.close()
             self._detector, self._framers = None, {}
 
-    def __enter__(self) -> "PersonImageProcessor":
+    def __enter__(self) -> PersonImageProcessor:
         with self._lock:
             self._open += 1
         return self

@@ -30,8 +30,9 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .errors import SPACE_ERRNOS, CFLDError, InputError, WriteError, one_line, os_error_in_message
 

@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DConditionModel
@@ -53,7 +53,7 @@ from .pose import Pose
 from .schedulers import check_scheduler, make_scheduler, scheduler_name
 from .state_dict import check_finite
 
-PoseInput = Union[str, os.PathLike, Pose, torch.Tensor]
+PoseInput = str | os.PathLike | Pose | torch.Tensor
 DEFAULT_OUTPUT_SIZE = (256, 176)  # DeepFashion's benchmark size (Table 2); 512x352 is the other
 DROPS_HGA = "would replace the HGA attention processors and drop the appearance bias of Eq. 4"
 
@@ -90,15 +90,15 @@ class SourceEncoding:
     def __len__(self) -> int:
         return self.prompt.shape[0]
 
-    def select(self, index: torch.Tensor) -> "SourceEncoding":
+    def select(self, index: torch.Tensor) -> SourceEncoding:
         framed = None if self.framed is None else [self.framed[i] for i in index.tolist()]
         return SourceEncoding(self.prompt[index], {k: v[index] for k, v in self.query_biases.items()}, framed)
 
-    def to(self, device=None, dtype=None) -> "SourceEncoding":
+    def to(self, device=None, dtype=None) -> SourceEncoding:
         biases = {k: v.to(device, dtype) for k, v in self.query_biases.items()}
         return SourceEncoding(self.prompt.to(device, dtype), biases, self.framed)
 
-    def lerp(self, other: "SourceEncoding", weight: float) -> "SourceEncoding":
+    def lerp(self, other: SourceEncoding, weight: float) -> SourceEncoding:
         return SourceEncoding(
             torch.lerp(self.prompt, other.prompt, weight),
             {k: torch.lerp(v, other.query_biases[k], weight) for k, v in self.query_biases.items()},
@@ -131,7 +131,7 @@ class CFLDPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, base: str | os.PathLike | None = None,
-                        config=None, device: str | torch.device | None = None, **kwargs: Any) -> "CFLDPipeline":
+                        config=None, device: str | torch.device | None = None, **kwargs: Any) -> CFLDPipeline:
         """A local folder or Hub id of any layout of :mod:`cfld.model_folders` (``"demo"``: the demo model shipped
         with cfld). diffusers' layout is loaded by diffusers
         (``torch_dtype``, ``variant``, ``cache_dir``, ``local_files_only`` ...); the released original checkpoints and
@@ -194,7 +194,7 @@ class CFLDPipeline(DiffusionPipeline):
             readme.write_text(model_card(self, repo_id), encoding="utf-8")
         return super()._upload_folder(working_dir, repo_id, **kwargs)
 
-    def to(self, *args: Any, **kwargs: Any) -> "CFLDPipeline":
+    def to(self, *args: Any, **kwargs: Any) -> CFLDPipeline:
         """diffusers' ``to`` (``pipe.to("cuda", torch.float16)``), without the notice diffusers 0.42 gives on every
         cast, that some modules should be kept in float32: CFLD's models keep none."""
         with _without_fp32_notice():

@@ -8,7 +8,8 @@ instead of a traceback from deep inside torch or diffusers.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import InputError
 

@@ -8,8 +8,18 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError, MissingDependencyError
-from .options import (MAX_OUTPUT_SIDE, SEED, FiniteFloat, check_framing, framing_options, guidance_options,
-                      model_option, parse_size_option, sampling, sampling_options)
+from .options import (
+    MAX_OUTPUT_SIDE,
+    SEED,
+    FiniteFloat,
+    check_framing,
+    framing_options,
+    guidance_options,
+    model_option,
+    parse_size_option,
+    sampling,
+    sampling_options,
+)
 
 
 @click.command("animate")
@@ -64,8 +74,8 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
     from .. import images as I
     from ..devices import resolve_device, resolve_dtype
     from ..io import check_output_folder
-    from .options import load_pipeline
     from .frame import PhotoFraming, frame_of
+    from .options import load_pipeline
 
     check_framing(no_frame, save_framed)
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)

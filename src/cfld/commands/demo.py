@@ -54,8 +54,8 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
     from ..images import to_uint8
     from ..io import check_output_folder
     from ..pipeline import check_schedule_runs
-    from .options import load_pipeline
     from ..training.held_out import HeldOutPairs, generate, reconstruct, score_table, untrained_pipeline
+    from .options import load_pipeline
 
     out = check_output_folder(output)
     model_dir = demo_model_dir()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-
 import click
 
 from ..errors import InputError
-from .options import (MAX_OUTPUT_SIDE, SEED, check_framing, framing_options, model_option, parse_size_option, sampling,
-                      sampling_options)
+from .options import (
+    MAX_OUTPUT_SIDE,
+    SEED,
+    check_framing,
+    framing_options,
+    model_option,
+    parse_size_option,
+    sampling,
+    sampling_options,
+)
 
 COMMON = [
     model_option("CFLD model folder (as for `cfld transfer`)."),
@@ -105,8 +112,8 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     """
     import torch
 
-    from ..images import BLACK, load_image, save_image
     from ..editing import cut_mask, latent_mask
+    from ..images import BLACK, load_image, save_image
     from ..pose import NUM_JOINTS, load_pose
 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
@@ -135,7 +142,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
             click.echo(f"{reference}: pose detected ({pose.num_visible} of {NUM_JOINTS} joints)")
         else:
             pose = framed.move_pose(given_pose)
-        if framed.framed:
+        if framed.cropped:
             region = cut_mask(load_image(mask, str(mask), background=BLACK), framed, mask,
                               "(pass --no-frame to use the whole photo)")
         picture = framed.image

@@ -23,7 +23,7 @@ NO_FRAME_HINT = "pass --no-frame to use the photo as it is (stretched to the mod
 def describe(framed, plain: bool = False) -> str:
     """What framing did to a photo, for the line a command prints about it (``plain``: its background was
     replaced)."""
-    if not framed.framed:
+    if not framed.cropped:
         plain = plain and framed.mask is not None  # a pass-through photo with nobody found keeps its background
         return "already framed, used as it is" + ("; background made plain" if plain else "")
     crop = framed.crop
@@ -79,7 +79,7 @@ class PhotoFraming:
             self._targets[key] = (base.with_name(base.name + ".png"), base.with_name(base.name + ".json"))
         return [path for pair in self._targets.values() for path in pair]
 
-    def __enter__(self) -> "PhotoFraming":
+    def __enter__(self) -> PhotoFraming:
         self.processor.__enter__()  # one detector for all the photos
         return self
 
@@ -113,7 +113,7 @@ class PhotoFraming:
             if key not in self._targets:
                 continue
             png, record = self._targets[key]
-            written.append(save_image(framed.picture(), png, overwrite=self.overwrite))
+            written.append(save_image(framed.image_at_size(), png, overwrite=self.overwrite))
             written.append(atomic_write_text(record, json.dumps(framed.to_json(), indent=2) + "\n",
                                              overwrite=self.overwrite))
             click.echo(f"wrote {png} and {record}")
@@ -196,7 +196,7 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
                 failed[photo] = error.problem
                 continue
             png, record = targets[photo]
-            save_image(framed.picture(), png, overwrite=overwrite)
+            save_image(framed.image_at_size(), png, overwrite=overwrite)
             atomic_write_text(record, json.dumps(framed.to_json(), indent=2) + "\n", overwrite=overwrite)
             written[photo] = framed
         bar.close()

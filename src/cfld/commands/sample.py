@@ -6,8 +6,17 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import (MAX_OUTPUT_SIDE, SEED, echo_metrics, guidance_options, model_option, parse_metric_list,
-                      parse_size_option, sampling, sampling_options)
+from .options import (
+    MAX_OUTPUT_SIDE,
+    SEED,
+    echo_metrics,
+    guidance_options,
+    model_option,
+    parse_metric_list,
+    parse_size_option,
+    sampling,
+    sampling_options,
+)
 
 
 @click.command("sample")

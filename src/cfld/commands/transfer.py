@@ -8,8 +8,17 @@ import click
 
 from ..devices import DTYPES
 from ..errors import InputError
-from .options import (MAX_OUTPUT_SIDE, SEED, check_framing, framing_options, guidance_options, model_option,
-                      parse_size_option, sampling, sampling_options)
+from .options import (
+    MAX_OUTPUT_SIDE,
+    SEED,
+    check_framing,
+    framing_options,
+    guidance_options,
+    model_option,
+    parse_size_option,
+    sampling,
+    sampling_options,
+)
 
 
 @click.command("transfer")
@@ -70,9 +79,9 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     from .. import images as I
     from ..devices import resolve_device, resolve_dtype
     from ..io import check_output_folder
-    from .options import load_pipeline
     from ..pose import load_pose
     from .frame import PhotoFraming
+    from .options import load_pipeline
 
     if not poses and not pose_photos:
         raise click.UsageError("give a target pose: --pose POSE or --pose-from PHOTO")

@@ -53,8 +53,17 @@ from ..errors import InputError
 from ..images import PHOTO_SUFFIXES
 from ..io import atomic_path, atomic_write_text, path_kind, read_text, remove_stale_temporaries, writing
 from ..pose.skeleton import NUM_JOINTS, Pose, Size, parse_size
-from .prepare import (MANIFEST, MANIFEST_FORMAT, ORIGINAL, check_output_dir, earlier_manifest, first_names,
-                      pairs_csv_text, refuse_differing, text_state)
+from .prepare import (
+    MANIFEST,
+    MANIFEST_FORMAT,
+    ORIGINAL,
+    check_output_dir,
+    earlier_manifest,
+    first_names,
+    pairs_csv_text,
+    refuse_differing,
+    text_state,
+)
 
 DATASET = "photos"
 SPLITS = ("train", "test")
@@ -627,11 +636,11 @@ def _frame_all(todo: list[Photo], digests: dict[str, str], framing_dir: Path, se
             outcome, message, framed = _frame_one(framer, photo, report.seconds)
             start = time.perf_counter()
             stem = Path(photo.name).stem
-            pose = None if framed is None else framed.picture_pose()
+            pose = None if framed is None else framed.pose_at_size()
             data = _record_json(photo, digests.get(photo.source), settings, outcome, message, framed, pose)
             if framed is not None:
                 with writing("the framed photo", kept=kept):
-                    save_image(framed.picture(), framing_dir / f"{stem}.png", overwrite=True)
+                    save_image(framed.image_at_size(), framing_dir / f"{stem}.png", overwrite=True)
             with writing("the framing record", kept=kept):
                 atomic_write_text(framing_dir / f"{stem}.json", json.dumps(data, indent=1) + "\n", overwrite=True)
             report.seconds["writing"] += time.perf_counter() - start

@@ -132,7 +132,7 @@ class SyntheticPersons(Dataset):
             "name_tgt": f"{name}_{tgt.name}",
         }
 
-    def _pair(self, index: int) -> tuple[np.random.Generator, "Person", Pose, Pose]:
+    def _pair(self, index: int) -> tuple[np.random.Generator, Person, Pose, Pose]:
         """The generator of item ``index`` (after drawing), its person, source pose and target pose."""
         if not 0 <= index < self.length:
             raise IndexError(index)
@@ -165,7 +165,7 @@ class Person:
         self.__dict__.update(look)
 
     @classmethod
-    def random(cls, rng: np.random.Generator) -> "Person":
+    def random(cls, rng: np.random.Generator) -> Person:
         def colour(low: int = 0, high: int = 256) -> np.ndarray:
             return rng.integers(low, high, size=3)
 
@@ -187,7 +187,7 @@ class Person:
             build=float(rng.uniform(0.8, 1.2)),
         )
 
-    def garment_look(self) -> "Person":
+    def garment_look(self) -> Person:
         """This person with the upper garment in pure red, the lower one in pure green and all else black:
         drawn, its red and green channels are each garment's cover of every pixel."""
         black, red, green = np.zeros(3), np.array([255, 0, 0]), np.array([0, 255, 0])

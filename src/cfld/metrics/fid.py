@@ -69,7 +69,7 @@ class OriginalInception(nn.Module):
         self.register_buffer("shift", (mean - 0.5) / 0.5, persistent=False)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike | None = None, allow_download: bool = False) -> "OriginalInception":
+    def from_pretrained(cls, path: str | os.PathLike | None = None, allow_download: bool = False) -> OriginalInception:
         """Weights from ``path`` or torchvision's cache (``inception_v3_google-0cc3c7bd.pth``)."""
         from torchvision.models import Inception_V3_Weights
 
@@ -158,7 +158,7 @@ class FeatureStats:
     features: np.ndarray | None = None  # kept when small, for the low-rank trace
 
     @classmethod
-    def from_features(cls, features: np.ndarray | torch.Tensor, keep: bool = True) -> "FeatureStats":
+    def from_features(cls, features: np.ndarray | torch.Tensor, keep: bool = True) -> FeatureStats:
         f = np.asarray(features.cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
         if f.ndim != 2 or f.shape[0] < 2:
             raise InputError("FID", f"needs at least 2 images per set, got {f.shape[0] if f.ndim else 0}")
@@ -175,7 +175,7 @@ class FeatureStats:
         return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta), overwrite=True)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "FeatureStats":
+    def load(cls, path: str | os.PathLike) -> FeatureStats:
         from safetensors import safe_open
 
         try:

@@ -58,7 +58,7 @@ class LPIPSAlex(nn.Module):
         self.model.eval().requires_grad_(False)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike | None = None, allow_download: bool = False) -> "LPIPSAlex":
+    def from_pretrained(cls, path: str | os.PathLike | None = None, allow_download: bool = False) -> LPIPSAlex:
         """AlexNet from ``path`` or torchvision's cache (``alexnet-owt-7be5be79.pth``)."""
         from torchvision.models import AlexNet_Weights
 

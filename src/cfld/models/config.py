@@ -108,7 +108,7 @@ class CFLDConfig:
     # -- presets and serialisation -------------------------------------------------------------------
 
     @classmethod
-    def preset(cls, name: str) -> "CFLDConfig":
+    def preset(cls, name: str) -> CFLDConfig:
         """``"sd15"`` (the paper) or ``"tiny"`` (the random-weight reference of the tests): :data:`PRESETS`."""
         if name == "sd15":
             return cls()
@@ -128,7 +128,7 @@ class CFLDConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: object = "config") -> "CFLDConfig":
+    def from_dict(cls, data: dict[str, Any], source: object = "config") -> CFLDConfig:
         """Inverse of :meth:`to_dict`; unknown or mistyped entries are an InputError naming them."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if not isinstance(data, dict):
@@ -150,14 +150,14 @@ class CFLDConfig:
         return config
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "CFLDConfig":
+    def from_json(cls, path: str | Path) -> CFLDConfig:
         """Our ``config.json``, or a ``CFLDModel`` folder's (diffusers' ``_``-prefixed bookkeeping keys are skipped)."""
         data = read_json(path, "CFLD config.json")
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if not k.startswith("_")}
         return cls.from_dict(data, source=path)
 
-    def validate(self, source: object = "config") -> "CFLDConfig":
+    def validate(self, source: object = "config") -> CFLDConfig:
         """Check every field's type and range (and that the prompt fits the UNet's cross-attention), so a
         damaged or hand-edited config is one InputError naming the field, not an error inside torch."""
         V.check_ints(self.cond_size, "cond_size", source, 2, 1, 4096)
@@ -217,7 +217,7 @@ class CFLDConfig:
     # -- the original implementation's config.yaml ---------------------------------------------------------
 
     @classmethod
-    def from_original_yaml(cls, path: str | Path, unet: dict[str, Any] | None = None) -> "CFLDConfig":
+    def from_original_yaml(cls, path: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:
         """Read an original ``config.yaml``. The UNet config is not in it (the original loads it from a
         pretrained folder): pass ``unet`` for anything but Stable Diffusion 1.5.
 
@@ -260,7 +260,7 @@ class CFLDConfig:
             raise InputError(path, f"holds a value of the wrong type or size ({error})") from None
 
     @classmethod
-    def _from_original(cls, get, require, path, unet) -> "CFLDConfig":
+    def _from_original(cls, get, require, path, unet) -> CFLDConfig:
         model, hga, pose = "MODEL.", "MODEL.APPEARANCE_GUIDANCE_CONFIG.", "MODEL.POSE_GUIDANCE_CONFIG."
         branches = len(get(hga + "ATTN_RESIDUAL_BLOCK_IDX"))
         for key, value in (("CONVIN_KERNEL_SIZE", 1), ("CONVIN_STRIDE", 1), ("CONVIN_PADDING", 0)):

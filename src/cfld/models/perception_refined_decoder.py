@@ -83,7 +83,7 @@ class PerceptionRefinedDecoder(nn.Module):
         self.blocks = nn.ModuleList(CrossAttentionFirstBlock(dim, num_heads, context_dim) for _ in range(depth))
 
     @classmethod
-    def from_original_config(cls, cfg: Mapping) -> "PerceptionRefinedDecoder":
+    def from_original_config(cls, cfg: Mapping) -> PerceptionRefinedDecoder:
         """Build from the original yacs config (a nested mapping): ``MODEL.DECODER_CONFIG`` plus the Swin's
         ``MODEL.COND_STAGE_CONFIG`` and ``INPUT.COND.IMG_SIZE``, which fix the shape of f4."""
         if config_value(cfg, "MODEL.DECODER_CONFIG.POSE_QUERY"):

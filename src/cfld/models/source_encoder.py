@@ -59,7 +59,7 @@ class SourceImageEncoder(nn.Module):
         self.swin.norm = nn.Identity()  # the maps are handed on un-normalised
 
     @classmethod
-    def from_original_config(cls, cfg: Mapping) -> "SourceImageEncoder":
+    def from_original_config(cls, cfg: Mapping) -> SourceImageEncoder:
         """Build from the original yacs config (a nested mapping): ``MODEL.COND_STAGE_CONFIG`` and ``INPUT.COND``."""
         def stage(key: str):
             return config_value(cfg, "MODEL.COND_STAGE_CONFIG." + key)

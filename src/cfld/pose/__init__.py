@@ -13,6 +13,7 @@ of ``(height, width)``, with a confidence per joint (0 = missing). Typical use::
 ``cfld pose --help`` offers the same on the command line.
 """
 
+from .detect import PoseDetector, detect_pose, landmarks_to_openpose, pose_for_source
 from .formats import (
     BODY25_TO_COCO18,
     DEEPFASHION_FRAME,
@@ -23,8 +24,8 @@ from .formats import (
     guess_annotation_frame,
     load_pose,
     parse_annotation_row,
-    pose_from_json,
     pose_format,
+    pose_from_json,
     pose_from_openpose,
     pose_to_json,
     read_annotation_csv,
@@ -32,7 +33,6 @@ from .formats import (
     read_pose_json,
     write_pose_json,
 )
-from .detect import PoseDetector, detect_pose, landmarks_to_openpose, pose_for_source
 from .gallery import gallery
 from .render import (
     LINE_WIDTH,

@@ -30,8 +30,8 @@ import re
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -232,7 +232,7 @@ class PoseDetector:
         with contextlib.suppress(Exception):
             self.close()
 
-    def __enter__(self) -> "PoseDetector":
+    def __enter__(self) -> PoseDetector:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .. import validation as V
 from ..errors import InputError
 from ..io import path_kind, read_json, read_yaml
-from ..models.config import PRESETS as MODEL_PRESETS, CFLDConfig
+from ..models.config import PRESETS as MODEL_PRESETS
+from ..models.config import CFLDConfig
 
 TRAINABLE = ("paper", "unet")
 """``paper``: H_S, H_D, H_A, H_P, the learnable vector and the UNet's up-block cross-attention W_k, W_v
@@ -109,7 +111,7 @@ class TrainConfig:
     # -- reading -------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Any, source: object = "training config") -> "TrainConfig":
+    def from_dict(cls, data: Any, source: object = "training config") -> TrainConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if not isinstance(data, dict):
             raise InputError(source, "is not a mapping of training options")
@@ -122,7 +124,7 @@ class TrainConfig:
         return config
 
     @classmethod
-    def load(cls, spec: str | Path, overrides: Sequence[str] = ()) -> "TrainConfig":
+    def load(cls, spec: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
         """A preset name (see :func:`presets`) or a YAML/JSON file (plain data: YAML tags that would build
         Python objects are refused), with ``overrides`` (``KEY=VALUE``, see :func:`apply_overrides`) applied."""
         path = Path(spec)
@@ -140,7 +142,7 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def validate(self, source: object = "training config") -> "TrainConfig":
+    def validate(self, source: object = "training config") -> TrainConfig:
         """Check every option's type and range, normalising lists to tuples and YAML's ``5e-7`` strings to
         numbers; one InputError names the file and the option. Files the options name (weights, datasets)
         are checked when the run starts, before anything is written."""

@@ -17,7 +17,8 @@ keyword arguments that its ``__init__`` declares. A config cannot name a module 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch.utils.data import Dataset
 

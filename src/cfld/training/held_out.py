@@ -53,7 +53,7 @@ class HeldOutPairs:
 
     @classmethod
     def draw(cls, count: int, config: CFLDConfig, poses: str | os.PathLike | None = None,
-             photo_size: tuple[int, int] | None = None) -> "HeldOutPairs":
+             photo_size: tuple[int, int] | None = None) -> HeldOutPairs:
         """``count`` pairs at ``config``'s sizes, in held-out rows of ``poses`` (default: the bundled gallery),
         drawn at ``photo_size`` (default: the recipe's, as the demo model was trained)."""
         photo_size = photo_size or TrainConfig.load(RECIPE).data["photo_size"]

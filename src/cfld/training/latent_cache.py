@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -103,7 +104,7 @@ def _complete(path: Path, count: int) -> bool:
 @torch.no_grad()
 def build_latent_cache(dataset, vae, folder: str | Path | None = None, *, rank: int = 0, world: int = 1,
                        barrier: Callable[[], None] = lambda: None, batch_size: int = 8, progress: bool = True,
-                       shard_size: int = SHARD_SIZE) -> "LatentCache":
+                       shard_size: int = SHARD_SIZE) -> LatentCache:
     """Encode every photo of ``dataset`` the cache lacks (process ``rank`` of ``world`` takes every world-th
     shard; ``barrier`` waits for all), and return the cache. The VAE encodes where its weights are, in their
     dtype, ``batch_size`` photos at a time."""

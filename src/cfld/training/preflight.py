@@ -25,9 +25,10 @@ from ..models.config import CFLDConfig
 from .autoencoder import check_options as check_vae_options
 from .checkpoints import CHECKPOINTS, TRAINER_STATE, check_checkpoint, find_checkpoint, remove_partial
 from .datasets import build_dataset, check_items
-from .latent_cache import FOLDER as CACHE_FOLDER, cacheable
-from .step import adam_class
 from .evaluation import BEST_DIR, HISTORY, PeriodicEvaluation
+from .latent_cache import FOLDER as CACHE_FOLDER
+from .latent_cache import cacheable
+from .step import adam_class
 
 FINAL_MODEL, VAE_DIR = "model", "vae"
 

@@ -31,9 +31,10 @@ optimizer step, leaving the last checkpoint untouched; so does a disk that fills
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
