@@ -227,10 +227,10 @@ def test_annotation_frames_and_flat_names(tmp_path):
     market.write_text("name:keypoints_y:keypoints_x\n0161_c3s3_033053_04.jpg: [14, 24, 25, 44, 61, 24, 42, 56, 61, 86, "
                       "112, 60, 86, 101, 12, 11, 10, -1]: [38, 33, 20, 14, 20, 46, 52, 63, 29, 33, 34, 43, 36, 14, 35, "
                       "39, 27, -1]\n")  # fmt: skip
-    assert P.guess_annotation_frame(market) == P.MARKET1501_FRAME == (128, 64)
+    assert P.guess_annotation_frame(market) == P.MARKET1501_SIZE == (128, 64)
     assert P.read_annotation_csv(market)["0161_c3s3_033053_04.jpg"].frame == (128, 64)
     assert P.read_annotation_csv(market, frame=(256, 128)).frame == (256, 128)
-    assert P.guess_annotation_frame("fasion-resize-annotation-test.csv") == P.DEEPFASHION_FRAME
+    assert P.guess_annotation_frame("fasion-resize-annotation-test.csv") == P.DEEPFASHION_SIZE
     assert P.flat_name("fashion/WOMEN/Blouses_Shirts/id_00003372/03_3_back.jpg") == (
         "fashionWOMENBlouses_Shirtsid0000337203_3back.jpg"
     )

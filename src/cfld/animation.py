@@ -31,7 +31,7 @@ from PIL import Image
 
 from .errors import InputError, MissingDependencyError
 from .io import atomic_path
-from .pose import Pose, load_pose, retarget
+from .pose import DEEPFASHION_SIZE, Pose, load_pose, retarget
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 POSE_SUFFIXES = (".json",)
@@ -183,7 +183,7 @@ def animate(
     guidance_interval: tuple[float, float] | None = None,
     fast: bool = False,
     seed: int = 0,
-    output_size: tuple[int, int] | None = (256, 176),
+    output_size: tuple[int, int] | None = DEEPFASHION_SIZE,
     batch_size: int = 4,
     progress: bool = True,
     pose_frame: tuple[int, int] | None = None,

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CFLDError, InputError, MissingDependencyError, describe_unexpected
+from .pose.skeleton import DEEPFASHION_SIZE
 from .presets import FAST, PAPER
 
 HOST = "127.0.0.1"
@@ -53,7 +54,7 @@ MAX_FILE_MIB = 20
 MAX_FILE_SIZE = f"{MAX_FILE_MIB}mb"  # Gradio's "mb" is a MiB: 20,971,520 bytes
 PREVIEW_SIDE = 512  # the preview under an upload, at most this many pixels per side
 MAX_FRAMES = 64  # poses per animation in the app (the command line takes up to 1000)
-OUTPUT_SIZE = (256, 176)
+OUTPUT_SIZE = DEEPFASHION_SIZE
 FAST_LABEL = (f"fast: {FAST.scheduler} in {FAST.num_inference_steps} steps instead of DDPM in "
               f"{PAPER.num_inference_steps} (~3x faster, a slightly different picture)")
 POSE_MODES = ("gallery pose", "pose of another photo", "pose JSON file")

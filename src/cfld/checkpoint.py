@@ -321,6 +321,11 @@ SD15_VAE_CONFIG: dict[str, Any] = {
 }
 
 
+def looks_like_hub_id(text: str) -> bool:
+    """Whether ``text`` reads as a Hugging Face Hub id (``owner/name``) rather than a path."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).suffix
+
+
 def load_sd_component(
     cls: type, source: str | Path, subfolder: str, config: Mapping[str, Any], local_files_only: bool = False
 ):
@@ -345,7 +350,7 @@ def load_sd_component(
         if path.is_dir():
             has_sub = (path / subfolder / "config.json").is_file()
             return cls.from_pretrained(str(path), subfolder=subfolder if has_sub else None)
-        if str(source).count("/") != 1 or str(source).startswith((".", "/")):
+        if not looks_like_hub_id(str(source)):
             raise InputError(source, "is neither a file, a folder, nor a Hugging Face Hub id (owner/name)")
         return cls.from_pretrained(str(source), subfolder=subfolder, local_files_only=local_files_only)
     except InputError:

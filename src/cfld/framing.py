@@ -38,12 +38,9 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
-from .pose.detect import Detection, PoseDetector, border_colour
-from .pose.skeleton import Pose, Size
+from .pose.detect import MIN_JOINTS, NO_PERSON, Detection, PoseDetector, border_colour, too_few_joints
+from .pose.skeleton import DEEPFASHION_SIZE, Pose, Size
 
-#: The model sizes whose training photos we know; another size takes DeepFashion's placement.
-DEEPFASHION_SIZE: Size = (256, 176)
-MARKET1501_SIZE: Size = (128, 64)
 MIN_PERSON_HEIGHT = 64  # pixels of the photo; a smaller person would be magnified > 4x into 256 rows
 MASK_THRESHOLD = 0.5  # MediaPipe's person probability above which a pixel is the person's
 ASPECT_TOLERANCE = 0.02  # a photo within 2% of the model's aspect counts as having it
@@ -132,15 +129,13 @@ def placement_for(size: Size) -> Placement:
 
 class FramingError(InputError):
     """A photo that cannot be framed: the one sentence of :class:`InputError`, and :attr:`reason`, one of
-    :data:`FRAMING_FAILURES`, for callers that sort their failures (``cfld prepare photos``' report)."""
+    :data:`cfld.left_out.FRAMING_FAILURES`, for callers that sort their failures (``cfld prepare photos``' report)."""
 
     def __init__(self, source: object, problem: str, reason: str):
         super().__init__(source, problem)
         self.reason = reason
 
 
-#: Why a photo cannot be framed: nobody seen, a second person, a person too small, a crop mostly padding.
-FRAMING_FAILURES = ("no_person", "several_people", "too_small", "mostly_padding")
 
 
 @dataclass(frozen=True)
@@ -199,14 +194,10 @@ class Framed:
 
     def person_pose(self, source: object) -> Pose:
         """:attr:`pose`, or one sentence naming ``source`` where nobody or fewer than 3 joints were found."""
-        from .pose.detect import NO_PERSON
-        from .pose.skeleton import NUM_JOINTS
-
         if self.pose is None:
             raise InputError(source, NO_PERSON)
-        if self.pose.num_visible < 3:
-            raise InputError(source, f"only {self.pose.num_visible} of {NUM_JOINTS} joints were found; is a whole "
-                                     "person in the photo?")
+        if self.pose.num_visible < MIN_JOINTS:
+            raise InputError(source, too_few_joints(self.pose.num_visible))
         return self.pose
 
     def apply_crop(self, picture: Image.Image) -> Image.Image:

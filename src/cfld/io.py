@@ -441,10 +441,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
     return Path(path)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
-    return atomic_write(path, lambda p: p.write_bytes(data), overwrite=overwrite)
-
-
 def atomic_write_text(path: str | os.PathLike, text: str, overwrite: bool = False) -> Path:
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"), overwrite=overwrite)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint, guidance
+from .checkpoint import looks_like_hub_id
 from .errors import InputError, one_line
 from .io import path_kind, read_json_object
 from .models.config import CFLDConfig
@@ -128,10 +129,6 @@ def check_diffusers_folder(folder: Path, variant: str | None = None) -> None:
         sharded = (folder / part / (file.name[: -len(".safetensors")] + ".safetensors.index.json")).is_file()
         if not sharded:  # a sharded model is left to diffusers
             check_keys(module.state_dict(), checkpoint.safetensors_shapes(file), file)
-
-
-def looks_like_hub_id(text: str) -> bool:
-    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).suffix
 
 
 def hub_layout(repo_id: str, **hub_kwargs: Any) -> str:

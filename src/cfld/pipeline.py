@@ -49,12 +49,12 @@ from .io import atomic_folder
 from .model_card import is_blank, model_card, provenance_of
 from .models.cfld import CFLDModel, Conditions
 from .models.hybrid_granularity_attention import HGAAttnProcessor
-from .pose import Pose
+from .pose import DEEPFASHION_SIZE, Pose
 from .schedulers import check_scheduler, make_scheduler, scheduler_name
 from .state_dict import check_finite
 
 PoseInput = str | os.PathLike | Pose | torch.Tensor
-DEFAULT_OUTPUT_SIZE = (256, 176)  # DeepFashion's benchmark size (Table 2); 512x352 is the other
+DEFAULT_OUTPUT_SIZE = DEEPFASHION_SIZE
 DROPS_HGA = "would replace the HGA attention processors and drop the appearance bias of Eq. 4"
 
 # diffusers saves and loads each component through the library model_index.json names. Registering ours (as

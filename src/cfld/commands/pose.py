@@ -11,7 +11,8 @@ import click
 from .. import pose as P
 from ..errors import InputError
 from ..io import atomic_write
-from ..pose.detect import NO_PERSON
+from ..left_out import DETECTION_LEFT_OUT
+from ..pose.detect import MIN_JOINTS, NO_PERSON, too_few_joints
 from .options import FiniteFloat, check_targets, parse_size_option, photo_arguments, same_file
 
 SOURCE_HELP = """
@@ -213,7 +214,6 @@ def render(pose: P.Pose, size: str, sigma: float, output: str, overwrite: bool) 
 
 SUMMARY_NAME = "detect-summary.json"
 SEVERAL_PEOPLE = "shows more than one person; the pose written is the most prominent one's"
-LEFT_OUT = ("no_person", "several_people", "too_few_joints", "unreadable")  # the summary's lists besides "detected"
 
 
 @pose.command("detect")
@@ -328,7 +328,7 @@ def _detect_many(arguments: tuple[str, ...], min_confidence: float, drawing: str
     for folder in (output, drawing):
         if folder is not None:
             check_output_folder(folder)  # a folder that cannot be written is refused before the detection
-    found = {key: [] for key in ("detected", *LEFT_OUT)}
+    found = {key: [] for key in ("detected", *DETECTION_LEFT_OUT)}
     reasons: dict[str, str] = {}
     start = time.perf_counter()
     with PoseDetector(min_confidence, segmentation=True) as detector:
@@ -413,9 +413,8 @@ def _find_pose(detector, picture, photo: str, min_confidence: float) -> tuple[st
     if found is None:
         return "no_person", None, NO_PERSON
     pose = found.pose(min_confidence, os.path.basename(photo))
-    if pose.num_visible < 3:
-        return ("too_few_joints", None, f"only {pose.num_visible} joints were found with confidence >= "
-                                        f"{min_confidence}; is a whole person in the photo?")
+    if pose.num_visible < MIN_JOINTS:
+        return "too_few_joints", None, too_few_joints(pose.num_visible, min_confidence)
     if detector.another_person(picture, _person_box(found)):
         return "several_people", pose, SEVERAL_PEOPLE
     return "detected", pose, ""

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import InputError
-from ..pose.formats import DEEPFASHION_FRAME, flat_name, read_annotation_csv
-from ..pose.skeleton import Size
+from ..pose.formats import flat_name, read_annotation_csv
+from ..pose.skeleton import DEEPFASHION_SIZE, Size
 from .prepare import (
     SplitReport,
     SplitSource,
@@ -139,7 +139,7 @@ def prepare_deepfashion(
         list_path = find_file(annotations, [f"{split}.lst"], f"image list of the {split} split")
         pairs_path = _annotation_file(annotations, "pairs", split)
         table_path = _annotation_file(annotations, "annotation", split)
-        table = read_annotation_csv(table_path, DEEPFASHION_FRAME)
+        table = read_annotation_csv(table_path, DEEPFASHION_SIZE)
         for name in table.names:  # every row must be named like a DeepFashion image
             deepfashion_key(name, f"{table_path} row {name[:60]!r}")
         sources.append(SplitSource(
@@ -155,7 +155,7 @@ def prepare_deepfashion(
             list_file=f"{split}.lst",
         ))
     return prepare_splits(
-        "deepfashion", DEEPFASHION_FRAME, out, sources, sizes,
+        "deepfashion", DEEPFASHION_SIZE, out, sources, sizes,
         sources={"images": str(root.resolve()), "annotations": str(annotations.resolve())},
         overwrite=overwrite, workers=workers, progress=progress,
     )

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..pose.formats import MARKET1501_FRAME, PoseTable, read_annotation_csv
-from ..pose.skeleton import JOINT_NAMES, Size
+from ..pose.formats import PoseTable, read_annotation_csv
+from ..pose.skeleton import JOINT_NAMES, MARKET1501_SIZE, Size
 from .prepare import SplitReport, SplitSource, check_output_dir, find_file, prepare_splits, read_pairs_csv
 
 SPLITS = ("train", "test")
@@ -112,7 +112,7 @@ def prepare_market1501(
     sources = []
     for split in dict.fromkeys(splits):
         table_path = find_file(annotations, [f"market-annotation-{split}.csv"], f"keypoints of the {split} split")
-        table = read_annotation_csv(table_path, MARKET1501_FRAME)
+        table = read_annotation_csv(table_path, MARKET1501_SIZE)
         for name in table.names:
             market_key(name, f"{table_path} row {name[:60]!r}")
         pairs_path = annotations / f"market-pairs-{split}.csv"
@@ -137,7 +137,7 @@ def prepare_market1501(
             notes=notes,
         ))
     return prepare_splits(
-        "market1501", MARKET1501_FRAME, out, sources, sizes,
+        "market1501", MARKET1501_SIZE, out, sources, sizes,
         sources={"images": str(root.resolve()), "annotations": str(annotations.resolve())},
         overwrite=overwrite, workers=workers, progress=progress,
     )

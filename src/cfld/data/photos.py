@@ -52,7 +52,8 @@ import numpy as np
 from ..errors import InputError
 from ..images import PHOTO_SUFFIXES
 from ..io import atomic_path, atomic_write_text, path_kind, read_text, remove_stale_temporaries, writing
-from ..pose.skeleton import NUM_JOINTS, Pose, Size, parse_size
+from ..left_out import REASONS
+from ..pose.skeleton import DEEPFASHION_SIZE, NUM_JOINTS, Pose, Size, parse_size
 from .prepare import (
     MANIFEST,
     MANIFEST_FORMAT,
@@ -72,23 +73,10 @@ PEOPLE_CSV = "people.csv"
 REPORT = "prepare-report.json"
 RECORD_FORMAT = "cfld.prepare-photo/v1"
 REPORT_FORMAT = "cfld.prepare-report/v1"
-DEFAULT_SIZE: Size = (256, 176)
+DEFAULT_SIZE = DEEPFASHION_SIZE
 DEFAULT_TEST_FRACTION = 0.1
 DEFAULT_MAX_PAIRS = 50
 DEFAULT_MIN_JOINTS = 8  # of 18; the DeepFashion test rows the paper pairs have 13.5 on average
-#: Why a photo is left out, in the report's order (the first four are framing's own, cfld.framing.FRAMING_FAILURES).
-LEFT_OUT = ("no_person", "several_people", "too_small", "mostly_padding", "too_few_joints", "unreadable",
-            "duplicate", "alone")
-REASONS = {
-    "no_person": "no person found",
-    "several_people": "several people",
-    "too_small": "person too small",
-    "mostly_padding": "crop mostly padding",
-    "too_few_joints": "too few joints",
-    "unreadable": "unreadable",
-    "duplicate": "a copy of another photo of the same person",
-    "alone": "the only usable photo of its person (no pair possible)",
-}
 
 
 def pairs_file(split: str) -> str:
@@ -335,7 +323,7 @@ def person_pairs(names: Sequence[str], cap: int, seed: int, person: str) -> list
 class Record:
     """What framing one photo gave (kept in ``framing/<name>.json``): the pose in the picture, or why not."""
 
-    outcome: str  # "framed" or one of LEFT_OUT
+    outcome: str  # "framed" or one of cfld.left_out.REASONS
     message: str
     pose: Pose | None
     data: dict
@@ -419,7 +407,7 @@ class PhotosReport:
     people: dict[str, int] = field(default_factory=dict)
     pairs: dict[str, int] = field(default_factory=dict)
     pairs_possible: dict[str, int] = field(default_factory=dict)
-    left_out: dict[str, list[dict]] = field(default_factory=lambda: {key: [] for key in LEFT_OUT})
+    left_out: dict[str, list[dict]] = field(default_factory=lambda: {key: [] for key in REASONS})
     framed_now: int = 0
     framed_before: int = 0
     files_written: int = 0
@@ -448,7 +436,7 @@ class PhotosReport:
             lines.append(f"{split}: {self.people[split]:,} people, {self.prepared[split]:,} photos, "
                          f"{self.pairs[split]:,} pairs" + (f" ({capped:,} more left out by the cap per person)"
                                                             if capped else ""))
-        for key in LEFT_OUT:
+        for key in REASONS:
             if entries := self.left_out[key]:
                 lines.append(f"  left out, {REASONS[key]}: {len(entries):,} ({first_names([e['photo'] for e in entries])})")
         lines.extend(f"  {note}" for note in self.notes)

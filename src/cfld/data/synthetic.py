@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..images import to_model_input
-from ..pose import DEEPFASHION_FRAME, Pose, PoseTable, gallery, parse_size, pose_image, read_annotation_csv
+from ..pose import DEEPFASHION_SIZE, Pose, PoseTable, gallery, parse_size, pose_image, read_annotation_csv
 from ..pose.skeleton import JOINT_NAMES
 
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
@@ -97,7 +97,7 @@ class SyntheticPersons(Dataset):
         seed: int = 0,
         poses: str | os.PathLike | PoseTable | None = None,
         split: str = "all",
-        photo_size: Sequence[int] = DEEPFASHION_FRAME,
+        photo_size: Sequence[int] = DEEPFASHION_SIZE,
         flip_cond: bool = False,
     ):
         if not isinstance(length, int) or length < 1:

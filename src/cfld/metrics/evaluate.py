@@ -33,10 +33,11 @@ from PIL import Image
 
 from ..errors import InputError
 from ..images import load_image, resize_output, to_uint8
+from ..pose.skeleton import DEEPFASHION_SIZE
 from .fid import FeatureStats, OriginalInception, StandardInception, content_key, default_cache_dir, frechet_distance
 from .image_quality import SSIM_WINDOW, pixel_metrics
 
-EVAL_SIZE = (256, 176)
+EVAL_SIZE = DEEPFASHION_SIZE
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 PAIR_METRICS = ("psnr", "ssim", "ssim_256", "lpips")
 SET_METRICS = ("fid", "fid_standard")

@@ -16,8 +16,6 @@ of ``(height, width)``, with a confidence per joint (0 = missing). Typical use::
 from .detect import PoseDetector, detect_pose, landmarks_to_openpose, pose_for_source
 from .formats import (
     BODY25_TO_COCO18,
-    DEEPFASHION_FRAME,
-    MARKET1501_FRAME,
     POSE_JSON_FORMAT,
     PoseTable,
     flat_name,
@@ -51,9 +49,11 @@ from .render import (
 from .skeleton import (
     BONE_COLORS,
     BONES,
+    DEEPFASHION_SIZE,
     FLIP_PERMUTATION,
     JOINT_COLORS,
     JOINT_NAMES,
+    MARKET1501_SIZE,
     NUM_JOINTS,
     Pose,
     flip,
@@ -63,8 +63,8 @@ from .skeleton import (
 )
 
 __all__ = [
-    "BODY25_TO_COCO18", "BONES", "BONE_COLORS", "DEEPFASHION_FRAME", "FLIP_PERMUTATION", "JOINT_COLORS",
-    "JOINT_NAMES", "LINE_WIDTH", "MARKET1501_FRAME", "MAX_PICTURE_SIDE", "MAX_POSE_IMAGE_SIDE", "MAX_SIGMA", "NUM_JOINTS", "POSE_JSON_FORMAT", "SIGMA", "Pose",
+    "BODY25_TO_COCO18", "BONES", "BONE_COLORS", "DEEPFASHION_SIZE", "FLIP_PERMUTATION", "JOINT_COLORS",
+    "JOINT_NAMES", "LINE_WIDTH", "MARKET1501_SIZE", "MAX_PICTURE_SIDE", "MAX_POSE_IMAGE_SIDE", "MAX_SIGMA", "NUM_JOINTS", "POSE_JSON_FORMAT", "SIGMA", "Pose",
     "PoseDetector", "PoseTable", "detect_pose", "draw_pose", "flat_name", "flip", "gallery", "guess_annotation_frame", "landmarks_to_openpose", "load_pose", "pose_for_source",
     "parse_annotation_row", "parse_size", "pck_counts", "pose_format", "pose_from_json", "pose_from_openpose", "pose_grid",
     "pose_image",

@@ -50,6 +50,13 @@ MEDIAPIPE_INDEX: dict[str, int] = {
 NUM_MEDIAPIPE_LANDMARKS = 33
 MIN_CONFIDENCE = 0.5  # MediaPipe's own threshold for drawing a landmark
 NO_PERSON = "no person found in the photo (MediaPipe's pose detector saw nobody)"
+MIN_JOINTS = 3  # a person with fewer joints found is refused: there is too little of them to re-pose
+
+
+def too_few_joints(found: int, min_confidence: float | None = None) -> str:
+    """The one sentence that refuses a person with fewer than :data:`MIN_JOINTS` joints found."""
+    seen = "" if min_confidence is None else f" with confidence >= {min_confidence}"
+    return f"only {found} of {NUM_JOINTS} joints were found{seen}; is a whole person in the photo?"
 INSTALL_HINT = "pose detection needs MediaPipe: pip install 'cfld[detect]' (mediapipe==0.10.14)"
 
 
@@ -213,11 +220,8 @@ class PoseDetector:
             raise InputError(name, NO_PERSON)
         pose = landmarks_to_openpose(landmarks, (picture.height, picture.width), self.min_confidence,
                                      os.path.basename(name))
-        if pose.num_visible < 3:
-            raise InputError(
-                name, f"only {pose.num_visible} joints were found with confidence >= {self.min_confidence}; "
-                      "is a whole person in the photo?"
-            )
+        if pose.num_visible < MIN_JOINTS:
+            raise InputError(name, too_few_joints(pose.num_visible, self.min_confidence))
         return pose
 
     def close(self) -> None:
@@ -283,15 +287,6 @@ def pose_for_source(
         picture = load_image(source)
         frame = (picture.height, picture.width)
     return retarget(pose, frame, fit=fit)
-
-
-def detection_available() -> bool:
-    """Whether the optional MediaPipe dependency is installed."""
-    try:
-        _import_mediapipe()
-    except MissingDependencyError:
-        return False
-    return True
 
 
 def _import_mediapipe():

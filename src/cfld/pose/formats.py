@@ -30,11 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import atomic_write_text, path_kind, read_json, read_text
-from .skeleton import JOINT_NAMES, NUM_JOINTS, Pose, Size, parse_size
-
-#: Frames of the annotation files of the two datasets CFLD uses, as (height, width).
-DEEPFASHION_FRAME: Size = (256, 176)
-MARKET1501_FRAME: Size = (128, 64)
+from .skeleton import DEEPFASHION_SIZE, JOINT_NAMES, MARKET1501_SIZE, NUM_JOINTS, Pose, Size, parse_size
 
 #: The ``format`` tag of our JSON files. A file looks like::
 #:
@@ -63,7 +59,7 @@ _NUMERIC_TEXT = re.compile(r"[0-9\s,.eE+\-\[\]]*")
 
 def guess_annotation_frame(path: str | os.PathLike) -> Size:
     """The annotation frame a file name suggests: 128x64 for Market-1501 files, else DeepFashion's 256x176."""
-    return MARKET1501_FRAME if "market" in Path(path).name.lower() else DEEPFASHION_FRAME
+    return MARKET1501_SIZE if "market" in Path(path).name.lower() else DEEPFASHION_SIZE
 
 
 def flat_name(name: str) -> str:
@@ -114,7 +110,7 @@ def _split_row(row: str, source: str) -> tuple[str | None, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def parse_annotation_row(row: str, frame: Size = DEEPFASHION_FRAME, source: str = "annotation row") -> Pose:
+def parse_annotation_row(row: str, frame: Size = DEEPFASHION_SIZE, source: str = "annotation row") -> Pose:
     """Parse one ``name:[y...]:[x...]`` row (the name may be left out) into a pose in ``frame``.
 
     ``-1`` in either coordinate marks a missing joint. The row must have at least one visible joint.
@@ -394,7 +390,7 @@ def load_pose(
     text = os.fspath(source)
     kind = pose_format(text)
     if kind == "annotation row":
-        return parse_annotation_row(text, frame or DEEPFASHION_FRAME)
+        return parse_annotation_row(text, frame or DEEPFASHION_SIZE)
     path = Path(text)
     if kind in ("openpose", "cfld json"):
         data = _read_json(path)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from importlib import resources
 
-from .formats import DEEPFASHION_FRAME, PoseTable, read_annotation_csv
+from .formats import PoseTable, read_annotation_csv
+from .skeleton import DEEPFASHION_SIZE
 
 
 def gallery() -> PoseTable:
     """The gallery as an ordered mapping: DeepFashion image name -> :class:`~cfld.pose.Pose`."""
     with resources.as_file(resources.files("cfld") / "assets" / "pose_gallery.csv") as path:
-        return read_annotation_csv(path, DEEPFASHION_FRAME)
+        return read_annotation_csv(path, DEEPFASHION_SIZE)

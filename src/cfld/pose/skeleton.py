@@ -63,7 +63,13 @@ FLIP_PERMUTATION: tuple[int, ...] = tuple(
     for name in JOINT_NAMES
 )
 
-Size = tuple[int, int]
+Size = tuple[int, int]  # (height, width)
+
+#: The benchmark frames, as (height, width): DeepFashion's 256x176 (the paper's Table 2; 512x352 is the other)
+#: and Market-1501's 128x64. The frames of their annotation files, and our default output, framing and
+#: evaluation size.
+DEEPFASHION_SIZE: Size = (256, 176)
+MARKET1501_SIZE: Size = (128, 64)
 
 
 def parse_size(value: int | tuple[int, int] | list[int], source: object = "size") -> Size:
