@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import InputError, one_line
 from .io import atomic_path, atomic_write_text, check_writable, path_kind, read_json_object
+from .model_names import looks_like_hub_id
 from .models.cfld import CFLDModel, build_unet
 from .models.config import PRESETS, CFLDConfig
 from .models.perception_refined_decoder import PerceptionRefinedDecoder
@@ -319,11 +320,6 @@ SD15_VAE_CONFIG: dict[str, Any] = {
     "sample_size": 512,
     "scaling_factor": 0.18215,
 }
-
-
-def looks_like_hub_id(text: str) -> bool:
-    """Whether ``text`` reads as a Hugging Face Hub id (``owner/name``) rather than a path."""
-    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).suffix
 
 
 def load_sd_component(

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint, guidance
-from .checkpoint import looks_like_hub_id
 from .errors import InputError, one_line
 from .io import path_kind, read_json_object
+from .model_names import looks_like_hub_id
 from .models.config import CFLDConfig
 from .schedulers import make_scheduler, scheduler_key
 from .state_dict import check_finite, check_keys
@@ -39,22 +39,6 @@ NOT_A_MODEL = (
     "checkpoints (pytorch_model.bin + pytorch_model_1.bin, linked from the README of github.com/YanzuoLu/CFLD); "
     "see docs/checkpoints-datasets.md"
 )
-
-
-DEMO_MODEL = "demo"
-"""The name of the demo model shipped inside the package, in ``from_pretrained`` and ``-m``."""
-
-
-def demo_model_dir() -> Path:
-    """The demo model folder inside the installed package (a ``CFLDPipeline.save_pretrained`` folder)."""
-    from importlib import resources
-
-    return Path(str(resources.files("cfld") / "assets" / "demo_model"))
-
-
-def resolve_model_name(name: str | os.PathLike) -> str | Path:
-    """``"demo"`` -> the bundled demo model, unless a file or folder named ``demo`` exists here (then that)."""
-    return demo_model_dir() if os.fspath(name) == DEMO_MODEL and not Path(name).exists() else name
 
 
 def layout(folder: Path) -> str | None:

@@ -47,6 +47,7 @@ from .image_processor import PersonImageProcessor, check_output_type
 from .images import MAX_OUTPUT_SIDE, ImageInput
 from .io import atomic_folder
 from .model_card import is_blank, model_card, provenance_of
+from .model_names import resolve_model_name
 from .models.cfld import CFLDModel, Conditions
 from .models.hybrid_granularity_attention import HGAAttnProcessor
 from .pose import DEEPFASHION_SIZE, Pose
@@ -137,7 +138,7 @@ class CFLDPipeline(DiffusionPipeline):
         (``torch_dtype``, ``variant``, ``cache_dir``, ``local_files_only`` ...); the released original checkpoints and
         bare checkpoints take the VAE and noise schedule from ``base`` (Stable Diffusion 1.5: hub id, diffusers
         folder or single file; default the hub id), the original ones their sizes from ``config``."""
-        name = os.fspath(model_folders.resolve_model_name(pretrained_model_name_or_path))
+        name = os.fspath(resolve_model_name(pretrained_model_name_or_path))
         hub = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
         folder, kind = model_folders.locate(name, **hub)
         if kind == "diffusers":

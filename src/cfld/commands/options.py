@@ -14,7 +14,7 @@ import click
 
 from ..errors import InputError
 from ..images import MAX_OUTPUT_SIDE, PHOTO_SUFFIXES  # noqa: F401 - MAX_OUTPUT_SIDE: the commands' --size limit
-from ..model_folders import DEMO_MODEL, demo_model_dir, resolve_model_name  # noqa: F401 - the commands' names for them
+from ..model_names import DEMO_MODEL, demo_model_dir, resolve_model_name  # noqa: F401 - the commands' names for them
 from ..pose.skeleton import parse_size
 
 MAX_SEED = 2**63 - 1
