@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
+from pathlib import Path
 
 
 class CFLDError(Exception):
@@ -27,7 +29,7 @@ class InputError(CFLDError, ValueError):
 
 class WriteError(InputError):
     """The operating system refused to write ``path`` (disk full, read-only, ...): an :class:`InputError` that
-    keeps what its sentence was made of (made by :func:`cfld.io.write_failure`), so that a caller that knows more
+    keeps what its sentence was made of (made by :func:`write_failure`), so that a caller that knows more
     (what the file is, what an interrupted run keeps) can say it again with that (:func:`cfld.io.writing`)."""
 
     def __init__(self, path: object, problem: str, os_error: OSError, *, what: str | None = None,
@@ -66,6 +68,60 @@ def os_error_in_message(error: BaseException) -> OSError | None:
     return OSError(number, os.strerror(number))
 
 
+def format_size(size: int) -> str:
+    """``512 bytes``, ``12.3 kB``, ``40.2 MB``, ``1.5 GB`` (powers of 1000, as disks are sold and ``df -H``)."""
+    if size < 1000:
+        return f"{size} byte{'' if size == 1 else 's'}"
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 999.95 or unit == "TB":
+            return f"{size:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def free_space(path: str | os.PathLike) -> int | None:
+    """Bytes free to this user on the file system of ``path`` (its nearest existing folder), or None."""
+    for folder in (Path(path), *Path(path).parents):
+        try:
+            if folder.is_dir():
+                return shutil.disk_usage(folder).free
+        except OSError:
+            return None
+    return None
+
+
+def write_failure(path: str | os.PathLike, error: OSError, *, what: str | None = None, needed: int | None = None,
+                  kept: str | None = None) -> InputError:
+    """An operating-system failure to write ``path`` as one sentence naming it (a :class:`WriteError`).
+
+    With only ``(path, error)``: ``PATH: cannot be written (REASON)``. ``what`` says what the file is, ``needed``
+    how many bytes it needs, ``kept`` what an interrupted run keeps and how to go on; on a full disk the free space
+    left (after the temporary was removed) is measured. Unknown parts are left out::
+
+        runs/a/checkpoints/step-0000004: the checkpoint cannot be written (No space left on device; it needs about
+        40.2 MB, 3.1 MB are free); the last good checkpoint is step-0000003: free space and run again with --resume
+    """
+    return write_error(path, error, what, needed, kept, space=(what, needed, kept) != (None, None, None))
+
+
+def write_error(path: str | os.PathLike, error: OSError, what: str | None, needed: int | None, kept: str | None,
+                space: bool = True) -> WriteError:
+    """The :class:`WriteError` of a refused write of ``path``: the operating system's reason, then on a full disk
+    (when ``space``) how much the write needs and how much is free, then what is kept."""
+    details = [error.strerror or type(error).__name__]
+    if space and error.errno in SPACE_ERRNOS:
+        amounts = [] if needed is None else [f"it needs about {format_size(needed)}"]
+        free = free_space(Path(path).parent) if error.errno == errno.ENOSPC else None  # a quota is not free space
+        if free is not None:
+            amounts.append(f"{format_size(free)} {'is' if free == 1 else 'are'} free")
+        if amounts:
+            details.append(", ".join(amounts))
+    problem = f"{what + ' ' if what else ''}cannot be written ({'; '.join(details)})"
+    if kept:
+        problem += f"; {kept}"
+    return WriteError(path, problem, error, what=what, needed=needed, kept=kept)
+
+
 def describe_unexpected(err: BaseException, traceback_hint: str = "run again with --debug for the traceback"
                         ) -> tuple[str, int]:
     """One sentence for an exception that is not one of our input errors, and the exit status.
@@ -78,8 +134,6 @@ def describe_unexpected(err: BaseException, traceback_hint: str = "run again wit
     if not isinstance(err, (OSError, CFLDError)):
         err = os_error_in_message(err) or err  # e.g. safetensors' "... No space left on device (os error 28)"
     if isinstance(err, OSError) and err.errno in SPACE_ERRNOS:
-        from .io import write_failure
-
         if err.filename is not None:
             return str(write_failure(err.filename, err, kept="free space and run again")), 2
         return f"a file could not be written ({err.strerror}); free space and run again", 2
@@ -90,4 +144,5 @@ def describe_unexpected(err: BaseException, traceback_hint: str = "run again wit
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
         return ("out of memory; use smaller sizes or batches (--batch-size), fp16 on a GPU, or a machine with "
                 "more memory"), 1
-    return f"unexpected {type(err).__name__}: {one_line(err, 300)}; this is a bug in cfld: {traceback_hint} and please report it", 1
+    return (f"unexpected {type(err).__name__}: {one_line(err, 300)}; this is a bug in cfld: {traceback_hint} and "
+            "please report it"), 1
