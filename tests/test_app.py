@@ -119,13 +119,13 @@ def test_plain_background(app, canvas, mediapipe):
 
 
 def test_without_mediapipe_photos_are_used_as_they_are(reference_pipeline, canvas, monkeypatch):
+    from cfld.app import photo_framing
     from cfld.errors import MissingDependencyError
-    from cfld.pose import detect
 
     def missing(*args, **kwargs):
         raise MissingDependencyError("pose detection needs MediaPipe: pip install 'cfld[detect]'")
 
-    monkeypatch.setattr(detect, "PoseDetector", missing)
+    monkeypatch.setattr(photo_framing, "PoseDetector", missing)
     app = web.App(reference_pipeline, 2)
     _, _, shown, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
     assert note.startswith("not framed: framing needs MediaPipe") and shown.size == (176, 256)
@@ -182,13 +182,15 @@ def test_repose_with_the_pose_of_another_photo(app, canvas, mediapipe):
 
 
 def test_clear_errors_for_bad_uploads(app, tmp_path, monkeypatch):
+    from cfld.app import inputs
+
     with pytest.raises(InputError, match="person photo: no photo uploaded"):
         app.repose(None, web.POSE_MODES[0], 0, None, None, 1, 2, 2, 0)
     broken = tmp_path / "holiday.jpg"
     broken.write_bytes(b"not a picture")
     with pytest.raises(InputError, match=r"person photo \(holiday.jpg\): cannot be read as an image"):
         app.repose(str(broken), web.POSE_MODES[0], 0, None, None, 1, 2, 2, 0)
-    monkeypatch.setattr(web, "MAX_PIXELS", 10_000)
+    monkeypatch.setattr(inputs, "MAX_PIXELS", 10_000)
     with pytest.raises(InputError, match=r"^person photo \(women1.jpg\): is 176x256 pixels, more than the 10,000 we "
                                          r"accept$"):
         app.repose(str(PHOTO), web.POSE_MODES[0], 0, None, None, 1, 2, 2, 0)
@@ -204,13 +206,15 @@ def test_clear_errors_for_bad_uploads(app, tmp_path, monkeypatch):
 
 
 def test_framing_errors_are_one_sentence_that_says_how_to_skip_it(app, tmp_path, mediapipe):
+    from cfld.app.photo_framing import _unframed_hint
+
     empty = tmp_path / "wall.png"
     Image.new("RGB", (900, 500), (128, 128, 128)).save(empty)
     with pytest.raises(InputError, match=r"^person photo \(wall.png\): no person found .*; or untick the framing "
                                          r"box to use the photo as it is$") as caught:
         app.repose(str(empty), web.POSE_MODES[0], 0, None, None, 1, 2, 2, 0)
     assert "\n" not in str(caught.value)
-    several = web._unframed_hint("shows several people; framing needs a photo of one person (crop it to the one "
+    several = _unframed_hint("shows several people; framing needs a photo of one person (crop it to the one "
                                  "you mean, or pass --no-frame)")
     assert several.endswith("(crop it to the one you mean, or untick the framing box to use the photo as it is)")
 

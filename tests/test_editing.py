@@ -218,7 +218,8 @@ def test_cli_style_transfer_frames_the_reference_with_its_mask_and_pose(tiny_mod
     crop = record["crop"]
     region = np.asarray(seen["region"], dtype=np.float64) / 255
     ys, xs = np.nonzero(region > 0.5)
-    back = (crop["left"] + (xs.mean() + 0.5) * crop["width"] / 88, crop["top"] + (ys.mean() + 0.5) * crop["height"] / 128)
+    back = (crop["left"] + (xs.mean() + 0.5) * crop["width"] / 88,
+            crop["top"] + (ys.mean() + 0.5) * crop["height"] / 128)
     wide_ys, wide_xs = np.nonzero(np.asarray(Image.open(mask)) > 127)
     assert np.hypot(back[0] - wide_xs.mean() - 0.5, back[1] - wide_ys.mean() - 0.5) < 2
     # the given pose, moved into the crop, is where the person stands in the framed picture
@@ -247,12 +248,12 @@ def test_cli_interpolate_frames_both_photos(tiny_model_dir, tmp_path, capsys, mo
     _wide(SOURCES[0], top=120, left=500).save(wide)
     seen = {}
     original = CFLDEditPipeline.interpolate
-    monkeypatch.setattr(CFLDEditPipeline, "interpolate", lambda self, a, b, *rest, **kw: seen.update(a=a, b=b) or original(
-        self, a, b, *rest, **kw))
+    monkeypatch.setattr(CFLDEditPipeline, "interpolate",
+                        lambda self, a, b, *rest, **kw: seen.update(a=a, b=b) or original(self, a, b, *rest, **kw))
     pose = write_pose_json(_pose(), tmp_path / "pose.json")
     out = tmp_path / "strip.png"
-    assert main(["edit", "interpolate", "-a", str(wide), "-b", str(SOURCES[1]), "-p", str(pose), "-n", "2", "-o", str(out),
-                 "-m", str(tiny_model_dir), "--steps", "1", "--size", "64x44"]) == 0
+    assert main(["edit", "interpolate", "-a", str(wide), "-b", str(SOURCES[1]), "-p", str(pose), "-n", "2",
+                 "-o", str(out), "-m", str(tiny_model_dir), "--steps", "1", "--size", "64x44"]) == 0
     stdout = capsys.readouterr().out
     assert f"{wide}: framed (a " in stdout and f"{SOURCES[1]}: already framed, used as it is" in stdout
     assert seen["a"].size == (44, 64)  # framed at --size

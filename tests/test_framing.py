@@ -191,7 +191,7 @@ def test_placement_is_measured_on_the_real_photos(detector):
     measured, found = F.measure_placement(photos, detector)
     assert found >= 235
     expected = F.DEEPFASHION_PLACEMENT
-    for field in ("top", "feet", "cut", "centre"):
+    for field in ("top", "feet", "legs_cut", "centre"):
         assert getattr(measured, field) == pytest.approx(getattr(expected, field), abs=1 / 256), field
     assert np.abs(np.subtract(measured.background, expected.background)).max() <= 2
     table = read_annotation_csv(SHARED / "data" / "deepfashion" / "fasion-resize-annotation-test.csv")

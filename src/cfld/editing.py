@@ -15,7 +15,7 @@ drawn, is described in :mod:`cfld.pipeline`.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +24,11 @@ import torch
 from PIL import Image
 
 from .errors import InputError
+from .framing import Framed, person_pose
 from .images import BLACK, ImageInput, load_image, to_model_input
 from .pipeline import DEFAULT_OUTPUT_SIZE, CFLDPipeline, CFLDPipelineOutput, PoseInput, SourceEncoding
-from .pose import load_pose
+from .pose import Pose, load_pose
+from .pose.detect import MIN_JOINTS
 
 
 @dataclass
@@ -108,12 +110,8 @@ class CFLDEditPipeline(CFLDPipeline):
         elif reference_pose is not None:  # in the photo's own frame: moved into the framed picture
             pose = load_pose(reference_pose, frame=pose_frame)
             pose = framed.move_pose(pose) if framed is not None else pose
-        elif framed is not None:
-            pose = framed.person_pose(name)
         else:
-            from .pose import detect_pose
-
-            pose = detect_pose(photo, source=name)
+            pose = person_pose(photo, framed, name)
         region = latent_mask(mask, self.latent_size, photo, framed)
         encoding = self.encode_source(source, frame, size)
         n = len(encoding)
@@ -124,10 +122,11 @@ class CFLDEditPipeline(CFLDPipeline):
         steps, scheduler, _ = self.sampling_setup(kwargs.get("num_inference_steps"), kwargs.get("scheduler"), None,
                                                   kwargs.get("fast", False))
         device = self._execution_device
-        keep = KeepRegion(region.expand(n, -1, -1, -1).to(device), z_ref.to(device), noise.to(device), scheduler, steps)
+        keep = KeepRegion(region.expand(n, -1, -1, -1).to(device), z_ref.to(device), noise.to(device), scheduler,
+                          steps)
         callback = _then(keep, kwargs.pop("callback_on_step_end", None))
-        return self(encoding, [pose] * n, paired=True, latents=latents, generator=generator, callback_on_step_end=callback,
-                    pose_frame=pose_frame, **kwargs)
+        return self(encoding, [pose] * n, paired=True, latents=latents, generator=generator,
+                    callback_on_step_end=callback, pose_frame=pose_frame, **kwargs)
 
     @torch.no_grad()
     def interpolate(
@@ -210,3 +209,36 @@ def cut_mask(mask: Image.Image, framed, name: object, way_around: str) -> Image.
         raise InputError(name, "has no white pixel inside the crop that frames the reference's person: nothing would "
                                f"be edited {way_around}")
     return cut
+
+
+@dataclass(frozen=True)
+class StyleReference:
+    """A style-transfer reference as the model gets it (:func:`prepare_reference`)."""
+
+    picture: Image.Image  # the framed picture, or the photo as it is where it was not framed
+    pose: Pose  # the reference's pose in ``picture``
+    mask: ImageInput  # the mask cut with the framing crop; as it was given where the photo was not cropped
+
+
+def prepare_reference(photo: Image.Image, framed: Framed | None, mask: ImageInput, pose: Pose | None = None, *,
+                      name: str, mask_name: object, way_around: str, give: str | None = None,
+                      min_joints: int = MIN_JOINTS, detected: Callable[[Pose], None] | None = None) -> StyleReference:
+    """The reference of a style transfer by mask (the photo, read, and its :class:`~cfld.framing.Framed` record, or
+    None where it was not framed) prepared for the model: its picture, its pose and its mask in that picture.
+
+    The pose is ``pose`` (the reference's own, in the photo's frame or stretched onto it) moved into the framed
+    picture; without one, the framed picture's own (refused in one sentence naming ``name`` where nobody, or fewer
+    than ``min_joints`` joints, were found; ``give``: what the sentence suggests instead), or, where the photo was not
+    framed, detected in it; ``detected`` is called with a pose so found. Then the mask (white = edit, drawn on the
+    photo) is cut with the crop (:func:`cut_mask`: one sentence naming ``mask_name`` and ``way_around`` where no
+    white pixel is left)."""
+    if pose is not None:
+        pose = framed.move_pose(pose) if framed is not None else pose
+    else:
+        pose = person_pose(photo, framed, name, give, min_joints)
+        if detected is not None:
+            detected(pose)
+    if framed is not None and framed.cropped:
+        picture = mask if isinstance(mask, Image.Image) else load_image(mask, str(mask_name), background=BLACK)
+        mask = cut_mask(picture, framed, mask_name, way_around)
+    return StyleReference(photo if framed is None else framed.image, pose, mask)

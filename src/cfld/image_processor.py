@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from .errors import InputError, MissingDependencyError
+from .framing import Framer, FramingError
 from .images import ImageInput, load_image, resize_output, to_model_input, to_pil
+from .pose import PoseDetector, load_pose, pose_image
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 NO_FRAME_HINT = "pass frame=False to use the photo as it is (stretched to the model's shape)"
@@ -62,8 +64,6 @@ class PersonImageProcessor:
         """``photo`` framed for a model of ``size`` = (H, W): a :class:`cfld.framing.Framed` (the framed picture, the
         crop box in the photo's own pixels, the person's pose in the picture). A photo that cannot be framed is one
         :class:`~cfld.errors.InputError` saying why and how to go on without framing."""
-        from .framing import FramingError
-
         with self, self._lock:
             framer = self.framer(size)
             try:
@@ -75,11 +75,12 @@ class PersonImageProcessor:
 
     @staticmethod
     def preprocess(pictures: ImageInput | Sequence[ImageInput] | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """``(B, 3, H, W)`` in [-1, 1] at ``size`` (bicubic, antialiased, as the original's transforms) of one picture or
-        several; a 4-D tensor is taken as already preprocessed, and its shape checked."""
+        """``(B, 3, H, W)`` in [-1, 1] at ``size`` (bicubic, antialiased, as the original's transforms) of one picture
+        or several; a 4-D tensor is taken as already preprocessed, and its shape checked."""
         if isinstance(pictures, torch.Tensor) and pictures.ndim == 4:
             if tuple(pictures.shape[1:]) != (3, *size):
-                raise InputError("source tensor", f"has shape {tuple(pictures.shape)}, expected (B, 3, {size[0]}, {size[1]})")
+                raise InputError("source tensor",
+                                 f"has shape {tuple(pictures.shape)}, expected (B, 3, {size[0]}, {size[1]})")
             return pictures
         pictures = list(pictures) if isinstance(pictures, (list, tuple)) else [pictures]
         if not pictures:
@@ -90,7 +91,6 @@ class PersonImageProcessor:
         """(N, 21, H, W) pose images at ``size`` from anything :func:`cfld.pose.load_pose` reads, or ready-made
         ``(21, H, W)`` tensors (or a stack of them); ``frame``: (H, W) of OpenPose files, which do not record it."""
         from .models.config import POSE_CHANNELS
-        from .pose import load_pose, pose_image
 
         poses = poses if isinstance(poses, (list, tuple)) else [poses]
         if not len(poses):
@@ -112,9 +112,6 @@ class PersonImageProcessor:
         which keeps the detector open)."""
         size = tuple(size)
         if size not in self._framers:
-            from .framing import Framer
-            from .pose import PoseDetector
-
             try:
                 if self._detector is None:
                     self._detector = PoseDetector(segmentation=True)

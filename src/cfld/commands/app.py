@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..devices import DTYPES
+from .. import app as web
+from ..devices import DTYPES, resolve_device, resolve_dtype
 from ..errors import InputError, one_line
-from .options import demo_model_dir, model_option
+from ..model_names import demo_model_dir
+from .options import load_pipeline, model_option
 
 
 def default_model() -> Path | None:
@@ -43,16 +45,13 @@ def app(model_dir, base, port, default_steps, device, dtype, open_browser) -> No
       cfld app -m checkpoints --base stable-diffusion-v1-5/stable-diffusion-v1-5 --port 8080
       cfld app -m cfld-folder --device cpu --steps 20
     """
-    from .. import app as web
-    from ..devices import resolve_device, resolve_dtype
-    from .options import load_pipeline
-
-    web._import_gradio()  # a missing extra is reported before the model loads
+    web.import_gradio()  # a missing extra is reported before the model loads
     if model_dir is None:
         model_dir = default_model()
         if model_dir is None:
             raise click.UsageError("give the model to serve with --model (a folder from `cfld convert` / "
-                                   "save_pretrained, or the released checkpoints; see the README, 'Weights and quick start')")
+                                   "save_pretrained, or the released checkpoints; see the README, 'Weights and quick "
+                                   "start')")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     pipe = load_pipeline(model_dir, base=base, torch_dtype=torch_dtype, device=device)

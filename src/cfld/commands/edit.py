@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import click
+from pathlib import Path
 
+import click
+from PIL import Image
+
+from ..devices import resolve_device, resolve_dtype
 from ..errors import InputError
+from ..images import MAX_OUTPUT_SIDE, image_format, load_image, save_image
+from ..io import check_output_file
+from ..pose import NUM_JOINTS, load_pose
 from .options import (
-    MAX_OUTPUT_SIDE,
     SEED,
     check_framing,
     framing_options,
+    load_pipeline,
     model_option,
     parse_size_option,
     sampling,
@@ -38,12 +45,7 @@ def common_options(command):
 def _check(output, overwrite, size, device, pose_frame, no_frame, save_framed, photos):
     """Everything the options decide, checked before any model is loaded: (output size, device, pose frame,
     framing); ``photos``: the photos that --save-framed would save beside ``output``."""
-    from pathlib import Path
-
-    from ..devices import resolve_device
-    from ..images import image_format
-    from ..io import check_output_file
-    from .frame import PhotoFraming
+    from .frame import PhotoFraming  # imports torch (through the image processor)
 
     check_framing(no_frame, save_framed)
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
@@ -60,17 +62,13 @@ def _check(output, overwrite, size, device, pose_frame, no_frame, save_framed, p
 
 
 def _load(model_dir, base, device):
-    from ..devices import resolve_dtype
     from ..editing import CFLDEditPipeline
-    from .options import load_pipeline
 
     return load_pipeline(model_dir, CFLDEditPipeline, base=base, device=device, torch_dtype=resolve_dtype(None, device))
 
 
 def _strip(images):
     """Images side by side, left to right."""
-    from PIL import Image
-
     strip = Image.new("RGB", (sum(i.width for i in images), max(i.height for i in images)))
     x = 0
     for image in images:
@@ -112,9 +110,7 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     """
     import torch
 
-    from ..editing import cut_mask, latent_mask
-    from ..images import BLACK, load_image, save_image
-    from ..pose import NUM_JOINTS, load_pose
+    from ..editing import latent_mask, prepare_reference
 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
     out_size, device, frame, framing = _check(output, overwrite, size, device, pose_frame, no_frame, save_framed,
@@ -124,33 +120,22 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     latent_mask(mask, (8, 8), picture)
     pictures = {source: load_image(source) for source in sources}
     given_pose = None if reference_pose is None else load_pose(reference_pose, frame=frame)
-    region = mask
-    if no_frame:
-        if given_pose is None:
-            from ..pose import detect_pose
-
-            given_pose = detect_pose(picture, source=reference)
-            click.echo(f"{reference}: pose detected ({given_pose.num_visible} of {NUM_JOINTS} joints)")
-        pose = given_pose
-    else:
+    framed = None
+    if not no_frame:
         with framing:
             framed = framing(reference, picture)
             for source in sources:
                 pictures[source] = framing(source, pictures[source]).image
-        if given_pose is None:
-            pose = framed.person_pose(reference)
-            click.echo(f"{reference}: pose detected ({pose.num_visible} of {NUM_JOINTS} joints)")
-        else:
-            pose = framed.move_pose(given_pose)
-        if framed.cropped:
-            region = cut_mask(load_image(mask, str(mask), background=BLACK), framed, mask,
-                              "(pass --no-frame to use the whole photo)")
-        picture = framed.image
+    prepared = prepare_reference(
+        picture, framed, mask, given_pose, name=reference, mask_name=mask,
+        way_around="(pass --no-frame to use the whole photo)",
+        detected=lambda pose: click.echo(f"{reference}: pose detected ({pose.num_visible} of {NUM_JOINTS} joints)"))
     pipe = _load(model_dir, base, device)
-    result = pipe.style_transfer(picture, pose, [pictures[s] for s in sources], region, frame=False, num_inference_steps=steps,
-                                 scheduler=scheduler, guidance_interval=interval, generator=torch.Generator().manual_seed(seed),
+    result = pipe.style_transfer(prepared.picture, prepared.pose, [pictures[s] for s in sources], prepared.mask,
+                                 frame=False, num_inference_steps=steps, scheduler=scheduler,
+                                 guidance_interval=interval, generator=torch.Generator().manual_seed(seed),
                                  output_size=out_size, pose_frame=frame)
-    first = picture.resize((out_size[1], out_size[0]))
+    first = prepared.picture.resize((out_size[1], out_size[0]))
     click.echo(f"wrote {save_image(_strip([first, *result.images]), output, overwrite=overwrite)}")
     framing.save()
 
@@ -175,9 +160,6 @@ def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, s
     """
     import torch
 
-    from ..images import load_image, save_image
-    from ..pose import load_pose
-
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
     out_size, device, frame, framing = _check(output, overwrite, size, device, pose_frame, no_frame, save_framed,
                                               [source_a, source_b])
@@ -189,8 +171,8 @@ def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, s
                 pictures[photo] = framing(photo, pictures[photo]).image
     pipe = _load(model_dir, base, device)
     weights = [i / (num - 1) for i in range(num)]
-    result = pipe.interpolate(pictures[source_a], pictures[source_b], target, weights, frame=False, num_inference_steps=steps,
-                              scheduler=scheduler, guidance_interval=interval,
+    result = pipe.interpolate(pictures[source_a], pictures[source_b], target, weights, frame=False,
+                              num_inference_steps=steps, scheduler=scheduler, guidance_interval=interval,
                               generator=torch.Generator().manual_seed(seed), output_size=out_size, pose_frame=frame)
     click.echo(f"wrote {save_image(_strip(result.images), output, overwrite=overwrite)}")
     framing.save()

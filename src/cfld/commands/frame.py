@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 import click
 
 from ..errors import InputError
 from ..image_processor import PersonImageProcessor
-from .options import MAX_OUTPUT_SIDE, check_targets, parse_size_option, photo_arguments, real_path
+from ..images import MAX_OUTPUT_SIDE, load_image, save_image
+from ..io import atomic_write_text, check_output_folder, path_kind
+from .options import check_targets, parse_size_option, photo_arguments, real_path
 
 FRAMED_SUFFIX = "_framed"  # --save-framed: <stem>_framed.png and <stem>_framed.json beside the results
 NO_FRAME_HINT = "pass --no-frame to use the photo as it is (stretched to the model's shape)"
@@ -26,10 +30,7 @@ def describe(framed, plain: bool = False) -> str:
     if not framed.cropped:
         plain = plain and framed.mask is not None  # a pass-through photo with nobody found keeps its background
         return "already framed, used as it is" + ("; background made plain" if plain else "")
-    crop = framed.crop
-    height, width = framed.photo_size
-    return (f"framed (a {crop.height}x{crop.width} crop at top {crop.top}, left {crop.left} of the {height}x{width} "
-            "photo, HxW)" + ("; background made plain" if plain else ""))
+    return f"framed ({framed.crop_text()}, HxW)" + ("; background made plain" if plain else "")
 
 
 def frame_of(framed) -> tuple[int, int]:
@@ -103,9 +104,6 @@ class PhotoFraming:
 
     def save(self) -> list[Path]:
         """Write ``<stem>_framed.png`` and ``<stem>_framed.json`` of every photo framed (with ``save_dir``)."""
-        from ..images import save_image
-        from ..io import atomic_write_text
-
         written = []
         if self.save_dir is None:
             return written
@@ -169,13 +167,7 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
       cfld frame photos/ -o framed/ --plain-background
       cfld frame a.jpg b.png more_photos/ -o framed/ --size 512x352 --overwrite
     """
-    import sys
-    import time
-
     from tqdm import tqdm
-
-    from ..images import load_image, save_image
-    from ..io import atomic_write_text, check_output_folder
 
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     listed = photo_arguments(photos, "both would be framed into {stem}.png")
@@ -222,8 +214,6 @@ def _count(count: int) -> str:
 
 def _plan_outputs(photos: list[Path], output: Path, overwrite: bool) -> dict[Path, tuple[Path, Path]]:
     """DIR/<stem>.png and DIR/<stem>.json per photo, all checked before any work."""
-    from ..io import path_kind
-
     kind = path_kind(output)
     if kind not in (None, "folder"):
         raise InputError(output, f"is a {kind}; -o names a folder (DIR/<stem>.png and DIR/<stem>.json per photo)")
