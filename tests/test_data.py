@@ -105,7 +105,7 @@ def test_deepfashion_key_reads_both_naming_styles():
 
 def test_real_deepfashion_test_files_agree(shared_dir):
     """The published test pairs, list and keypoints name the same 4,038 images once keyed."""
-    from cfld.data.prepare import read_name_list, read_pairs_csv
+    from cfld.data.published import read_name_list, read_pairs_csv
 
     data = shared_dir / "data" / "deepfashion"
     pairs = read_pairs_csv(data / "fasion-resize-pairs-test.csv", deepfashion_key)
@@ -200,7 +200,7 @@ def test_prepare_completes_an_interrupted_run(inshop, tmp_path):
 def test_a_killed_preparation_leaves_nothing_that_is_read_or_kept(inshop, tmp_path):
     """What a preparation killed mid-write leaves (a half-written image under its temporary name) is not an
     image to `cfld evaluate`, and the next preparation removes it."""
-    from cfld.metrics.evaluate import list_images
+    from cfld.metrics.matching import list_images
     from conftest import dead_pid, temporary_name_of
 
     out = tmp_path / "df"
@@ -386,7 +386,7 @@ def test_market_train_pairs_from_the_real_keypoints(shared_dir):
 
 
 def test_market_real_test_files_agree(shared_dir):
-    from cfld.data.prepare import read_pairs_csv
+    from cfld.data.published import read_pairs_csv
 
     data = shared_dir / "data" / "market1501"
     pairs = read_pairs_csv(data / "market-pairs-test.csv", market_key)

@@ -18,6 +18,9 @@ from PIL import Image
 
 from cfld.cli import main
 from cfld.data import photos as P
+from cfld.data.photos.catalogue import prepared_name
+from cfld.data.photos.files import person_pairs, split_people
+from cfld.data.photos.report import REPORT
 from cfld.errors import InputError
 from conftest import SHARED, assert_fails, run
 
@@ -92,7 +95,7 @@ def test_real_catalogue_is_split_by_person_and_keeps_the_published_pairs(real_ca
     assert set(side.values()) == {"train", "test"} and 0.05 < sum(s == "test" for s in side.values()) / len(side) < 0.15
 
     # nothing left out silently: every photo is prepared or reported with its reason
-    report = json.loads((out / P.REPORT).read_text())
+    report = json.loads((out / REPORT).read_text())
     left_out = {entry["photo"]: key for key, entries in report["left_out_photos"].items() for entry in entries}
     assert sorted([*name_of, *left_out]) == sorted(truth)
     assert report["photos"] == 246 and sum(report["prepared"].values()) == len(people) >= 236
@@ -142,7 +145,7 @@ def test_real_catalogue_rerun_is_a_noop(real_catalogue, capsys):
     assert "all 246 photo(s) were framed by earlier runs" in stdout and "0 dataset file(s) written" in stdout
     after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     changed = [p.name for p in after if after[p] != before.get(p)]
-    assert changed == [P.REPORT]  # the report of this run; nothing else is touched
+    assert changed == [REPORT]  # the report of this run; nothing else is touched
 
 
 def test_train_sample_and_evaluate_on_a_prepared_catalogue(real_catalogue, tmp_path, capsys):
@@ -202,7 +205,7 @@ def test_wide_photos_are_framed_back(tmp_path):
     _, report = P.prepare_photos(root, out, test_fraction=0, progress=False)
     assert report.prepared == {"train": 4} and report.pairs == {"train": 4}
     for i, photo in enumerate(PHOTOS):
-        name = P.prepared_name(f"person {i}", "street.png")
+        name = prepared_name(f"person {i}", "street.png")
         assert name == f"person-{i}_street.png"
         framed = np.asarray(Image.open(out / "train_256x176" / name), float)
         assert np.abs(framed - np.asarray(Image.open(photo).convert("RGB"), float)).mean() < 25
@@ -239,28 +242,29 @@ def test_an_interrupted_run_goes_on_where_it_stopped(tmp_path):
     os.utime(street, (1, 1))
     assert P.prepare_photos(root, out, test_fraction=0, progress=False)[1].framed_now == 0
     wide(PHOTOS[0], left=60).save(street)
-    with pytest.raises(InputError, match="other versions of them or with other options .person-0_street.png.; pass --overwrite"):
+    with pytest.raises(InputError,
+                       match="other versions of them or with other options .person-0_street.png.; pass --overwrite"):
         P.prepare_photos(root, out, test_fraction=0, progress=False)
     assert P.prepare_photos(root, out, test_fraction=0, progress=False, overwrite=True)[1].framed_now == 1
 
 
 def test_split_and_pairs_are_by_person_capped_and_stable():
     people = [f"p{i:03d}" for i in range(200)]
-    split = P.split_people(people, 0.1, seed=0)
+    split = split_people(people, 0.1, seed=0)
     assert sum(s == "test" for s in split.values()) == 20
-    assert P.split_people(people, 0.1, seed=0) == split and P.split_people(people, 0.1, seed=1) != split
-    more = P.split_people(people + [f"q{i}" for i in range(20)], 0.1, seed=0)
+    assert split_people(people, 0.1, seed=0) == split and split_people(people, 0.1, seed=1) != split
+    more = split_people(people + [f"q{i}" for i in range(20)], 0.1, seed=0)
     assert sum(more[p] != split[p] for p in people) <= 3  # adding people leaves the others where they were
-    assert set(P.split_people(["a", "b"], 0.5, 0).values()) == {"train", "test"}
-    assert set(P.split_people(["a", "b", "c"], 0.01, 0).values()) == {"train", "test"}  # at least one each side
-    assert set(P.split_people(["a", "b"], 1.0, 0).values()) == {"test"}
+    assert set(split_people(["a", "b"], 0.5, 0).values()) == {"train", "test"}
+    assert set(split_people(["a", "b", "c"], 0.01, 0).values()) == {"train", "test"}  # at least one each side
+    assert set(split_people(["a", "b"], 1.0, 0).values()) == {"test"}
     with pytest.raises(InputError, match="--test-fraction 0"):
-        P.split_people(["a"], 0.1, 0)
+        split_people(["a"], 0.1, 0)
     names = [f"photo{i:02d}.png" for i in range(40)]
-    pairs = P.person_pairs(names, 50, seed=0, person="alice")
+    pairs = person_pairs(names, 50, seed=0, person="alice")
     assert len(pairs) == 50 == len(set(pairs)) and all(a != b for a, b in pairs)
-    assert pairs == P.person_pairs(names, 50, seed=0, person="alice") != P.person_pairs(names, 50, 0, "bob")
-    assert len(P.person_pairs(names[:3], 50, 0, "carol")) == 6
+    assert pairs == person_pairs(names, 50, seed=0, person="alice") != person_pairs(names, 50, 0, "bob")
+    assert len(person_pairs(names[:3], 50, 0, "carol")) == 6
 
 
 def test_people_csv_and_min_joints(tmp_path, capsys):
@@ -289,14 +293,14 @@ def test_people_csv_and_min_joints(tmp_path, capsys):
                             "--test-fraction", "0", "--min-joints", "14", "--no-progress")
     assert code == 0, err
     assert "train: 1 people, 2 photos, 2 pairs" in stdout
-    report = json.loads((tmp_path / "strict" / P.REPORT).read_text())
+    report = json.loads((tmp_path / "strict" / REPORT).read_text())
     assert [e["photo"] for e in report["left_out_photos"]["too_few_joints"]] == ["0b.png"]
     assert "joints were found (--min-joints 14)" in report["left_out_photos"]["too_few_joints"][0]["reason"]
     assert report["left_out_photos"]["alone"] == [
         {"photo": "0a.png", "reason": "the only usable photo of model 0; no pair is possible"}]
 
 
-# -- bad catalogues: one sentence each ----------------------------------------------------------------------------------
+# -- bad catalogues: one sentence each --------------------------------------------------------------------------------
 
 
 def test_an_empty_folder(tmp_path, capsys):
@@ -325,14 +329,14 @@ def test_a_person_with_one_photo_is_reported_not_fatal(tmp_path, capsys):
     assert code == 0, err
     assert "left out, the only usable photo of its person (no pair possible): 1 (solo/only.jpg)" in stdout
     assert "1 linked folder(s) inside person folders were not followed" in stdout and "person 0/linked" in stdout
-    report = json.loads((tmp_path / "out" / P.REPORT).read_text())
+    report = json.loads((tmp_path / "out" / REPORT).read_text())
     assert report["left_out_photos"]["alone"] == [{"photo": "solo/only.jpg", "reason": "the only photo of solo"}]
     # nobody with two photos: nothing to prepare, said in one sentence, the reasons in the report
     for person in ("person 0", "person 1"):
         (root / person / "street.png").unlink()
     line = assert_fails(capsys, ["prepare", "photos", "-i", str(root), "-o", str(tmp_path / "none")],
                         "has no person with two usable photos, so no pair can be made")
-    assert P.REPORT in line and json.loads((tmp_path / "none" / P.REPORT).read_text())["left_out"]["alone"] == 3
+    assert REPORT in line and json.loads((tmp_path / "none" / REPORT).read_text())["left_out"]["alone"] == 3
 
 
 def test_two_photos_that_would_get_one_name(tmp_path, capsys):
@@ -381,7 +385,8 @@ def test_output_inside_the_catalogue_and_another_dataset(tmp_path, capsys):
     root = tmp_path / "catalogue"
     (root / "ann").mkdir(parents=True)
     shutil.copy(PHOTOS[0], root / "ann" / "a.jpg")
-    assert_fails(capsys, ["prepare", "photos", "-i", str(root), "-o", str(root / "out")], "lies inside the source folder")
+    assert_fails(capsys, ["prepare", "photos", "-i", str(root), "-o", str(root / "out")],
+                 "lies inside the source folder")
     other = tmp_path / "deepfashion"
     other.mkdir()
     (other / "cfld-dataset.json").write_text(json.dumps({"format": "cfld.dataset/v1", "dataset": "deepfashion"}))

@@ -36,11 +36,20 @@ from typing import Any
 
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from . import __version__
+from .data.dataset import PoseTransferDataset, read_manifest
+from .data.deepfashion import deepfashion_key
+from .data.market1501 import market_key
+from .data.photos.catalogue import photos_key
+from .data.prepare import ORIGINAL
+from .data.published import read_pairs_csv
 from .errors import InputError
 from .images import comparison_rows, load_image, resize_output, save_image, to_model_input, to_pil
 from .io import atomic_write_text, check_output_folder, read_json_object, remove_stale_temporaries
+from .metrics.evaluate import evaluate_folders
+from .pipeline import SourceEncoding
 
 SAMPLE_MANIFEST = "cfld-sample.json"
 SAMPLE_FORMAT = "cfld.sample/v1"
@@ -133,8 +142,6 @@ def generate(
     CPU) sends one pair at a time through the networks, so a pair's image is bit-identical whatever batch it
     is in.
     """
-    from .pipeline import SourceEncoding
-
     if batch_invariant is None:
         batch_invariant = pipe.device.type == "cpu"
     encoded: dict[str, Any] = {}
@@ -173,9 +180,6 @@ class PreparedSplit:
 
     def __init__(self, root: str | os.PathLike, split: str, config, pairs_file: str | os.PathLike | None = None,
                  images: str | None = None):
-        from .data.dataset import PoseTransferDataset
-        from .data.prepare import ORIGINAL
-
         self.root = Path(root)
         self.data = PoseTransferDataset(root, split, config, images=images or ORIGINAL, flip_prob=0.0, eval_size=False)
         self.split = split
@@ -185,14 +189,12 @@ class PreparedSplit:
         self.pairs = [Pair(a, b) for a, b in names]
 
     def _read_pairs(self, path: Path) -> list[tuple[str, str]]:
-        from .data.prepare import read_pairs_csv
-
         if self.data.dataset == "deepfashion":
-            from .data.deepfashion import deepfashion_key as key
+            key = deepfashion_key
         elif self.data.dataset == "photos":
-            from .data.photos import photos_key as key
+            key = photos_key
         else:
-            from .data.market1501 import market_key as key
+            key = market_key
         pairs = read_pairs_csv(path, key)
         rows = set(self.data.table.names)
         for pair in pairs:
@@ -209,9 +211,6 @@ class PreparedSplit:
 
     def train_image_dir(self) -> Path | None:
         """The training photos (the paper's FID reference), when the train split was prepared too."""
-        from .data.dataset import read_manifest
-        from .data.prepare import ORIGINAL
-
         entry = read_manifest(self.root)["splits"].get("train")
         if not entry or ORIGINAL not in entry["images"]:
             return None
@@ -335,8 +334,6 @@ def run_job(job: SplitJob, pipe, *, batch_size: int = 8, batch_invariant: bool |
             progress: bool = True, echo: Callable[[str], None] = print) -> dict[str, int]:
     """Generate every pending pair of ``job`` with ``pipe`` on this process's share. ``state``: accelerate's
     ``PartialState`` when several processes run the job (default: one). Returns counts for the whole job."""
-    from tqdm.auto import tqdm
-
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
     main = rank == 0
     if main:
@@ -380,8 +377,6 @@ def evaluate_job(job: SplitJob, size: tuple[int, int], metrics: Sequence[str], *
     """``cfld evaluate`` of the images at ``size`` against the split's photos (the targets' ground truth), with
     ``fid_reference`` (default: the training photos, as the paper, when prepared) as the FID reference.
     Writes ``metrics.json`` next to the images, with the model and sampling settings; returns its content."""
-    from .metrics.evaluate import evaluate_folders
-
     folder = job.output / size_folder(size)
     if fid_reference is None and {"fid", "fid_standard"} & set(metrics):
         fid_reference = job.split.train_image_dir()

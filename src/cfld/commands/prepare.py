@@ -8,6 +8,10 @@ from pathlib import Path
 
 import click
 
+from ..data.deepfashion import prepare_deepfashion
+from ..data.market1501 import prepare_market1501
+from ..data.photos import prepare_photos
+from ..data.prepare import summary
 from .options import parse_size_option
 
 COMMON_HELP = """
@@ -58,8 +62,6 @@ def _run(prepare, images, annotations, output, splits, sizes, workers, overwrite
         images, annotations, output, splits=splits or ("train", "test"), sizes=sizes,
         overwrite=overwrite, workers=workers, progress=not no_progress,
     )
-    from ..data.prepare import summary
-
     click.echo(summary(title, os.path.abspath(output), reports, counts))
 
 
@@ -96,8 +98,6 @@ def deepfashion(images, annotations, output, splits, sizes, workers, overwrite, 
     Example:
       cfld prepare deepfashion -i In-shop/img_highres -a fashion-annotations -o data/deepfashion --size 256x176
     """
-    from ..data.deepfashion import prepare_deepfashion
-
     _run(prepare_deepfashion, images, annotations, output, splits, _sizes(sizes, ("original", "highres")),
          workers, overwrite, no_progress, "DeepFashion")
 
@@ -118,11 +118,8 @@ def market1501(images, annotations, output, splits, sizes, workers, overwrite, n
     Example:
       cfld prepare market1501 -i Market-1501-v15.09.15 -a market-annotations -o data/market1501
     """
-    from ..data.market1501 import prepare_market1501
-
     _run(prepare_market1501, images, annotations, output, splits, _sizes(sizes, ("original",)),
          workers, overwrite, no_progress, "Market-1501")
-
 
 
 @prepare.command("photos")
@@ -178,8 +175,6 @@ def photos(folder, people, output, size, test_fraction, seed, max_pairs_per_pers
       cfld prepare photos -i catalogue -o data/mine-512 --size 512x352 --test-fraction 0.2
       cfld prepare photos --people shoot/people.csv -o data/shoot --min-joints 12
     """
-    from ..data.photos import prepare_photos
-
     _, report = prepare_photos(
         folder, output, people=people, size=parse_size_option(size, "--size"), test_fraction=test_fraction,
         seed=seed, max_pairs_per_person=max_pairs_per_person, min_joints=min_joints,

@@ -29,7 +29,7 @@ _LAZY = {
     "market_key": "cfld.data.market1501",
     "market_train_pairs": "cfld.data.market1501",
     "prepare_market1501": "cfld.data.market1501",
-    "photos_key": "cfld.data.photos",
+    "photos_key": "cfld.data.photos.catalogue",
     "prepare_photos": "cfld.data.photos",
     "MANIFEST": "cfld.data.prepare",
     "ORIGINAL": "cfld.data.prepare",

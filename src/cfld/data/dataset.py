@@ -34,7 +34,8 @@ from ..images import load_image, to_model_input
 from ..pose.formats import read_annotation_csv
 from ..pose.render import pose_image
 from ..pose.skeleton import Size, parse_size
-from .prepare import MANIFEST, MANIFEST_FORMAT, ORIGINAL, read_pairs_csv
+from .prepare import MANIFEST, MANIFEST_FORMAT, ORIGINAL
+from .published import read_pairs_csv
 
 #: The keys of every item; ``img_gt`` is added when an evaluation size is set.
 ITEM_KEYS = ("img_src", "img_tgt", "img_cond", "pose_img_src", "pose_img_tgt", "name_src", "name_tgt")

@@ -31,15 +31,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..pose.formats import flat_name, read_annotation_csv
 from ..pose.skeleton import DEEPFASHION_SIZE, Size
-from .prepare import (
-    SplitReport,
-    SplitSource,
-    check_output_dir,
-    find_file,
-    prepare_splits,
-    read_name_list,
-    read_pairs_csv,
-)
+from .prepare import SplitReport, SplitSource, check_output_dir, prepare_splits
+from .published import find_file, read_name_list, read_pairs_csv
 
 SPLITS = ("train", "test")
 #: Folders an In-shop name may start with instead of ``fashion/`` (the unzipped archive's own name).
@@ -97,7 +90,8 @@ def index_inshop_images(root: Path) -> dict[str, Path]:
 
 def _annotation_file(directory: Path, kind: str, split: str) -> Path:
     names = [f"{spelling}-resize-{kind}-{split}.csv" for spelling in ("fasion", "fashion")]
-    hint = "" if split == "test" else "; download the train/test pairs and keypoints (see docs/checkpoints-datasets.md) or pass --split test"
+    hint = "" if split == "test" else ("; download the train/test pairs and keypoints "
+                                       "(see docs/checkpoints-datasets.md) or pass --split test")
     return find_file(directory, names, f"{kind} of the {split} split", hint)
 
 

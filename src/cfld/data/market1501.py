@@ -24,7 +24,8 @@ import numpy as np
 from ..errors import InputError
 from ..pose.formats import PoseTable, read_annotation_csv
 from ..pose.skeleton import JOINT_NAMES, MARKET1501_SIZE, Size
-from .prepare import SplitReport, SplitSource, check_output_dir, find_file, prepare_splits, read_pairs_csv
+from .prepare import SplitReport, SplitSource, check_output_dir, prepare_splits
+from .published import find_file, read_pairs_csv
 
 SPLITS = ("train", "test")
 #: Release folders of each split's crops; a name not found there is looked up in the other folders.

@@ -274,7 +274,8 @@ class Person:
             cv2.circle(canvas, centre, radius + 1, _rgb(self.hair), -1, cv2.LINE_AA)
         return canvas
 
-    def _garment(self, front: bool, neck: np.ndarray, up: np.ndarray, torso: float, size: tuple[int, int]) -> np.ndarray:
+    def _garment(self, front: bool, neck: np.ndarray, up: np.ndarray, torso: float,
+                 size: tuple[int, int]) -> np.ndarray:
         """The top's fabric over the whole picture, in body coordinates (it moves and scales with the torso)."""
         height, width = size
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
