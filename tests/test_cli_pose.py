@@ -239,16 +239,16 @@ def _files(folder):
 
 def test_detect_folder_with_one_detector_lists_the_photo_without_a_person(capsys, tmp_path, monkeypatch):
     _needs_mediapipe()
-    import cfld.pose.detect as D
+    import cfld.commands.pose.detection as detection
 
     made = []
 
-    class Counting(D.PoseDetector):
+    class Counting(detection.PoseDetector):
         def __init__(self, *args, **kwargs):
             made.append(kwargs)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(D, "PoseDetector", Counting)
+    monkeypatch.setattr(detection, "PoseDetector", Counting)
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(DATA / "women1.jpg", photos / "women1.jpg")
@@ -340,7 +340,8 @@ def test_detect_many_never_overwrites_without_overwrite(capsys, tmp_path):
     "make, fragments",
     [
         (lambda d: [_mkdir(d / "empty")], ["empty", "is a folder with nothing in it"]),
-        (lambda d: [_write(_mkdir(d / "texts") / "a.txt", "x").parent], ["texts", "is a folder without photos", ".webp"]),
+        (lambda d: [_write(_mkdir(d / "texts") / "a.txt", "x").parent],
+         ["texts", "is a folder without photos", ".webp"]),
         (lambda d: [DATA / "women1.jpg", d / "missing.png"], ["missing.png", "no such file or folder"]),
         (lambda d: [DATA / "women1.jpg", DATA / "women2.jpg", "-o", _write(d / "taken.txt", "x")],
          ["taken.txt", "is a file", "-o names a folder"]),

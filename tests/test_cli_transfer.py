@@ -16,7 +16,8 @@ PHOTO = Path(__file__).resolve().parent / "data" / "women1.jpg"
 def test_transfer_writes_results_and_grid(tiny_model_dir, tmp_path, capsys):
     table = gallery()
     pose_file = write_pose_json(table[table.names[0]], tmp_path / "front.json")
-    row = "[34,59,56,89,108,62,92,107,119,173,218,120,168,215,29,29,31,32]:[104,99,79,68,71,119,122,118,82,75,75,107,102,96,99,108,92,113]"
+    row = ("[34,59,56,89,108,62,92,107,119,173,218,120,168,215,29,29,31,32]:"
+           "[104,99,79,68,71,119,122,118,82,75,75,107,102,96,99,108,92,113]")
     out = tmp_path / "out"
     args = ["transfer", "-s", str(PHOTO), "-p", str(pose_file), "-p", row, "-m", str(tiny_model_dir),
             "-o", str(out), "--steps", "2", "--seed", "5", "--grid", "--size", "128x88"]
@@ -112,8 +113,8 @@ def _old_transfer(source, pose, seed=0, steps=2, size=(64, 44)):
     """What `cfld transfer -m demo` made before framing: the photo itself, stretched by the pipeline."""
     import torch
 
-    from cfld.commands.options import demo_model_dir
     from cfld.images import load_image
+    from cfld.model_names import demo_model_dir
     from cfld.pipeline import CFLDPipeline
 
     pipe = CFLDPipeline.from_pretrained(demo_model_dir())
@@ -192,9 +193,9 @@ def test_transfer_pose_from_a_framed_photo(tmp_path, capsys):
     import pytest
 
     pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra")
-    from cfld.commands.options import demo_model_dir
     from cfld.framing import Framer
     from cfld.images import resize_output
+    from cfld.model_names import demo_model_dir
     from cfld.pipeline import CFLDPipeline
     from cfld.pose import pose_image
 

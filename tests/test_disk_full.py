@@ -88,17 +88,19 @@ def test_os_write_error_finds_the_refusal_behind_a_library_error():
 
 
 def test_write_failure_names_what_it_needed_what_is_free_and_what_is_kept(tmp_path):
-    assert str(cio.write_failure(tmp_path / "x.png", no_space())) == f"{tmp_path / 'x.png'}: cannot be written ({NO_SPACE})"
+    assert (str(cio.write_failure(tmp_path / "x.png", no_space()))
+            == f"{tmp_path / 'x.png'}: cannot be written ({NO_SPACE})")
     assert str(cio.write_failure(tmp_path / "x.png", PermissionError(13, "Permission denied"), what="the result",
                                  needed=5000, kept="the others are kept")) == \
         f"{tmp_path / 'x.png'}: the result cannot be written (Permission denied); the others are kept"
-    message = str(cio.write_failure(tmp_path / "run" / "checkpoints" / "step-0000004", no_space(), what="the checkpoint",
-                                    needed=40_200_000, kept="the last good checkpoint is step-0000003: free space and "
-                                                            "run again with --resume"))
+    message = str(cio.write_failure(tmp_path / "run" / "checkpoints" / "step-0000004", no_space(),
+                                    what="the checkpoint", needed=40_200_000,
+                                    kept="the last good checkpoint is step-0000003: free space and "
+                                         "run again with --resume"))
     free = cio.format_size(shutil.disk_usage(tmp_path).free)
-    assert message == (f"{tmp_path}/run/checkpoints/step-0000004: the checkpoint cannot be written ({NO_SPACE}; it needs "
-                       f"about 40.2 MB, {free} are free); the last good checkpoint is step-0000003: free space and run "
-                       "again with --resume")
+    assert message == (f"{tmp_path}/run/checkpoints/step-0000004: the checkpoint cannot be written ({NO_SPACE}; "
+                       f"it needs about 40.2 MB, {free} are free); the last good checkpoint is step-0000003: "
+                       "free space and run again with --resume")
     assert [cio.format_size(n) for n in (0, 1, 999, 1000, 3_149_000, 2 * 10**9)] == \
         ["0 bytes", "1 byte", "999 bytes", "1.0 kB", "3.1 MB", "2.0 GB"]
     (tmp_path / "f" / "g").mkdir(parents=True)
@@ -124,7 +126,8 @@ def test_atomic_writes_remove_their_temporary_at_once_and_keep_the_earlier_file(
         with cio.atomic_path(tmp_path / "w.bin", overwrite=True, what="the weights", needed=1234) as tmp:
             fail(tmp)
     message = str(caught.value)
-    assert message.startswith(f"{tmp_path / 'w.bin'}: the weights cannot be written ({NO_SPACE}; it needs about 1.2 kB, ")
+    assert message.startswith(f"{tmp_path / 'w.bin'}: the weights cannot be written ({NO_SPACE}; "
+                              "it needs about 1.2 kB, ")
     assert message.endswith("are free); the file there before is kept as it was")
     assert (tmp_path / "w.bin").read_bytes() == b"earlier" and temporaries(tmp_path) == []
 
@@ -159,12 +162,12 @@ def test_the_last_resort_counts_a_safetensors_refusal_as_the_os_error_it_is(monk
     assert describe_unexpected(PermissionError(13, "Permission denied", "/srv/x.json")) == \
         ("/srv/x.json: Permission denied", 2)
 
-    import cfld.commands.pose as pose_commands
+    import cfld.pose
 
     def refused(*args, **kwargs):
         raise SafetensorError(SAFETENSORS_NO_SPACE)
 
-    monkeypatch.setattr(pose_commands.P, "write_pose_json", refused)
+    monkeypatch.setattr(cfld.pose, "write_pose_json", refused)
     row = ("[40,85,90,147,210,82,141,199,205,-1,-1,205,-1,-1,34,34,39,40]:"
            "[88,89,56,49,35,124,129,111,58,-1,-1,98,-1,-1,81,96,72,105]")
     assert_fails(capsys, ["pose", "convert", row, "-o", "/tmp/never.json"], "a file could not be written", NO_SPACE)
@@ -201,7 +204,8 @@ def small_release(base: Path, pairs_per_split: dict[str, int]) -> tuple[Path, Pa
         names = list(dict.fromkeys(n for p in chosen for n in p))
         (ann / f"{split}.lst").write_text("".join(f"{flat_name(n)}\n" for n in names))
         (ann / f"fasion-resize-pairs-{split}.csv").write_text("from,to\n" + "".join(f"{a},{b}\n" for a, b in chosen))
-        (ann / f"fasion-resize-annotation-{split}.csv").write_text(header + "\n" + "\n".join(by_name[n] for n in names) + "\n")
+        (ann / f"fasion-resize-annotation-{split}.csv").write_text(header + "\n" + "\n".join(by_name[n] for n in names)
+                                                                   + "\n")
     return images, ann
 
 

@@ -20,6 +20,7 @@ from cfld import io as cio
 from cfld.cli import main
 from cfld.errors import InputError
 from cfld.images import load_image
+from cfld.io import temporaries
 from cfld.pose import gallery, write_pose_json
 from conftest import dead_pid, run, temporary_name_of
 
@@ -80,7 +81,8 @@ def test_16_bit_pictures_are_scaled_not_clipped(tmp_path):
     assert np.array_equal(np.asarray(load_image(tmp_path / "gray16.png")), np.stack([gray] * 3, axis=-1))
     half = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).astype(np.uint16)
     cv2.imwrite(str(tmp_path / "ramp16.png"), half)
-    assert np.array_equal(np.asarray(load_image(tmp_path / "ramp16.png"))[..., 0], np.rint(half / 257.0).astype(np.uint8))
+    assert np.array_equal(np.asarray(load_image(tmp_path / "ramp16.png"))[..., 0],
+                          np.rint(half / 257.0).astype(np.uint8))
 
 
 def test_evaluate_scores_a_16_bit_copy_as_identical(tmp_path, capsys):
@@ -179,14 +181,14 @@ def test_an_interrupted_folder_replacement_is_put_back(tmp_path):
 
 
 def test_writes_clean_up_after_a_killed_writer_and_readers_ignore_its_files(tmp_path, capsys):
-    from cfld.metrics.evaluate import list_images
+    from cfld.metrics.matching import list_images
 
     left = temporary_name_of(tmp_path, "x_to_y.png", dead_pid())
     left.write_bytes(b"\x89PNG half")
     assert cio.is_temporary(left) and left.suffix == ".png"
     Image.open(PHOTO).save(tmp_path / "x_to_y.png")
     assert list_images(tmp_path, "generated images") == [tmp_path / "x_to_y.png"]  # the temporary is not an image
-    cio._cleaned.discard(tmp_path.resolve())
+    temporaries._cleaned.discard(tmp_path.resolve())
     cio.atomic_write_text(tmp_path / "notes.txt", "next write into the folder\n")
     assert not left.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "x_to_y.png"]
@@ -209,13 +211,14 @@ def test_atomic_writes_name_the_path_they_cannot_write(tmp_path):
 
 
 def test_unexpected_errors_are_one_line_or_a_traceback_with_debug(monkeypatch, capsys):
-    import cfld.commands.pose as pose_commands
+    import cfld.pose
 
     def broken(*args, **kwargs):
         raise RuntimeError("something\nwent wrong")
 
-    monkeypatch.setattr(pose_commands.P, "write_pose_json", broken)
-    row = "[40,85,90,147,210,82,141,199,205,-1,-1,205,-1,-1,34,34,39,40]:[88,89,56,49,35,124,129,111,58,-1,-1,98,-1,-1,81,96,72,105]"
+    monkeypatch.setattr(cfld.pose, "write_pose_json", broken)
+    row = ("[40,85,90,147,210,82,141,199,205,-1,-1,205,-1,-1,34,34,39,40]:"
+           "[88,89,56,49,35,124,129,111,58,-1,-1,98,-1,-1,81,96,72,105]")
     monkeypatch.setenv("CFLD_DEBUG", "0")
     code, out, err = run(capsys, "pose", "convert", row, "-o", "/tmp/never.json")
     assert code == 1 and err.count("\n") == 1
@@ -230,7 +233,7 @@ def test_unexpected_errors_are_one_line_or_a_traceback_with_debug(monkeypatch, c
     def refused(*args, **kwargs):
         raise PermissionError(13, "Permission denied", "/srv/results/x.json")
 
-    monkeypatch.setattr(pose_commands.P, "write_pose_json", refused)
+    monkeypatch.setattr(cfld.pose, "write_pose_json", refused)
     code, out, err = run(capsys, "pose", "convert", row, "-o", "/tmp/never.json")
     assert code == 2 and err == "error: /srv/results/x.json: Permission denied\n"
 

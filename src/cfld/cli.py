@@ -25,16 +25,20 @@ from .errors import CFLDError, describe_unexpected
 # name -> (module, attribute, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "pose": ("cfld.commands.pose", "pose", "Read, convert, retarget and draw human poses (OpenPose-18)."),
-    "frame": ("cfld.commands.frame", "frame", "Frame person photos as the model's training photos are (crop, pose, record)."),
+    "frame": ("cfld.commands.frame", "frame",
+              "Frame person photos as the model's training photos are (crop, pose, record)."),
     "transfer": ("cfld.commands.transfer", "transfer", "Re-pose a person photo into one or more target poses."),
     "animate": ("cfld.commands.animate", "animate", "Animate a person through a sequence of poses (frames, GIF, MP4)."),
     "edit": ("cfld.commands.edit", "edit", "Appearance editing: style transfer by mask, style interpolation."),
     "app": ("cfld.commands.app", "app", "Serve the web app on 127.0.0.1 (re-pose, edit, animate in the browser)."),
     "demo": ("cfld.commands.demo", "demo", "Run the offline demo (no downloads) and write its pictures."),
     "convert": ("cfld.commands.convert", "convert", "Convert CFLD checkpoints between the original and our format."),
-    "prepare": ("cfld.commands.prepare", "prepare", "Build the DeepFashion / Market-1501 train and test sets, or one of your own photos."),
-    "sample": ("cfld.commands.sample", "sample", "Generate every pair of a prepared dataset split (resumable, multi-GPU)."),
-    "evaluate": ("cfld.commands.evaluate", "evaluate", "Score generated images: FID, LPIPS, SSIM, PSNR as in the paper."),
+    "prepare": ("cfld.commands.prepare", "prepare",
+                "Build the DeepFashion / Market-1501 train and test sets, or one of your own photos."),
+    "sample": ("cfld.commands.sample", "sample",
+               "Generate every pair of a prepared dataset split (resumable, multi-GPU)."),
+    "evaluate": ("cfld.commands.evaluate", "evaluate",
+                 "Score generated images: FID, LPIPS, SSIM, PSNR as in the paper."),
     "train": ("cfld.commands.train", "train", "Train CFLD from a recipe (preset or YAML/JSON) with accelerate."),
 }
 

@@ -6,15 +6,18 @@ from pathlib import Path
 
 import click
 
-from ..devices import DTYPES
+from .. import images as I
+from ..devices import DTYPES, resolve_device, resolve_dtype
 from ..errors import InputError, MissingDependencyError
+from ..images import MAX_OUTPUT_SIDE
+from ..io import check_output_folder
 from .options import (
-    MAX_OUTPUT_SIDE,
     SEED,
     FiniteFloat,
     check_framing,
     framing_options,
     guidance_options,
+    load_pipeline,
     model_option,
     parse_size_option,
     sampling,
@@ -36,9 +39,11 @@ from .options import (
               help="Frames per second of the GIF and MP4.")
 @click.option("--no-mp4", is_flag=True, help="Write the frames and the GIF only.")
 @click.option("--with-pose", is_flag=True, help="Show the pose skeleton beside each frame in the GIF and MP4.")
-@sampling_options("ddim", "ddim (no fresh noise per step: steadier frames), ddpm (the paper), dpm++, unipc, euler ...")
+@sampling_options("ddim",
+                  "ddim (no fresh noise per step: steadier frames), ddpm (the paper), dpm++, unipc, euler ...")
 @guidance_options
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initial noise, shared by all frames.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed of the initial noise, shared by all frames.")
 @click.option("--size", default="256x176", show_default=True, metavar="HxW", help="Frame size.")
 @click.option("--pose-fit", type=click.Choice(["frame", "body"]), default="frame", show_default=True,
               help="For video frames: frame keeps the person's moves through the clip (one crop for all frames; "
@@ -71,11 +76,7 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
     its crop box; --no-frame skips framing.
     """
     from .. import animation as A
-    from .. import images as I
-    from ..devices import resolve_device, resolve_dtype
-    from ..io import check_output_folder
     from .frame import PhotoFraming, frame_of
-    from .options import load_pipeline
 
     check_framing(no_frame, save_framed)
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
@@ -92,7 +93,8 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
     kind, files = A.sequence_files(poses_dir)
     out_dir = Path(output)
     framing = PhotoFraming(not no_frame, out_size, out_dir if save_framed else None, overwrite)
-    names = [f"frame_{i:04d}.png" for i in range(len(files))] + ["animation.gif"] + ([] if no_mp4 else ["animation.mp4"])
+    names = [f"frame_{i:04d}.png" for i in range(len(files))] + ["animation.gif"]
+    names += [] if no_mp4 else ["animation.mp4"]
     saved = [path.name for path in framing.plan([source])]
     if not overwrite:
         taken = [n for n in names + saved if (out_dir / n).exists()]
@@ -115,8 +117,8 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
 
     pipe = load_pipeline(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     frames = A.animate(pipe, picture, poses, frame=False, num_inference_steps=steps, guidance_pose=guidance_pose,
-                       guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=interval, seed=seed,
-                       output_size=out_size, batch_size=batch_size)
+                       guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=interval,
+                       seed=seed, output_size=out_size, batch_size=batch_size)
     for name, image in zip(names, frames):
         I.save_image(image, out_dir / name, overwrite=overwrite)
     click.echo(f"wrote {len(frames)} frames to {out_dir}/frame_*.png")

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..io import check_output_folder
+from .options import load_pipeline
 
 
 @click.command("convert")
@@ -44,8 +46,6 @@ def convert(source: str, dest: str, target: str | None, base: str | None, config
     """
     from .. import checkpoint as ckpt
     from .. import model_folders
-    from ..io import check_output_folder
-    from .options import load_pipeline
 
     src = Path(source)
     kind = model_folders.layout(src)

@@ -13,8 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
-from .options import SEED, STEPS, demo_model_dir
+from .. import pose as P
+from ..images import to_uint8
+from ..io import check_output_folder
+from ..model_names import demo_model_dir
+from .options import SEED, STEPS, load_pipeline
 
 SHARED_POSES = Path("..") / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
@@ -47,15 +52,10 @@ def demo(output: str, pairs: int, steps: int, poses: str | None, seed: int, colu
       cfld demo
       cfld demo --pairs 4 --steps 20 --output /tmp/demo
     """
-    import numpy as np
     import torch
 
-    from .. import pose as P
-    from ..images import to_uint8
-    from ..io import check_output_folder
     from ..pipeline import check_schedule_runs
     from ..training.held_out import HeldOutPairs, generate, reconstruct, score_table, untrained_pipeline
-    from .options import load_pipeline
 
     out = check_output_folder(output)
     model_dir = demo_model_dir()

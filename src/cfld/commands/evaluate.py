@@ -6,11 +6,15 @@ import json
 
 import click
 
-from .options import MAX_OUTPUT_SIDE, METRIC_NAMES, echo_metrics, parse_metric_list, parse_size_option
+from ..devices import resolve_device
+from ..images import MAX_OUTPUT_SIDE
+from ..io import atomic_write_text, check_output_file
+from .options import METRIC_NAMES, echo_metrics, parse_metric_list, parse_size_option
 
 
 @click.command("evaluate")
-@click.option("-g", "--generated", required=True, metavar="DIR", help="Folder of generated images (searched recursively).")
+@click.option("-g", "--generated", required=True, metavar="DIR",
+              help="Folder of generated images (searched recursively).")
 @click.option("-t", "--ground-truth", required=True, metavar="DIR", help="Folder of the real target images.")
 @click.option("--fid-reference", metavar="DIR",
               help="Images FID compares against; the paper uses the training images (DeepFashion train_highres/). "
@@ -19,7 +23,8 @@ from .options import MAX_OUTPUT_SIDE, METRIC_NAMES, echo_metrics, parse_metric_l
               help="Evaluation size; every image is resized to it (bicubic, antialiased) and quantised to uint8.")
 @click.option("--metrics", "metric_list", default=",".join(METRIC_NAMES), show_default=True,
               help="Comma-separated subset of: " + ", ".join(METRIC_NAMES) + ".")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write all numbers (and per-pair values) as JSON.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write all numbers (and per-pair values) as JSON.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
 @click.option("--name-map", type=click.Path(dir_okay=False),
               help="CSV 'generated,ground_truth' of file names, when the names follow none of the known conventions.")
@@ -57,8 +62,6 @@ def evaluate(generated, ground_truth, fid_reference, size, metric_list, output, 
       cfld evaluate -g results/ -t gt/ --metrics psnr,ssim,ssim_256
       cfld evaluate -g pidm_results/ -t gt/ --size 512x352 --inception-weights inception_v3_google-0cc3c7bd.pth
     """
-    from ..devices import resolve_device
-    from ..io import atomic_write_text, check_output_file
     from ..metrics.evaluate import evaluate_folders
 
     eval_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)

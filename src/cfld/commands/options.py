@@ -8,14 +8,18 @@ memory than a machine has.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import click
 
 from ..errors import InputError
-from ..images import MAX_OUTPUT_SIDE, PHOTO_SUFFIXES  # noqa: F401 - MAX_OUTPUT_SIDE: the commands' --size limit
-from ..model_names import DEMO_MODEL, demo_model_dir, resolve_model_name  # noqa: F401 - the commands' names for them
+from ..images import PHOTO_SUFFIXES
+from ..io import path_kind
+from ..model_names import resolve_model_name
 from ..pose.skeleton import parse_size
+from ..presets import FAST, PAPER, check_interval, resolve
+from ..schedulers import scheduler_key
 
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000  # the DDPM training schedule has 1,000 timesteps; no sampler can take more steps
@@ -110,19 +114,20 @@ def guidance_options(command):
     """``--guidance-pose`` and ``--guidance-appearance``, w_pose and w_app of Eq. 7 (both 2.0 in the paper)."""
     command = click.option("--guidance-appearance", type=GUIDANCE, default=2.0, show_default=True,
                            help="w_app of Eq. 7.")(command)
-    return click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True, help="w_pose of Eq. 7.")(command)
+    return click.option("--guidance-pose", type=GUIDANCE, default=2.0, show_default=True,
+                        help="w_pose of Eq. 7.")(command)
 
 
-FAST_HELP = ("Sample fast: {scheduler} in {steps} steps instead of the paper's DDPM in {paper} ({ratio:.1f}x fewer UNet "
-             "evaluations, about 3x less time; on held-out persons of the demo model SSIM -0.03, PSNR +0.2 dB and "
-             "garment colour as close as DDPM-50's, but not the same picture; see docs/fast-sampling.md). --steps, --scheduler and --guidance-interval still apply.")
+FAST_HELP = ("Sample fast: {scheduler} in {steps} steps instead of the paper's DDPM in {paper} ({ratio:.1f}x fewer "
+             "UNet evaluations, about 3x less time; on held-out persons of the demo model SSIM -0.03, PSNR +0.2 dB and "
+             "garment colour as close as DDPM-50's, but not the same picture; see docs/fast-sampling.md). --steps, "
+             "--scheduler and --guidance-interval still apply.")
 INTERVAL_HELP = ("Guide only the steps i of n with START <= i/n < END (fractions, e.g. 0,0.6: the first 60%); the "
                  "others run one UNet branch instead of two. Default: every step (the paper).")
 
 
 def sampling_options(default_scheduler: str, scheduler_help: str):
     """``--steps``, ``--scheduler``, ``--guidance-interval`` and ``--fast``; resolve them with :func:`sampling`."""
-    from ..presets import FAST, PAPER
 
     def decorate(command):
         command = click.option("--fast", is_flag=True,
@@ -131,7 +136,8 @@ def sampling_options(default_scheduler: str, scheduler_help: str):
                                                      ratio=PAPER.unet_evaluations() / FAST.unet_evaluations()))(command)
         command = click.option("--guidance-interval", metavar="START,END", default=None, help=INTERVAL_HELP)(command)
         command = click.option("--scheduler", default=None,
-                               help=f"{scheduler_help} [default: {default_scheduler}; with --fast: {FAST.scheduler}]")(command)
+                               help=f"{scheduler_help} [default: {default_scheduler}; "
+                                    f"with --fast: {FAST.scheduler}]")(command)
         return click.option("--steps", type=STEPS, default=None,
                             help=f"{STEPS_HELP} [default: {PAPER.num_inference_steps}; with --fast: "
                                  f"{FAST.num_inference_steps}]")(command)
@@ -142,9 +148,6 @@ def sampling_options(default_scheduler: str, scheduler_help: str):
 def sampling(fast: bool, steps: int | None, scheduler: str | None, interval: str | None,
              default_scheduler: str) -> tuple[int, str, tuple[float, float] | None]:
     """The (steps, scheduler, guidance interval) of :func:`sampling_options`' values, checked."""
-    from ..presets import check_interval, resolve
-    from ..schedulers import scheduler_key
-
     if scheduler is not None:
         scheduler_key(scheduler)
     parsed = None
@@ -207,8 +210,6 @@ def echo_metrics(result: dict) -> None:
 
 def real_path(path) -> str:
     """``path`` after links (as it is where that cannot be worked out): what tells two names of one file apart."""
-    import os
-
     try:
         return os.path.realpath(path)
     except (OSError, ValueError):
@@ -217,8 +218,6 @@ def real_path(path) -> str:
 
 def same_file(a, b) -> bool:
     """Whether two paths name one file (after links)."""
-    import os
-
     try:
         return os.path.realpath(a) == os.path.realpath(b)
     except (OSError, ValueError):
@@ -229,8 +228,6 @@ def photo_arguments(arguments, written_as: str, reserved: dict[str, str] | None 
     """The photos that PHOTO|FOLDER... name, in order, the same file once. Their name stems must differ
     (case-insensitively: ``<stem>`` names the outputs; ``written_as`` says what a clash would be written to, e.g.
     "both poses would be written to {stem}.json") and avoid ``reserved`` ({stem: what it would overwrite})."""
-    from ..io import path_kind
-
     photos, seen = [], set()
     for argument in arguments:
         kind = path_kind(argument)
@@ -278,8 +275,6 @@ def folder_photos(folder: Path) -> list[Path]:
 def check_targets(targets, photos, overwrite: bool) -> None:
     """Refuse, before any work, output files that are one of ``photos``, are folders, or exist (without
     ``overwrite``)."""
-    from ..io import path_kind
-
     keys = {real_path(photo) for photo in photos}
     for target in targets:
         if real_path(target) in keys:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ..devices import DTYPES
+from ..devices import DTYPES, resolve_device, resolve_dtype
 from ..errors import InputError
+from ..images import MAX_OUTPUT_SIDE
+from ..io import check_output_folder, is_temporary, writing
 from .options import (
-    MAX_OUTPUT_SIDE,
     SEED,
     echo_metrics,
     guidance_options,
+    load_pipeline,
     model_option,
     parse_metric_list,
     parse_size_option,
@@ -54,8 +56,8 @@ from .options import (
               help="With --evaluate: FID's reference images (default: the prepared train photos, as the paper).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, output, sizes, vis, steps, scheduler,
-           guidance_interval, fast, guidance_pose, guidance_appearance, seed, batch_size, device, dtype, overwrite, run_evaluation,
-           metric_list, fid_reference, quiet) -> None:
+           guidance_interval, fast, guidance_pose, guidance_appearance, seed, batch_size, device, dtype, overwrite,
+           run_evaluation, metric_list, fid_reference, quiet) -> None:
     """Generate one image per pair of a prepared split, as the paper's Table 2 needs.
 
     Pairs come from the split's pair list (as `cfld prepare` wrote it) or --pairs. A rerun skips pairs whose
@@ -78,11 +80,8 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
 
     from .. import split_sampling as S
     from ..data.dataset import read_manifest
-    from ..devices import resolve_device, resolve_dtype
-    from ..io import check_output_folder, writing
     from ..metrics.evaluate import available_metrics
     from ..pipeline import check_sampling
-    from .options import load_pipeline
 
     out_sizes = S.check_sizes([parse_size_option(s, "--size", MAX_OUTPUT_SIDE) for s in sizes], allow_none=True)
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
@@ -113,7 +112,8 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     what = lambda path: "the sampling record" if path.name == S.SAMPLE_MANIFEST else "the result"  # noqa: E731
     with torch.inference_mode(), writing(what, kept=lambda: _kept(job)):
         counts = S.run_job(job, pipe, batch_size=batch_size, state=state, progress=not quiet, echo=echo)
-    echo(f"{counts['pairs']} pairs in {output} ({counts['generated']} generated now, {counts['skipped']} already there)")
+    echo(f"{counts['pairs']} pairs in {output} ({counts['generated']} generated now, "
+         f"{counts['skipped']} already there)")
     for size in job.sizes:
         folder = job.output / S.size_folder(size)
         if not run_evaluation:
@@ -134,8 +134,6 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
 
 def _kept(job) -> str:
     """What a failed write of sampling leaves: every pair whose files are all there is done and kept."""
-    from ..io import is_temporary
-
     present = []
     for folder in job.folders():
         try:

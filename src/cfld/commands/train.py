@@ -17,11 +17,13 @@ from ..errors import InputError
               help="Run folder: checkpoints/, model/ (the trained pipeline), logs/ (TensorBoard), config.json.")
 @click.option("--resume", "resume", is_flag=False, flag_value="latest", default=None, metavar="[CHECKPOINT]",
               help="Continue exactly where the newest checkpoint in OUTPUT (or the given checkpoint folder) left off.")
-@click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps (overrides the recipe).")
+@click.option("--max-steps", type=click.IntRange(min=1),
+              help="Stop after this many optimizer steps (overrides the recipe).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Change one option of the recipe (repeat for several): --set data.root=data/mine "
                    "--set init_checkpoint=cfld-sd15 --set lr=1e-5. VALUE is read as YAML.")
-@click.option("--overwrite", is_flag=True, help="Start again in an OUTPUT that already holds a run (deletes its checkpoints).")
+@click.option("--overwrite", is_flag=True,
+              help="Start again in an OUTPUT that already holds a run (deletes its checkpoints).")
 @click.option("--list-presets", is_flag=True, help="List the bundled recipes and exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(config_spec: str | None, output: str | None, resume: str | None, max_steps: int | None,

@@ -5,15 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from ..devices import DTYPES
+from .. import images as I
+from ..devices import DTYPES, resolve_device, resolve_dtype
 from ..errors import InputError
+from ..images import MAX_OUTPUT_SIDE
+from ..io import check_output_folder
+from ..pose import NUM_JOINTS, PoseDetector, load_pose, retarget
 from .options import (
-    MAX_OUTPUT_SIDE,
     SEED,
     check_framing,
     framing_options,
     guidance_options,
+    load_pipeline,
     model_option,
     parse_size_option,
     sampling,
@@ -76,12 +81,7 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     """
     import torch
 
-    from .. import images as I
-    from ..devices import resolve_device, resolve_dtype
-    from ..io import check_output_folder
-    from ..pose import load_pose
     from .frame import PhotoFraming
-    from .options import load_pipeline
 
     if not poses and not pose_photos:
         raise click.UsageError("give a target pose: --pose POSE or --pose-from PHOTO")
@@ -114,15 +114,7 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
         detected = _detect_poses(pose_photos, sources, pose_fit, pictures) if pose_photos else {}
     else:
         images, detected = _frame_photos(framing, sources, pose_photos, pictures)
-    # every (source, pose) pair, source-major; a pose from a photo is fitted into each source's own frame
-    pair_sources, pair_poses = [], []
-    for s_index, source in enumerate(sources):
-        for pose in file_poses:
-            pair_sources.append(s_index)
-            pair_poses.append(pose)
-        for photo in pose_photos:
-            pair_sources.append(s_index)
-            pair_poses.append(detected[photo, source])
+    pair_sources, pair_poses = _pairs(sources, file_poses, pose_photos, detected)
 
     pipe = load_pipeline(model_dir, base=base, torch_dtype=torch_dtype, device=device)
     generator = torch.Generator().manual_seed(seed)
@@ -144,9 +136,21 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
 
 def _given(ctx: click.Context, name: str) -> bool:
     """Whether the option ``name`` was given on the command line (not left at its default)."""
-    from click.core import ParameterSource
-
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+
+def _pairs(sources, file_poses, pose_photos, detected):
+    """(source index, pose) of every (source, pose) pair, source-major, as two lists: the pose files' poses, then
+    each pose photo's pose fitted into the source's own frame (``detected[photo, source]``)."""
+    pair_sources, pair_poses = [], []
+    for s_index, source in enumerate(sources):
+        for pose in file_poses:
+            pair_sources.append(s_index)
+            pair_poses.append(pose)
+        for photo in pose_photos:
+            pair_sources.append(s_index)
+            pair_poses.append(detected[photo, source])
+    return pair_sources, pair_poses
 
 
 def _frame_photos(framing, sources, pose_photos, pictures):
@@ -154,7 +158,6 @@ def _frame_photos(framing, sources, pose_photos, pictures):
     and the pose photos framed with one detector. A framed pose photo's pose is in a picture of the sources'
     framed shape, where its person stands as theirs do: it is used as it is (resized to a source that went
     through unframed, of nearly the same shape)."""
-    from ..pose import NUM_JOINTS, retarget
     from .frame import frame_of
 
     images, found = {}, {}
@@ -175,8 +178,6 @@ def _frame_photos(framing, sources, pose_photos, pictures):
 def _detect_poses(photos, sources, fit, pictures):
     """{(photo, source): the pose of photo's person fitted into source's frame}, one detection per photo;
     ``pictures``: every photo, read."""
-    from ..pose import PoseDetector, retarget
-
     frames = {source: (pictures[source].height, pictures[source].width) for source in sources}
     found = {}
     with PoseDetector() as detector:

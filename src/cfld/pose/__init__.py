@@ -63,11 +63,11 @@ from .skeleton import (
 )
 
 __all__ = [
-    "BODY25_TO_COCO18", "BONES", "BONE_COLORS", "DEEPFASHION_SIZE", "FLIP_PERMUTATION", "JOINT_COLORS",
-    "JOINT_NAMES", "LINE_WIDTH", "MARKET1501_SIZE", "MAX_PICTURE_SIDE", "MAX_POSE_IMAGE_SIDE", "MAX_SIGMA", "NUM_JOINTS", "POSE_JSON_FORMAT", "SIGMA", "Pose",
-    "PoseDetector", "PoseTable", "detect_pose", "draw_pose", "flat_name", "flip", "gallery", "guess_annotation_frame", "landmarks_to_openpose", "load_pose", "pose_for_source",
-    "parse_annotation_row", "parse_size", "pck_counts", "pose_format", "pose_from_json", "pose_from_openpose", "pose_grid",
-    "pose_image",
-    "pose_to_json", "read_annotation_csv", "read_image", "read_openpose_json", "read_pose_json",
-    "render_heatmaps", "render_skeleton", "retarget", "write_png", "write_pose_json",
+    "BODY25_TO_COCO18", "BONES", "BONE_COLORS", "DEEPFASHION_SIZE", "FLIP_PERMUTATION", "JOINT_COLORS", "JOINT_NAMES",
+    "LINE_WIDTH", "MARKET1501_SIZE", "MAX_PICTURE_SIDE", "MAX_POSE_IMAGE_SIDE", "MAX_SIGMA", "NUM_JOINTS",
+    "POSE_JSON_FORMAT", "SIGMA", "Pose", "PoseDetector", "PoseTable", "detect_pose", "draw_pose", "flat_name", "flip",
+    "gallery", "guess_annotation_frame", "landmarks_to_openpose", "load_pose", "pose_for_source",
+    "parse_annotation_row", "parse_size", "pck_counts", "pose_format", "pose_from_json", "pose_from_openpose",
+    "pose_grid", "pose_image", "pose_to_json", "read_annotation_csv", "read_image", "read_openpose_json",
+    "read_pose_json", "render_heatmaps", "render_skeleton", "retarget", "write_png", "write_pose_json",
 ]  # fmt: skip

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError
-from .skeleton import JOINT_NAMES, NUM_JOINTS, Pose
+from ..images import load_image
+from .skeleton import JOINT_NAMES, NUM_JOINTS, Pose, retarget
 
 #: OpenPose-18 joint -> MediaPipe pose landmark index (the neck is the shoulders' midpoint, see below).
 MEDIAPIPE_INDEX: dict[str, int] = {
@@ -77,7 +78,8 @@ def landmarks_to_openpose(
     """
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.shape != (NUM_MEDIAPIPE_LANDMARKS, 3):
-        raise InputError(name or "landmarks", f"expected {NUM_MEDIAPIPE_LANDMARKS} (x, y, visibility) rows, got {landmarks.shape}")
+        raise InputError(name or "landmarks",
+                         f"expected {NUM_MEDIAPIPE_LANDMARKS} (x, y, visibility) rows, got {landmarks.shape}")
     height, width = frame
     # MediaPipe's normalised coordinates put 0 and 1 at the outer image edges; ours put pixel centres
     # on integers, so the left edge is x = -0.5
@@ -159,8 +161,6 @@ class PoseDetector:
 
     def detect(self, image, source: str | None = None) -> Detection | None:
         """The person MediaPipe finds in the photo (landmarks, and the mask with ``segmentation``), or None."""
-        from ..images import load_image
-
         pixels = np.ascontiguousarray(np.asarray(load_image(image, source), dtype=np.uint8))
         with _quiet():
             result = self._pose.process(pixels)
@@ -180,8 +180,6 @@ class PoseDetector:
         searched again; a person found there counts when at least ``min_joints`` joints are seen with
         ``min_confidence`` and, with ``segmentation``, their mask is at least ``min_height`` of the box's height.
         """
-        from ..images import load_image
-
         pixels = np.array(load_image(image), dtype=np.uint8)
         x0, y0, x1, y1 = box
         grow = 0.05 * (y1 - y0)
@@ -211,8 +209,6 @@ class PoseDetector:
         Raises :class:`~cfld.errors.InputError` naming the photo when no person is found, or when the
         person found has no joint visible enough.
         """
-        from ..images import load_image
-
         name = source or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "image")
         picture = load_image(image, name)
         landmarks = self.landmarks(picture, name)
@@ -271,9 +267,6 @@ def pose_for_source(
     source photo is stretched onto its input. ``fit="frame"`` keeps the person's place and size in the
     photo (as letterboxing the photo would); ``fit="body"`` makes the body fill the source frame.
     """
-    from ..images import load_image
-    from .skeleton import retarget
-
     own = detector is None
     detector = detector or PoseDetector()
     try:

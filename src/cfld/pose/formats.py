@@ -398,7 +398,8 @@ def load_pose(
             if frame is None:
                 raise InputError(
                     text,
-                    "is OpenPose output, which does not record the image size; give the photo's frame (--frame or --pose-frame HxW)",
+                    "is OpenPose output, which does not record the image size; give the photo's frame "
+                    "(--frame or --pose-frame HxW)",
                 )
             return pose_from_openpose(data, frame, person, text)
         pose = pose_from_json(data, text).require_visible(text)

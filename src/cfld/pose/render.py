@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..images import load_rgb_array
 from ..io import atomic_write
 from .skeleton import BONE_COLORS, BONES, JOINT_COLORS, Pose, Size, parse_size
 
@@ -209,8 +210,6 @@ def _fit_text(text: str, width: int) -> str:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An RGB uint8 photo through :func:`cfld.images.load_image` (upright, 8-bit, size-checked), or an
     InputError naming the file."""
-    from ..images import load_rgb_array
-
     return load_rgb_array(path)
 
 
