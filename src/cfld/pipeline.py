@@ -18,8 +18,8 @@ draw from that generator, in that order, which is the original's global-RNG stre
 
 Where things live: the conditions (H_S, H_D, H_A, H_P) in :class:`cfld.models.CFLDModel`, the HGA bias inside the
 UNet in :mod:`cfld.models.hybrid_granularity_attention`, the guidance branches in :mod:`cfld.guidance`, the older
-model folders in :mod:`cfld.model_folders`, appearance editing (Sec. 4.6) in :mod:`cfld.editing`, whose
-``CFLDEditPipeline`` shares these components (``CFLDEditPipeline.from_pipe(pipe)``).
+model folders in :mod:`cfld.model_folders` (loaded by :mod:`cfld.loaders`), appearance editing (Sec. 4.6) in
+:mod:`cfld.editing`, whose ``CFLDEditPipeline`` shares these components (``CFLDEditPipeline.from_pipe(pipe)``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,18 +40,16 @@ from diffusers.pipelines import pipeline_loading_utils
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import checkpoint, guidance, model_folders, presets
+from . import guidance, presets
 from .errors import InputError, one_line
 from .image_processor import PersonImageProcessor, check_output_type
 from .images import MAX_OUTPUT_SIDE, ImageInput
-from .io import atomic_folder
-from .model_card import is_blank, model_card, provenance_of
-from .model_names import resolve_model_name
+from .loaders import CFLDLoadersMixin
 from .models.cfld import CFLDModel, Conditions
 from .models.hybrid_granularity_attention import HGAAttnProcessor
 from .pose import DEEPFASHION_SIZE, Pose
-from .schedulers import check_scheduler, make_scheduler, scheduler_name
-from .state_dict import check_finite
+from .schedulers import make_scheduler, scheduler_name
+from .validation import check_int, check_ints
 
 PoseInput = str | os.PathLike | Pose | torch.Tensor
 DEFAULT_OUTPUT_SIZE = DEEPFASHION_SIZE
@@ -106,8 +103,9 @@ class SourceEncoding:
         )
 
 
-class CFLDPipeline(DiffusionPipeline):
-    """The CFLD condition model, the UNet (with HGA processors), the VAE and a noise scheduler (see the module)."""
+class CFLDPipeline(CFLDLoadersMixin, DiffusionPipeline):
+    """The CFLD condition model, the UNet (with HGA processors), the VAE and a noise scheduler (see the module);
+    loading and saving every model folder come from :class:`cfld.loaders.CFLDLoadersMixin`."""
 
     model_cpu_offload_seq = "model->unet->vae"
     _callback_tensor_inputs = ["latents"]
@@ -116,7 +114,8 @@ class CFLDPipeline(DiffusionPipeline):
                  guidance_type: str = "uc_down_full"):
         super().__init__()
         if guidance_type not in guidance.GUIDANCE_TYPES:
-            raise InputError("guidance_type", f"must be one of {', '.join(guidance.GUIDANCE_TYPES)}, got {guidance_type!r}")
+            raise InputError("guidance_type",
+                             f"must be one of {', '.join(guidance.GUIDANCE_TYPES)}, got {guidance_type!r}")
         CFLDModel.prepare_unet(unet)  # the HGA processors (Eq. 4) on a stock UNet
         vae.enable_slicing()  # decode one image at a time: the same result, far less peak memory
         self.register_modules(model=model.eval(), unet=unet.eval(), vae=vae.eval(), scheduler=make_scheduler(scheduler))
@@ -127,73 +126,6 @@ class CFLDPipeline(DiffusionPipeline):
     @property
     def guidance_type(self) -> str:
         return self.config.guidance_type
-
-    # -- loading and saving: diffusers' own, plus the older layouts of cfld.model_folders ------------------------
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, base: str | os.PathLike | None = None,
-                        config=None, device: str | torch.device | None = None, **kwargs: Any) -> CFLDPipeline:
-        """A local folder or Hub id of any layout of :mod:`cfld.model_folders` (``"demo"``: the demo model shipped
-        with cfld). diffusers' layout is loaded by diffusers
-        (``torch_dtype``, ``variant``, ``cache_dir``, ``local_files_only`` ...); the released original checkpoints and
-        bare checkpoints take the VAE and noise schedule from ``base`` (Stable Diffusion 1.5: hub id, diffusers
-        folder or single file; default the hub id), the original ones their sizes from ``config``."""
-        name = os.fspath(resolve_model_name(pretrained_model_name_or_path))
-        hub = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
-        folder, kind = model_folders.locate(name, **hub)
-        if kind == "diffusers":
-            if folder.is_dir():
-                model_folders.check_diffusers_folder(folder, kwargs.get("variant"))
-            try:
-                pipe = super().from_pretrained(name, **kwargs)
-            except (InputError, MemoryError):
-                raise
-            except Exception as error:  # noqa: BLE001 - diffusers and huggingface_hub raise many kinds
-                raise InputError(name, f"cannot be loaded as a CFLD pipeline ({type(error).__name__}: "
-                                       f"{one_line(error, 200)})") from None
-            for part, module in (("model", pipe.model), ("unet", pipe.unet)):
-                check_finite(module.state_dict(), f"{name} ({part})")
-            pipe.provenance = provenance_of(folder / "README.md") if folder.is_dir() else f"from the Hub: {name}"
-        else:
-            dtype = kwargs.pop("torch_dtype", None)
-            if unknown := sorted(set(kwargs) - set(hub)):
-                raise InputError(name, f"is a model folder of cfld's {kind} layout, which {', '.join(unknown)} does "
-                                       "not apply to (re-save it with save_pretrained for diffusers' layout)")
-            parts, provenance = model_folders.components(folder, kind, base, config)
-            pipe = cls(**parts).to(dtype=dtype) if dtype is not None else cls(**parts)
-            pipe.provenance = provenance
-            pipe.register_to_config(_name_or_path=name)
-        check_parts(pipe, name)
-        return pipe.to(device) if device is not None else pipe
-
-    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True,
-                        variant: str | None = None, *, overwrite: bool = False,
-                        extra_files: dict[str, str] | None = None, **kwargs: Any) -> Path:
-        """diffusers' ``save_pretrained`` (``variant``, ``max_shard_size``, ``push_to_hub``), written into a temporary
-        folder beside ``save_directory`` and renamed into place, so an interrupted save never leaves half a model;
-        an existing folder is replaced only with ``overwrite``. Adds a model card (``README.md``) and
-        ``extra_files`` (name -> text). Weights are always safetensors."""
-        if not safe_serialization:
-            raise InputError("safe_serialization", "cfld writes safetensors only (pickled weights can run code when read)")
-        target = Path(save_directory)
-        overwrite = overwrite or (target.is_dir() and not any(target.iterdir()))  # an empty folder holds nothing to lose
-        if kwargs.get("push_to_hub"):
-            kwargs.setdefault("repo_id", target.name)
-        with atomic_folder(target, overwrite=overwrite) as tmp:
-            if is_blank(tmp / "README.md"):  # diffusers writes its card only when it pushes
-                (tmp / "README.md").write_text(model_card(self, os.fspath(save_directory)), encoding="utf-8")
-            for file_name, text in (extra_files or {}).items():
-                (tmp / file_name).write_text(text, encoding="utf-8")
-            super().save_pretrained(str(tmp), safe_serialization=True, variant=variant, **kwargs)
-        return target
-
-    def _upload_folder(self, working_dir, repo_id: str, **kwargs: Any):
-        """Before diffusers uploads, it writes the Hub repository's own card there, or a blank one where it has
-        none: a blank one becomes ours."""
-        readme = Path(working_dir) / "README.md"
-        if is_blank(readme):
-            readme.write_text(model_card(self, repo_id), encoding="utf-8")
-        return super()._upload_folder(working_dir, repo_id, **kwargs)
 
     def to(self, *args: Any, **kwargs: Any) -> CFLDPipeline:
         """diffusers' ``to`` (``pipe.to("cuda", torch.float16)``), without the notice diffusers 0.42 gives on every
@@ -263,21 +195,17 @@ class CFLDPipeline(DiffusionPipeline):
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         if unknown := set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs):
-            raise InputError("callback_on_step_end_tensor_inputs", f"may name {self._callback_tensor_inputs}, got {sorted(unknown)}")
-        device, dtype = self._execution_device, self.unet.dtype  # (diffusers finds a model's dtype parameter by parameter)
+            raise InputError("callback_on_step_end_tensor_inputs",
+                             f"may name {self._callback_tensor_inputs}, got {sorted(unknown)}")
+        device, dtype = self._execution_device, self.unet.dtype  # once: diffusers reads a dtype parameter by parameter
         encoding = source if isinstance(source, SourceEncoding) else self.encode_source(source, frame, output_size)
         encoding = encoding.to(device, dtype)
-        pose_maps_input = self.pose_images(pose, pose_frame).to(device, self.model.dtype)
-        n_src, n_pose = len(encoding), pose_maps_input.shape[0]
-        if paired and n_src != n_pose:
-            raise InputError("paired", f"needs as many sources as poses, got {n_src} and {n_pose}")
-        source_index = torch.arange(n_src) if paired else torch.arange(n_src).repeat_interleave(n_pose)
-        pose_index = torch.arange(n_pose) if paired else torch.arange(n_pose).repeat(n_src)
+        pose_maps = self.pose_images(pose, pose_frame).to(device, self.model.dtype)
+        source_index, pose_index = pair_indices(len(encoding), pose_maps.shape[0], paired)
         pairs = len(source_index)
         if isinstance(generator, list) and len(generator) != pairs:
-            raise InputError("generator", f"is a list of {len(generator)} generators for {pairs} images; give one per image")
-
-        branches, scales = guidance.plan(self.guidance_type, guidance_pose, guidance_appearance, fuse_branches)
+            raise InputError("generator", f"is a list of {len(generator)} generators for {pairs} images; give one "
+                                          "per image")
         latent_shape = (pairs, self.unet.config.in_channels, *self.latent_size)
         if latents is None:
             latents = randn_tensor(latent_shape, generator=generator, device=torch.device("cpu"), dtype=torch.float32)
@@ -286,52 +214,69 @@ class CFLDPipeline(DiffusionPipeline):
         # the schedule first: a sigma-space scheduler (Euler) scales z_T by the largest sigma of *these* steps
         scheduler.set_timesteps(steps)
         latents = latents.to(device, torch.float32) * scheduler.init_noise_sigma
-        timesteps = scheduler.timesteps
-        guided = presets.guided_steps(len(timesteps), interval)  # PNDM runs more steps than asked
-        # stochastic schedulers draw their noise from our generator; deterministic ones take none
-        step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-        chunks, unguided = [], []
-        for start in range(0, pairs, batch_size):
-            # the pose adapter runs on each chunk's own poses, like the UNet: a pair's result then depends on the
-            # batch it shares only through float rounding, and not at all with batch_size=1
-            index = slice(start, start + batch_size)
-            src, posed = encoding.select(source_index[index]), self.model(pose=pose_maps_input[pose_index[index]])
-            conditions = Conditions(src.prompt, posed.pose, src.query_biases)  # posed.prompt: the unconditional one
-            chunks.append(self.model.guidance_batch(conditions, branches, posed.prompt))
-            if not all(guided):  # outside the guidance interval only the fully conditioned branch (the last) runs
-                unguided.append(self.model.guidance_batch(conditions, branches[-1:], posed.prompt))
-        bar = self.progress_bar(total=len(timesteps)) if progress else _NoBar()
-        for step, t in enumerate(timesteps):
+        guided = presets.guided_steps(len(scheduler.timesteps), interval)  # PNDM runs more steps than asked
+        branches, scales = guidance.plan(self.guidance_type, guidance_pose, guidance_appearance, fuse_branches)
+        chunks, unguided = self._condition_chunks(encoding, pose_maps, source_index, pose_index, branches, batch_size,
+                                                  all(guided))
+        kwargs = step_kwargs(scheduler, generator)
+        bar = self.progress_bar(total=len(scheduler.timesteps)) if progress else _NoBar()
+        for step, t in enumerate(scheduler.timesteps):
             step_chunks, step_scales = (chunks, scales) if guided[step] else (unguided, [])
             eps = [self._guided_eps(latents[start : start + batch_size], t, conditions, step_scales, scheduler, dtype)
                    for start, conditions in zip(range(0, pairs, batch_size), step_chunks)]
-            latents = scheduler.step(torch.cat(eps), t, latents, **step_kwargs).prev_sample
+            latents = scheduler.step(torch.cat(eps), t, latents, **kwargs).prev_sample
             if callback_on_step_end is not None:
                 tensors = {"latents": latents}
-                outputs = callback_on_step_end(self, step, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs})
+                wanted = {k: tensors[k] for k in callback_on_step_end_tensor_inputs}
+                outputs = callback_on_step_end(self, step, t, wanted)
                 latents = outputs.pop("latents", latents)
             bar.update()
         bar.close()
-
-        if not torch.isfinite(latents).all():
-            raise InputError(self.name_or_path or "the model", "produced NaN or infinite latents: its weights are "
-                                                               "damaged, or the precision overflowed (try fp32 or bf16)")
-        images = latents if output_type == "latent" else self.decode_latents(latents)
-        if not torch.isfinite(images).all():
-            raise InputError(self.name_or_path or "the model", "its VAE decoded NaN or infinite pixels: its weights are "
-                                                               "damaged, or the precision overflowed (try fp32 or bf16)")
-        if output_type != "latent":
-            images = self.image_processor.postprocess(images, output_type, output_size)
+        images = self._output_images(latents, output_type, output_size)
         self.maybe_free_model_hooks()
         framed = None if encoding.framed is None else [encoding.framed[i] for i in source_index.tolist()]
         output = CFLDPipelineOutput(images, latents if return_latents else None, framed)
         return output if return_dict else output.to_tuple()
 
+    def _condition_chunks(self, encoding: SourceEncoding, pose_maps: torch.Tensor, source_index: torch.Tensor,
+                          pose_index: torch.Tensor, branches, batch_size: int,
+                          always_guided: bool) -> tuple[list[Conditions], list[Conditions]]:
+        """The stacked guidance branches of each chunk of ``batch_size`` pairs, and (unless ``always_guided``) its
+        fully conditioned branch alone, for the steps outside the guidance interval."""
+        chunks, unguided = [], []
+        for start in range(0, len(source_index), batch_size):
+            # the pose adapter runs on each chunk's own poses, like the UNet: a pair's result then depends on the
+            # batch it shares only through float rounding, and not at all with batch_size=1
+            index = slice(start, start + batch_size)
+            src, posed = encoding.select(source_index[index]), self.model(pose=pose_maps[pose_index[index]])
+            conditions = Conditions(src.prompt, posed.pose, src.query_biases)  # posed.prompt: the unconditional one
+            chunks.append(self.model.guidance_batch(conditions, branches, posed.prompt))
+            if not always_guided:  # the fully conditioned branch is the last
+                unguided.append(self.model.guidance_batch(conditions, branches[-1:], posed.prompt))
+        return chunks, unguided
+
+    def _output_images(self, latents: torch.Tensor, output_type: str, output_size: tuple[int, int] | None):
+        """z_0 as ``output_type`` asks (decoded unless "latent"), refusing non-finite latents or pixels."""
+        if not torch.isfinite(latents).all():
+            raise InputError(self.name_or_path or "the model", "produced NaN or infinite latents: its weights are "
+                                                               "damaged, or the precision overflowed (try fp32 or "
+                                                               "bf16)")
+        if output_type == "latent":
+            return latents
+        images = self.decode_latents(latents)
+        if not torch.isfinite(images).all():
+            raise InputError(self.name_or_path or "the model", "its VAE decoded NaN or infinite pixels: its weights "
+                                                               "are damaged, or the precision overflowed (try fp32 or "
+                                                               "bf16)")
+        return self.image_processor.postprocess(images, output_type, output_size)
+
     def sampling_setup(self, steps: int | None, scheduler: str | Any | None, interval, fast: bool):
         """``(steps, scheduler, guidance interval)`` of a call: what it gives, else :data:`cfld.presets.FAST`'s
         (``fast``) or the paper's with this pipeline's own scheduler."""
         steps, scheduler, interval = presets.resolve(fast, steps, scheduler, interval, default_scheduler=None)
-        return steps, make_scheduler(scheduler, dict(self.scheduler.config)) if scheduler is not None else self.scheduler, interval
+        if scheduler is not None:
+            return steps, make_scheduler(scheduler, dict(self.scheduler.config)), interval
+        return steps, self.scheduler, interval
 
     def _guided_eps(self, latents, t, conditions: Conditions, scales, scheduler, dtype) -> torch.Tensor:
         """One UNet call over the stacked guidance branches, combined by cumulative guidance."""
@@ -357,6 +302,21 @@ class CFLDPipeline(DiffusionPipeline):
         return latents * self.vae.config.scaling_factor
 
 
+def pair_indices(sources: int, poses: int, paired: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which source and which pose each output image takes: every source in every pose (source-major), or with
+    ``paired`` source i in pose i."""
+    if paired and sources != poses:
+        raise InputError("paired", f"needs as many sources as poses, got {sources} and {poses}")
+    if paired:
+        return torch.arange(sources), torch.arange(poses)
+    return torch.arange(sources).repeat_interleave(poses), torch.arange(poses).repeat(sources)
+
+
+def step_kwargs(scheduler, generator) -> dict[str, Any]:
+    """Stochastic schedulers draw their noise from our generator; deterministic ones take none."""
+    return {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+
+
 # -- checks ---------------------------------------------------------------------------------------------------------
 
 
@@ -380,20 +340,6 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def check_parts(pipe: CFLDPipeline, source: object) -> None:
-    """Refuse parts that do not fit together (e.g. a VAE whose latents the UNet cannot take)."""
-    latent, unet, config = pipe.vae.config.latent_channels, pipe.unet.config, pipe.model.config
-    if not (latent == unet.in_channels == unet.out_channels):
-        raise InputError(source, f"holds a VAE with {latent} latent channels but a UNet taking {unet.in_channels} "
-                                 f"and giving {unet.out_channels}; they do not belong together")
-    factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-    if any(s % factor for s in config.image_size):
-        raise InputError(source, f"has an image size {config.image_size} that its VAE does not divide into "
-                                 f"latents (a multiple of {factor} is needed)")
-    check_scheduler(pipe.scheduler, source)
-    checkpoint.check_runnable(config, pipe.latent_size, source)
-
-
 def check_hga(unet) -> None:
     """Refuse to sample with a UNet whose attention processors something replaced (``set_attn_processor``,
     ``fuse_qkv_projections`` ...): it would silently drop the HGA bias of Eq. 4."""
@@ -408,7 +354,7 @@ def check_schedule_runs(scheduler, steps: int) -> None:
     the caller's): a scheduler that cannot take that many steps (PNDM below 4, the DDPM-style spacings above
     999) is one InputError now rather than an IndexError at the end of the sampling."""
     trial = type(scheduler).from_config(scheduler.config)
-    kwargs = {"generator": torch.Generator().manual_seed(0)} if "generator" in inspect.signature(trial.step).parameters else {}
+    kwargs = step_kwargs(trial, torch.Generator().manual_seed(0))
     try:
         trial.set_timesteps(steps)
         train_steps = trial.config.num_train_timesteps
@@ -426,8 +372,6 @@ def check_schedule_runs(scheduler, steps: int) -> None:
 def check_sampling(steps: Any, guidance_pose: Any, guidance_appearance: Any, output_size: Any, batch_size: Any,
                    train_steps: int) -> None:
     """Refuse sampling options that would fail deep inside the sampler or silently give garbage."""
-    from .validation import check_int, check_ints
-
     check_int(steps, "num_inference_steps", "sampling", 1, train_steps)
     check_int(batch_size, "batch_size", "sampling", 1)
     for name, value in (("guidance_pose", guidance_pose), ("guidance_appearance", guidance_appearance)):

@@ -3,15 +3,16 @@
 * :mod:`cfld.metrics.image_quality`: PSNR, SSIM, SSIM_256 (scikit-image's numbers, whole batches).
 * :mod:`cfld.metrics.lpips`: LPIPS with AlexNet.
 * :mod:`cfld.metrics.fid`: FID with the original's torchvision Inception and the standard TF-Inception.
-* :mod:`cfld.metrics.evaluate`: folders matched by name, the :class:`Evaluator` used by training, and
-  ``cfld evaluate``.
+* :mod:`cfld.metrics.matching`: generated and ground-truth files paired by name.
+* :mod:`cfld.metrics.evaluate`: the :class:`Evaluator` used by training, and ``cfld evaluate`` on two folders.
 """
 
-from .evaluate import ALL_METRICS, EVAL_SIZE, Evaluator, available_metrics, evaluate_folders, match_pairs
+from .evaluate import ALL_METRICS, EVAL_SIZE, Evaluator, available_metrics, evaluate_folders
 from .fid import FeatureStats, OriginalInception, StandardInception, frechet_distance, frechet_distance_from_features
 from .image_quality import pixel_metrics, psnr, ssim, ssim_256
 from .lpips import LPIPSAlex
+from .matching import match_pairs
 
 __all__ = ["ALL_METRICS", "EVAL_SIZE", "Evaluator", "FeatureStats", "LPIPSAlex", "OriginalInception",
-           "StandardInception", "available_metrics", "evaluate_folders", "frechet_distance", "frechet_distance_from_features",
-           "match_pairs", "pixel_metrics", "psnr", "ssim", "ssim_256"]
+           "StandardInception", "available_metrics", "evaluate_folders", "frechet_distance",
+           "frechet_distance_from_features", "match_pairs", "pixel_metrics", "psnr", "ssim", "ssim_256"]

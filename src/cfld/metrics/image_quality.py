@@ -20,6 +20,7 @@ float64; we agree with scikit-image and with the original's numbers to about 1e-
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..errors import InputError
@@ -108,8 +109,6 @@ def _mean_ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, cov_norm:
     """
     cpu = x.device.type == "cpu"
     if cpu:
-        import numpy as np
-
         x, y, data_range = x.numpy(), y.numpy(), data_range.numpy()
         ux, uy, usq, uxy = _scipy_valid_filter(np.stack([x, y, x * x + y * y, x * y]), window)
     else:
@@ -139,7 +138,8 @@ def _mean_ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, cov_norm:
 
 def _check_size(x: torch.Tensor, window: int) -> None:
     if min(x.shape[-2:]) < window:
-        raise InputError("images", f"are {x.shape[-2]}x{x.shape[-1]}; SSIM's {window}-pixel window needs at least {window} pixels per side")
+        raise InputError("images", f"are {x.shape[-2]}x{x.shape[-1]}; SSIM's {window}-pixel window needs at least "
+                                   f"{window} pixels per side")
 
 
 def ssim(ground_truth: torch.Tensor, generated: torch.Tensor, win_size: int = SSIM_WINDOW) -> torch.Tensor:
@@ -173,4 +173,5 @@ def pixel_metrics(ground_truth: torch.Tensor, generated: torch.Tensor, chunk: in
     return {k: torch.cat([p[k] for p in parts]) for k in ("psnr", "ssim", "ssim_256")}
 
 
-__all__ = ["psnr", "ssim", "ssim_256", "pixel_metrics", "gaussian_window", "uniform_window", "valid_filter", "as_unit_float", "SSIM_WINDOW"]
+__all__ = ["psnr", "ssim", "ssim_256", "pixel_metrics", "gaussian_window", "uniform_window", "valid_filter",
+           "as_unit_float", "SSIM_WINDOW"]

@@ -25,7 +25,8 @@ def _lpips_package():
     try:
         import lpips
     except ImportError:
-        raise InputError("lpips", "is not installed; LPIPS needs it: pip install 'lpips>=0.1.4,<0.2' (or cfld[metrics])") from None
+        raise InputError("lpips", "is not installed; LPIPS needs it: "
+                                  "pip install 'lpips>=0.1.4,<0.2' (or cfld[metrics])") from None
     return lpips
 
 
@@ -63,7 +64,8 @@ class LPIPSAlex(nn.Module):
         from torchvision.models import AlexNet_Weights
 
         url = AlexNet_Weights.IMAGENET1K_V1.url
-        return cls(load_torchvision_weights(url, path, "AlexNet (IMAGENET1K_V1, for LPIPS)", "--alexnet-weights", allow_download))
+        return cls(load_torchvision_weights(url, path, "AlexNet (IMAGENET1K_V1, for LPIPS)", "--alexnet-weights",
+                                            allow_download))
 
     @torch.inference_mode()
     def forward(self, ground_truth: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,8 @@ def check_unet_config(unet: Any, source: object) -> dict[str, Any]:
     blocks = V.check_ints(unet.get("block_out_channels"), "unet block_out_channels", source, None, 1, 16384)
     for key in ("down_block_types", "up_block_types"):
         types = unet.get(key)
-        if not isinstance(types, (list, tuple)) or len(types) != len(blocks) or not all(isinstance(t, str) for t in types):
+        if (not isinstance(types, (list, tuple)) or len(types) != len(blocks)
+                or not all(isinstance(t, str) for t in types)):
             raise InputError(source, f"unet {key} must list one block type per entry of block_out_channels, "
                                      f"got {V.shown(types)}")
     if len(blocks) < SCALES + 1:
@@ -182,8 +183,9 @@ class CFLDConfig:
         V.check_float(self.uncond_prob, "uncond_prob", source, 0, 1)
         unet = check_unet_config(self.unet, source)
         if unet.get("cross_attention_dim", self.prompt_dim) != self.prompt_dim:
-            raise InputError(source, f"unet cross_attention_dim ({V.shown(unet.get('cross_attention_dim'))}) must equal "
-                                     f"prompt_dim ({self.prompt_dim}): the coarse prompt replaces the text prompt")
+            raise InputError(source, f"unet cross_attention_dim ({V.shown(unet.get('cross_attention_dim'))}) "
+                                     f"must equal prompt_dim ({self.prompt_dim}): the coarse prompt replaces the text "
+                                     "prompt")
         return self
 
     # -- quantities derived from the UNet ----------------------------------------------------------------
@@ -214,8 +216,6 @@ class CFLDConfig:
         """Channels of UNet down blocks 0..2, equal to those of the up blocks at the same resolutions."""
         return tuple(self.unet["block_out_channels"][:SCALES])
 
-    # -- the original implementation's config.yaml ---------------------------------------------------------
-
     @classmethod
     def from_original_yaml(cls, path: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:
         """Read an original ``config.yaml``. The UNet config is not in it (the original loads it from a
@@ -224,89 +224,106 @@ class CFLDConfig:
         Options of the original that CFLD does not use (masked source images, other HGA targets, other
         trainable UNet parameters, ...) are rejected with an InputError naming the key.
         """
-        raw = read_yaml(path, "original CFLD config.yaml")
-        if not isinstance(raw, dict):
+        return config_from_original_yaml(path, unet)
+
+
+# -- the original implementation's config.yaml -------------------------------------------------------------
+
+
+class _OriginalOptions:
+    """The options of an original ``config.yaml`` by dotted key (``MODEL.DECODER_CONFIG.N_CTX``); every refusal
+    names the file."""
+
+    def __init__(self, path: str | Path):
+        self.path = path
+        self.raw = read_yaml(path, "original CFLD config.yaml")
+        if not isinstance(self.raw, dict):
             raise InputError(path, "is not a mapping of options, so not an original CFLD config.yaml")
 
-        def get(dotted: str) -> Any:
-            value = raw
-            for part in dotted.split("."):
-                if not isinstance(value, dict) or part not in value:
-                    raise InputError(path, f"has no key {dotted}")
-                value = value[part]
-            return value
+    def get(self, dotted: str) -> Any:
+        value = self.raw
+        for part in dotted.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise InputError(self.path, f"has no key {dotted}")
+            value = value[part]
+        return value
 
-        def require(dotted: str, expected: Any, why: str = "CFLD supports only") -> None:
-            value = get(dotted)
-            if (list(value) if isinstance(value, (list, tuple)) else value) != expected:
-                raise InputError(path, f"{dotted} is {value!r}; {why} {expected!r}")
+    def require(self, dotted: str, expected: Any, why: str = "CFLD supports only") -> None:
+        value = self.get(dotted)
+        if (list(value) if isinstance(value, (list, tuple)) else value) != expected:
+            raise InputError(self.path, f"{dotted} is {value!r}; {why} {expected!r}")
 
-        model, hga = "MODEL.", "MODEL.APPEARANCE_GUIDANCE_CONFIG."
-        for key, expected in {
-            model + "COND_STAGE_CONFIG.LAST_NORM": False, model + "DECODER_CONFIG.POSE_QUERY": False,
-            "INPUT.COND.PRED_RATIO": [], hga + "TO_SELF_ATTN": False, hga + "TO_QUERIES": True,
-            hga + "TO_KEYS": False, hga + "TO_VALUES": False, hga + "DETACH_INPUT": False,
-            model + "U_COND_DOWN_BLOCK_GUIDANCE": False, model + "U_COND_UP_BLOCK_GUIDANCE": False,
-            model + "UNET_CONFIG.TRAIN_CROSS_ATTN_K": True, model + "UNET_CONFIG.TRAIN_CROSS_ATTN_V": True,
-            model + "UNET_CONFIG.TRAIN_CROSS_ATTN_Q": False, model + "UNET_CONFIG.TRAIN_SELF_ATTN_Q": False,
-            model + "UNET_CONFIG.TRAIN_SELF_ATTN_K": False, model + "UNET_CONFIG.TRAIN_SELF_ATTN_V": False,
-        }.items():
-            require(key, expected)
-        try:
-            return cls._from_original(get, require, path, unet)
-        except InputError:
-            raise
-        except (TypeError, ValueError) as error:  # a value of the wrong kind (a number where a list belongs ...)
-            raise InputError(path, f"holds a value of the wrong type or size ({error})") from None
 
-    @classmethod
-    def _from_original(cls, get, require, path, unet) -> CFLDConfig:
-        model, hga, pose = "MODEL.", "MODEL.APPEARANCE_GUIDANCE_CONFIG.", "MODEL.POSE_GUIDANCE_CONFIG."
-        branches = len(get(hga + "ATTN_RESIDUAL_BLOCK_IDX"))
-        for key, value in (("CONVIN_KERNEL_SIZE", 1), ("CONVIN_STRIDE", 1), ("CONVIN_PADDING", 0)):
-            require(hga + key, [value] * branches)
+def config_from_original_yaml(path: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:
+    """:meth:`CFLDConfig.from_original_yaml`."""
+    options = _OriginalOptions(path)
+    model, hga = "MODEL.", "MODEL.APPEARANCE_GUIDANCE_CONFIG."
+    for key, expected in {
+        model + "COND_STAGE_CONFIG.LAST_NORM": False, model + "DECODER_CONFIG.POSE_QUERY": False,
+        "INPUT.COND.PRED_RATIO": [], hga + "TO_SELF_ATTN": False, hga + "TO_QUERIES": True,
+        hga + "TO_KEYS": False, hga + "TO_VALUES": False, hga + "DETACH_INPUT": False,
+        model + "U_COND_DOWN_BLOCK_GUIDANCE": False, model + "U_COND_UP_BLOCK_GUIDANCE": False,
+        model + "UNET_CONFIG.TRAIN_CROSS_ATTN_K": True, model + "UNET_CONFIG.TRAIN_CROSS_ATTN_V": True,
+        model + "UNET_CONFIG.TRAIN_CROSS_ATTN_Q": False, model + "UNET_CONFIG.TRAIN_SELF_ATTN_Q": False,
+        model + "UNET_CONFIG.TRAIN_SELF_ATTN_K": False, model + "UNET_CONFIG.TRAIN_SELF_ATTN_V": False,
+    }.items():
+        options.require(key, expected)
+    try:
+        return _config_of(options, unet)
+    except InputError:
+        raise
+    except (TypeError, ValueError) as error:  # a value of the wrong kind (a number where a list belongs ...)
+        raise InputError(path, f"holds a value of the wrong type or size ({error})") from None
 
-        def per_scale(key: str) -> tuple[int, ...]:
-            """HGA per-layer list -> one value per scale (the original repeats it for each scale's layers)."""
-            values, per = list(get(hga + key)), branches // SCALES
-            scales = tuple(values[::per])
-            if branches % SCALES or values != [v for v in scales for _ in range(per)]:
-                raise InputError(path, f"{hga}{key} = {values} does not give one value per scale")
-            return scales
 
-        config = cls(
-            cond_size=tuple(get("INPUT.COND.IMG_SIZE")),
-            swin_embed_dim=get(model + "COND_STAGE_CONFIG.EMBED_DIM"),
-            swin_depths=tuple(get(model + "COND_STAGE_CONFIG.DEPTHS")),
-            swin_heads=tuple(get(model + "COND_STAGE_CONFIG.NUM_HEADS")),
-            swin_window=get(model + "COND_STAGE_CONFIG.WINDOW_SIZE"),
-            swin_drop_path=get(model + "COND_STAGE_CONFIG.DROP_PATH_RATE"),
-            num_queries=get(model + "DECODER_CONFIG.N_CTX"),
-            prompt_dim=get(model + "DECODER_CONFIG.CTX_DIM"),
-            prd_depth=get(model + "DECODER_CONFIG.DEPTH"),
-            prd_heads=get(model + "DECODER_CONFIG.HEADS"),
-            hga_depth=get(hga + "DEPTH"),
-            hga_embed_dims=per_scale("EMBED_DIMS"),
-            hga_heads=per_scale("HEADS"),
-            pose_channels=get(pose + "POSE_CHANNELS"),
-            pose_downscale=get(pose + "DOWNSCALE_FACTOR"),
-            pose_size=tuple(get("INPUT.POSE.IMG_SIZE")),
-            unet=dict(SD15_UNET_CONFIG if unet is None else unet),
-            image_size=tuple(get("INPUT.GT.IMG_SIZE")),
-            uncond_prob=get(model + "U_COND_PERCENT"),
-        )
-        # what we derive from the UNet and the Swin must be what the original stored
-        layers = [k for scale in config.hga_layers for k in scale]
-        derived = {
-            hga + "ATTN_RESIDUAL_BLOCK_IDX": layers,
-            hga + "INNER_DIMS": [d for d in config.hga_feature_dims for _ in range(branches // SCALES)],
-            hga + "CTX_DIMS": [d for d in config.unet_channels for _ in range(branches // SCALES)],
-            pose + "CHANNELS": list(config.unet_channels),
-            pose + "IN_CHANNELS": config.unet_channels[0],
-        }
-        why = "the Swin and UNet configs give (pass the UNet config if it is not SD 1.5)"
-        for key, expected in derived.items():
-            require(key, expected, why)
-        if sorted(get(model + "UNET_CONFIG.TRAINABLE_BLOCK_IDX")) != sorted(layers):
-            raise InputError(path, f"{model}UNET_CONFIG.TRAINABLE_BLOCK_IDX must list the HGA layers {layers}")
-        return config.validate(path)
+def _config_of(options: _OriginalOptions, unet: dict[str, Any] | None) -> CFLDConfig:
+    get, require, path = options.get, options.require, options.path
+    model, hga, pose = "MODEL.", "MODEL.APPEARANCE_GUIDANCE_CONFIG.", "MODEL.POSE_GUIDANCE_CONFIG."
+    branches = len(get(hga + "ATTN_RESIDUAL_BLOCK_IDX"))
+    for key, value in (("CONVIN_KERNEL_SIZE", 1), ("CONVIN_STRIDE", 1), ("CONVIN_PADDING", 0)):
+        require(hga + key, [value] * branches)
+
+    def per_scale(key: str) -> tuple[int, ...]:
+        """HGA per-layer list -> one value per scale (the original repeats it for each scale's layers)."""
+        values, per = list(get(hga + key)), branches // SCALES
+        scales = tuple(values[::per])
+        if branches % SCALES or values != [v for v in scales for _ in range(per)]:
+            raise InputError(path, f"{hga}{key} = {values} does not give one value per scale")
+        return scales
+
+    config = CFLDConfig(
+        cond_size=tuple(get("INPUT.COND.IMG_SIZE")),
+        swin_embed_dim=get(model + "COND_STAGE_CONFIG.EMBED_DIM"),
+        swin_depths=tuple(get(model + "COND_STAGE_CONFIG.DEPTHS")),
+        swin_heads=tuple(get(model + "COND_STAGE_CONFIG.NUM_HEADS")),
+        swin_window=get(model + "COND_STAGE_CONFIG.WINDOW_SIZE"),
+        swin_drop_path=get(model + "COND_STAGE_CONFIG.DROP_PATH_RATE"),
+        num_queries=get(model + "DECODER_CONFIG.N_CTX"),
+        prompt_dim=get(model + "DECODER_CONFIG.CTX_DIM"),
+        prd_depth=get(model + "DECODER_CONFIG.DEPTH"),
+        prd_heads=get(model + "DECODER_CONFIG.HEADS"),
+        hga_depth=get(hga + "DEPTH"),
+        hga_embed_dims=per_scale("EMBED_DIMS"),
+        hga_heads=per_scale("HEADS"),
+        pose_channels=get(pose + "POSE_CHANNELS"),
+        pose_downscale=get(pose + "DOWNSCALE_FACTOR"),
+        pose_size=tuple(get("INPUT.POSE.IMG_SIZE")),
+        unet=dict(SD15_UNET_CONFIG if unet is None else unet),
+        image_size=tuple(get("INPUT.GT.IMG_SIZE")),
+        uncond_prob=get(model + "U_COND_PERCENT"),
+    )
+    # what we derive from the UNet and the Swin must be what the original stored
+    layers = [k for scale in config.hga_layers for k in scale]
+    derived = {
+        hga + "ATTN_RESIDUAL_BLOCK_IDX": layers,
+        hga + "INNER_DIMS": [d for d in config.hga_feature_dims for _ in range(branches // SCALES)],
+        hga + "CTX_DIMS": [d for d in config.unet_channels for _ in range(branches // SCALES)],
+        pose + "CHANNELS": list(config.unet_channels),
+        pose + "IN_CHANNELS": config.unet_channels[0],
+    }
+    why = "the Swin and UNet configs give (pass the UNet config if it is not SD 1.5)"
+    for key, expected in derived.items():
+        require(key, expected, why)
+    if sorted(get(model + "UNET_CONFIG.TRAINABLE_BLOCK_IDX")) != sorted(layers):
+        raise InputError(path, f"{model}UNET_CONFIG.TRAINABLE_BLOCK_IDX must list the HGA layers {layers}")
+    return config.validate(path)

@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..errors import CFLDError, InputError
 from ..io import writing
+from ..pipeline import CFLDPipeline
 from ..schedulers import SD15_SCHEDULER_CONFIG, make_scheduler
 from . import preflight
 from .checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -69,13 +71,35 @@ class StepResult:
     lr: float
 
 
-def epoch_batches(length: int, seed: int, epoch: int, batch: int, rank: int, world: int, batches: int) -> list[list[int]]:
+def epoch_batches(length: int, seed: int, epoch: int, batch: int, rank: int, world: int,
+                  batches: int) -> list[list[int]]:
     """This process's micro-batches of ``epoch``: a permutation of the dataset drawn from ``(seed, epoch)``,
     cut into global batches of ``batch * world`` pairs (the last partial one dropped), process ``rank``
     taking its slice of each."""
     order = torch.randperm(length, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
     step = batch * world
     return [order[b * step + rank * batch : b * step + (rank + 1) * batch] for b in range(batches)]
+
+
+@dataclass
+class _Run:
+    """What the steps of one run hand each other: the plan, the models and optimizer, and where the loop is."""
+
+    accelerator: Any
+    plan: preflight.RunPlan
+    scheduler: Any  # the noise schedule of training
+    model: Any
+    unet: Any
+    module: Any  # the models wrapped for accelerate
+    optimizer: Any
+    schedule: Any  # the learning-rate schedule
+    frozen_dtype: torch.dtype | None
+    vae: Any = None
+    cache: Any = None  # the latent cache, when the recipe keeps one
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    running: list[StepResult] = field(default_factory=list)  # the results since the last log
 
 
 # -- the trainer -----------------------------------------------------------------------------------------------------
@@ -117,18 +141,36 @@ class Trainer:
             torch.set_num_threads(threads)
 
     def _train(self, callback: Callable[[StepResult], None] | None) -> Path:
-        from accelerate.utils import set_seed
-
         c = self.config
         c.validate()
         # 1. check everything (config, output folder, dataset, checkpoint, VAE) before writing anything
         accelerator = self.accelerator = preflight.make_accelerator(c, self.output_dir)
         plan = preflight.plan_run(c, accelerator, self.output_dir, self.resume, self.overwrite)
         self.evaluation = plan.evaluation
+        run = self._build(accelerator, plan)  # 2.
+        self._start_writing(run)  # 3.
+        bar = tqdm(total=plan.total_steps, initial=run.step, desc="CFLD training",
+                   disable=not (self.progress and accelerator.is_main_process))
+        while run.step < plan.total_steps and run.epoch < c.epochs:  # 4.
+            if not self._epoch(run, bar, callback):
+                break
+            run.epoch, run.batch_in_epoch = run.epoch + 1, 0
+        bar.close()
+        # 5. the trained pipeline
+        final = self.output_dir / FINAL_MODEL
+        if accelerator.is_main_process:
+            self._save_pipeline(final, run.model, run.unet, run.vae, run.scheduler, run.step)
+            accelerator.print(f"wrote the trained pipeline to {final}")
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return final
 
-        # 2. build: models, optimizer and schedule; a checkpoint's state when resuming
+    def _build(self, accelerator, plan: preflight.RunPlan) -> _Run:
+        """Step 2: the models, optimizer and schedule (after ``set_seed``); a checkpoint's state when resuming."""
+        c = self.config
         set_seed(c.seed)
-        scheduler = make_scheduler("ddpm", c.noise_scheduler or SD15_SCHEDULER_CONFIG, source=f"{plan.origin} (noise_scheduler)")
+        scheduler = make_scheduler("ddpm", c.noise_scheduler or SD15_SCHEDULER_CONFIG,
+                                   source=f"{plan.origin} (noise_scheduler)")
         model, unet = self.model, self.unet = self.build_models(plan.model_config)  # self.*: for callbacks
         frozen_dtype = preflight.frozen_dtype(accelerator)
         if c.cast_frozen_weights and frozen_dtype is not None:
@@ -136,104 +178,99 @@ class Trainer:
         optimizer, schedule = build_optimizer(c, model, unet, plan.steps_per_epoch)
         module, optimizer = accelerator.prepare(CFLDTrainingModule(model, unet, c.condition_checkpointing), optimizer)
         self.module = module
-        step, epoch, batch_in_epoch = 0, 0, 0
+        run = _Run(accelerator, plan, scheduler, model, unet, module, optimizer, schedule, frozen_dtype)
         if plan.resume_from is not None:
-            step, epoch, batch_in_epoch = load_checkpoint(plan.resume_from, plan.resume_state, accelerator, model, unet,
-                                                          optimizer, schedule)
+            run.step, run.epoch, run.batch_in_epoch = load_checkpoint(
+                plan.resume_from, plan.resume_state, accelerator, model, unet, optimizer, schedule)
             self.last_checkpoint = plan.resume_from
         accelerator.wait_for_everyone()
+        return run
 
-        # 3. write: clean up after a killed run, record the recipe, train (or load) the VAE, encode the photos the
-        # latent cache lacks; training's random stream stays what it was after the models were built (or the
-        # checkpoint loaded) either way
+    def _start_writing(self, run: _Run) -> None:
+        """Step 3: clean up after a killed run, record the recipe, train (or load) the VAE, encode the photos the
+        latent cache lacks; training's random stream stays what it was after step 2 either way."""
+        c, accelerator, plan = self.config, run.accelerator, run.plan
         random_state = rng_state()
         preflight.start_writing(c, accelerator, self.output_dir, plan.resume_from, self.overwrite)
         vae = plan.vae
         if vae is None:
             vae = preflight.train_vae(c, accelerator, self.output_dir, plan.model_config, plan.dataset, self.progress)
         if self.evaluation is not None:
-            self.evaluation.restore(plan.resume_state.get("evaluation") if plan.resume_state else None, step,
+            self.evaluation.restore(plan.resume_state.get("evaluation") if plan.resume_state else None, run.step,
                                     accelerator.is_main_process)
-        if frozen_dtype is not None:
-            keep_frozen_in(frozen_dtype, vae.requires_grad_(False))  # in 16 bits as the original; saved as loaded
-        vae.to(accelerator.device)
-        cache = (preflight.ready_latent_cache(c, accelerator, plan.dataset, vae, self.progress)
-                 if plan.cache_latents else None)
+        if run.frozen_dtype is not None:
+            keep_frozen_in(run.frozen_dtype, vae.requires_grad_(False))  # 16 bits as the original; saved as loaded
+        run.vae = vae.to(accelerator.device)
+        run.cache = (preflight.ready_latent_cache(c, accelerator, plan.dataset, vae, self.progress)
+                     if plan.cache_latents else None)
         set_rng_state(*random_state)
         if plan.resume_from is not None:
-            accelerator.print(f"resuming from {plan.resume_from} (step {step}, epoch {epoch + 1})")
+            accelerator.print(f"resuming from {plan.resume_from} (step {run.step}, epoch {run.epoch + 1})")
         if accelerator.is_main_process and accelerator.log_with:
             accelerator.init_trackers("cfld")
-        counts = sum(p.numel() for group in optimizer.param_groups for p in group["params"])
-        world, accumulation, total_steps = accelerator.num_processes, c.gradient_accumulation_steps, plan.total_steps
-        accelerator.print(f"training {counts:,} parameters on {world} process(es): batch {c.batch_size} "
-                          f"({plan.micro_batch} per process x {accumulation} accumulation), lr {base_lr(c):.3g}, "
-                          f"{plan.steps_per_epoch} steps per epoch, {total_steps} steps in all")
+        counts = sum(p.numel() for group in run.optimizer.param_groups for p in group["params"])
+        accelerator.print(f"training {counts:,} parameters on {accelerator.num_processes} process(es): batch "
+                          f"{c.batch_size} ({plan.micro_batch} per process x {c.gradient_accumulation_steps} "
+                          f"accumulation), lr {base_lr(c):.3g}, {plan.steps_per_epoch} steps per epoch, "
+                          f"{plan.total_steps} steps in all")
 
-        # 4. the loop
-        bar = tqdm(total=total_steps, initial=step, desc="CFLD training", disable=not (self.progress and accelerator.is_main_process))
-        running: list[StepResult] = []
-        while step < total_steps and epoch < c.epochs:
-            batches = epoch_batches(len(plan.dataset), c.seed, epoch, plan.micro_batch, accelerator.process_index, world,
-                                    plan.batches_per_epoch)
-            # a generator of its own, so that making the loader draws nothing from the global stream
-            loader = DataLoader(plan.dataset, batch_sampler=batches[batch_in_epoch:], num_workers=c.num_workers,
-                                generator=torch.Generator().manual_seed(c.seed + epoch))
-            parts = []
-            for batch in loader:
-                self._check_batch(batch)
-                with accelerator.accumulate(module):
-                    loss, loss_rec, loss_mse = batch_loss(batch, module, vae, scheduler, cubic=c.cubic_sampling,
-                                                          device=accelerator.device, cache=cache)
-                    self._stop_unless_finite(accelerator, loss, step, epoch)
-                    accelerator.backward(loss)
-                    optimizer_step(optimizer, schedule, sync=accelerator.sync_gradients)
-                parts.append((loss.detach(), loss_rec.detach(), loss_mse.detach()))
-                batch_in_epoch += 1
-                if not accelerator.sync_gradients:
-                    continue
-                step += 1
-                mean = accelerator.reduce(torch.stack([torch.stack(p) for p in parts]).mean(0), "mean")
-                parts = []
-                result = StepResult(step, epoch, *[float(v) for v in mean], lr=optimizer.param_groups[0]["lr"])
-                running.append(result)
-                bar.update()
-                bar.set_postfix(loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}")
-                if step % c.log_every == 0 or step == total_steps:
-                    self._log(accelerator, running, step)
-                    running = []
-                if c.sample_every and step % c.sample_every == 0 and accelerator.is_main_process and accelerator.log_with:
-                    with inference(model, unet, vae, c.trainable, "ddim") as pipe, accelerator.autocast():
-                        log_samples(accelerator, pipe, plan.dataset, step, c.sample_steps)
-                if self.evaluation is not None and step % c.eval_every == 0:
-                    with inference(model, unet, vae, c.trainable, "ddpm", scheduler) as pipe, accelerator.autocast():
-                        self.evaluation.run(accelerator, pipe, step, epoch)
-                    accelerator.wait_for_everyone()
-                last_of_epoch = batch_in_epoch == plan.batches_per_epoch
-                if (c.checkpoint_every and step % c.checkpoint_every == 0) or step == total_steps:
-                    self.last_checkpoint = save_checkpoint(
-                        accelerator, self.output_dir, model, unet, optimizer, schedule, step=step,
-                        epoch=epoch + 1 if last_of_epoch else epoch, batch_in_epoch=0 if last_of_epoch else batch_in_epoch,
-                        config=c.to_dict(), evaluation=self.evaluation.state() if self.evaluation is not None else None,
-                        keep=c.keep_checkpoints, last=self.last_checkpoint)
-                if callback is not None:
-                    callback(result)
-                if step >= total_steps:
-                    break
-            else:
-                epoch, batch_in_epoch = epoch + 1, 0
+    def _epoch(self, run: _Run, bar, callback: Callable[[StepResult], None] | None) -> bool:
+        """Step 4, one epoch from ``run.batch_in_epoch`` on; False once the last step is done."""
+        c, accelerator, plan = self.config, run.accelerator, run.plan
+        batches = epoch_batches(len(plan.dataset), c.seed, run.epoch, plan.micro_batch, accelerator.process_index,
+                                accelerator.num_processes, plan.batches_per_epoch)
+        # a generator of its own, so that making the loader draws nothing from the global stream
+        loader = DataLoader(plan.dataset, batch_sampler=batches[run.batch_in_epoch:], num_workers=c.num_workers,
+                            generator=torch.Generator().manual_seed(c.seed + run.epoch))
+        parts = []
+        for batch in loader:
+            self._check_batch(batch)
+            with accelerator.accumulate(run.module):
+                loss, loss_rec, loss_mse = batch_loss(batch, run.module, run.vae, run.scheduler,
+                                                      cubic=c.cubic_sampling, device=accelerator.device,
+                                                      cache=run.cache)
+                self._stop_unless_finite(accelerator, loss, run.step, run.epoch)
+                accelerator.backward(loss)
+                optimizer_step(run.optimizer, run.schedule, sync=accelerator.sync_gradients)
+            parts.append((loss.detach(), loss_rec.detach(), loss_mse.detach()))
+            run.batch_in_epoch += 1
+            if not accelerator.sync_gradients:
                 continue
-            break
-        bar.close()
+            run.step += 1
+            mean = accelerator.reduce(torch.stack([torch.stack(p) for p in parts]).mean(0), "mean")
+            parts = []
+            result = StepResult(run.step, run.epoch, *[float(v) for v in mean], lr=run.optimizer.param_groups[0]["lr"])
+            bar.update()
+            bar.set_postfix(loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}")
+            self._after_step(run, result)
+            if callback is not None:
+                callback(result)
+            if run.step >= plan.total_steps:
+                return False
+        return True
 
-        # 5. the trained pipeline
-        final = self.output_dir / FINAL_MODEL
-        if accelerator.is_main_process:
-            self._save_pipeline(final, model, unet, vae, scheduler, step)
-            accelerator.print(f"wrote the trained pipeline to {final}")
-        accelerator.wait_for_everyone()
-        accelerator.end_training()
-        return final
+    def _after_step(self, run: _Run, result: StepResult) -> None:
+        """Logs, sample grids, evaluation and checkpoints, each when its period comes."""
+        c, accelerator, step, model, unet, vae = self.config, run.accelerator, run.step, run.model, run.unet, run.vae
+        run.running.append(result)
+        if step % c.log_every == 0 or step == run.plan.total_steps:
+            log_results(accelerator, run.running, step)
+            run.running = []
+        if c.sample_every and step % c.sample_every == 0 and accelerator.is_main_process and accelerator.log_with:
+            with inference(model, unet, vae, c.trainable, "ddim") as pipe, accelerator.autocast():
+                log_samples(accelerator, pipe, run.plan.dataset, step, c.sample_steps)
+        if self.evaluation is not None and step % c.eval_every == 0:
+            with inference(model, unet, vae, c.trainable, "ddpm", run.scheduler) as pipe, accelerator.autocast():
+                self.evaluation.run(accelerator, pipe, step, run.epoch)
+            accelerator.wait_for_everyone()
+        last_of_epoch = run.batch_in_epoch == run.plan.batches_per_epoch
+        if (c.checkpoint_every and step % c.checkpoint_every == 0) or step == run.plan.total_steps:
+            self.last_checkpoint = save_checkpoint(
+                accelerator, self.output_dir, model, unet, run.optimizer, run.schedule, step=step,
+                epoch=run.epoch + 1 if last_of_epoch else run.epoch,
+                batch_in_epoch=0 if last_of_epoch else run.batch_in_epoch, config=c.to_dict(),
+                evaluation=self.evaluation.state() if self.evaluation is not None else None,
+                keep=c.keep_checkpoints, last=self.last_checkpoint)
 
     def _check_batch(self, batch: dict[str, Any]) -> None:
         if missing := [k for k in ITEM_KEYS if k not in batch]:
@@ -248,27 +285,27 @@ class Trainer:
         bad = accelerator.reduce(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=accelerator.device), "sum")
         if bad.item() > 0:
             raise TrainingError(f"the loss became {loss.item()} at step {step + 1} (epoch {epoch + 1}); training "
-                                f"stopped before updating the weights and {self._kept()} (resume from it with --resume, "
-                                "perhaps with a lower lr or bf16 instead of fp16)")
+                                f"stopped before updating the weights and {self._kept()} (resume from it with "
+                                "--resume, perhaps with a lower lr or bf16 instead of fp16)")
 
     def _save_pipeline(self, final: Path, model, unet, vae, scheduler, step: int) -> None:
         """``OUTPUT/model``; a write the system refuses says what was kept."""
-        from ..pipeline import CFLDPipeline
-
         pipe = CFLDPipeline(model, unet, vae, make_scheduler("ddpm", dict(scheduler.config)))
-        pipe.provenance = (f"Trained by `cfld train` for {step} optimizer steps on {self.config.data.get('kind')} data; "
-                           "the recipe is config.json in the run's output folder")
+        pipe.provenance = (f"Trained by `cfld train` for {step} optimizer steps on {self.config.data.get('kind')} "
+                           "data; the recipe is config.json in the run's output folder")
         kept = (f"{self._kept()}: free space and run again with --resume (it writes the model again)"
                 if self.last_checkpoint else "no checkpoint had been written yet")
         with writing(what="the trained model", kept=kept):
             pipe.save_pretrained(final, overwrite=True)
 
-    def _log(self, accelerator, results: list[StepResult], step: int) -> None:
-        values = {
-            "loss": sum(r.loss for r in results) / len(results),
-            "loss_mse": sum(r.loss_mse for r in results) / len(results),
-            "loss_rec": sum(r.loss_rec for r in results) / len(results),
-            "lr": results[-1].lr,
-        }
-        if accelerator.log_with:
-            accelerator.log(values, step=step)
+
+def log_results(accelerator, results: list[StepResult], step: int) -> None:
+    """The mean losses of ``results`` (the steps since the last log) and the last lr, to the trackers."""
+    values = {
+        "loss": sum(r.loss for r in results) / len(results),
+        "loss_mse": sum(r.loss_mse for r in results) / len(results),
+        "loss_rec": sum(r.loss_rec for r in results) / len(results),
+        "lr": results[-1].lr,
+    }
+    if accelerator.log_with:
+        accelerator.log(values, step=step)
