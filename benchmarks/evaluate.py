@@ -207,7 +207,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=16, help="generated/ground-truth pairs")
     parser.add_argument("--reference", type=int, default=16, help="FID reference images (the original: training set)")
-    parser.add_argument("--batch-size", type=int, default=8, help="micro-batch of both (the original's TEST.MICRO_BATCH_SIZE)")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="micro-batch of both (the original's TEST.MICRO_BATCH_SIZE)")
     args = parser.parse_args()
 
     inception_state, alexnet_state, weights_note = networks()
@@ -228,7 +229,8 @@ def main() -> None:
             start = time.perf_counter()
             ev = Evaluator(metrics, EVAL_SIZE, "cpu", args.batch_size, ref_dir, Path(tmp) / "cache",
                            progress=False, networks=nets)
-            result = evaluate_folders(gen_dir, gt_dir, ref_dir, batch_size=args.batch_size, progress=False, evaluator=ev)
+            result = evaluate_folders(gen_dir, gt_dir, ref_dir, batch_size=args.batch_size, progress=False,
+                                      evaluator=ev)
             ours_t[run] = time.perf_counter() - start
 
         # the pixel metrics alone, same arrays, both ways (the part the original does one image at a time)
@@ -254,7 +256,8 @@ def main() -> None:
     diffs = {k: float(np.abs(np.array([r[k] for r in ordered]) - orig_pairs[k]).max()) for k in orig_pairs}
     diffs["fid"] = abs(result["metrics"]["fid"] - orig_fid)
     print("largest |ours - original|: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-    print("means (ours): " + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()) + f"; original FID {orig_fid:.4f}")
+    print("means (ours): " + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+          + f"; original FID {orig_fid:.4f}")
 
 
 if __name__ == "__main__":

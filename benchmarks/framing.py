@@ -107,7 +107,8 @@ def make_canvas(photo: Image.Image, shape: str, rng: np.random.Generator, kind: 
     return Canvas(canvas, Crop(top, left, pasted_h, pasted_w), shape, kind)
 
 
-def to_frame(xy: np.ndarray, src: tuple[float, float, float, float], dst: tuple[float, float, float, float]) -> np.ndarray:
+def to_frame(xy: np.ndarray, src: tuple[float, float, float, float],
+             dst: tuple[float, float, float, float]) -> np.ndarray:
     """Pixel-centre coordinates moved from box ``src`` to box ``dst`` (both (left, top, width, height), edges)."""
     scale = np.array([dst[2] / src[2], dst[3] / src[3]])
     return (xy + 0.5 - [src[0], src[1]]) * scale + [dst[0], dst[1]] - 0.5
@@ -188,8 +189,8 @@ def run(limit: int | None, seed: int, shapes: list[str]) -> None:
         if chosen:
             ious = np.array([r[0] for r in chosen])
             counts = sum(r[2] for r in chosen)
-            print(f"  {key:9} {np.median(ious):.3f} / {np.percentile(ious, 10):.3f}   {100 * counts[1, 0] / counts[1, 1]:.1f}%"
-                  f"   ({len(chosen)} canvases)")
+            print(f"  {key:9} {np.median(ious):.3f} / {np.percentile(ious, 10):.3f}   "
+                  f"{100 * counts[1, 0] / counts[1, 1]:.1f}%   ({len(chosen)} canvases)")
     for problem, count in sorted(failures.items(), key=lambda kv: -kv[1]):
         print(f"  not framed ({count}x): {problem}...")
 
@@ -254,8 +255,8 @@ def market_placement() -> None:
             ankle, knee = max(g[10, 1], g[13, 1]), max(g[9, 1], g[12, 1])
             bottoms.append(ankle + 0.5 + j * (ankle - knee))
         centres.append((g[v, 0].min() + g[v, 0].max() + 1) / 2)
-    print(f"Market-1501 ({len(centres)} test rows with >= 10 joints, 128x64): head top median {np.median(tops):.1f} px, "
-          f"feet {np.median(bottoms):.1f} px, joints' box centre {np.median(centres):.1f} px")
+    print(f"Market-1501 ({len(centres)} test rows with >= 10 joints, 128x64): head top median {np.median(tops):.1f} "
+          f"px, feet {np.median(bottoms):.1f} px, joints' box centre {np.median(centres):.1f} px")
 
 
 def figure(path: Path) -> None:

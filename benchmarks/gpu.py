@@ -132,8 +132,8 @@ def train_rows(args, device: torch.device) -> int:
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 memory = "" if row["peak_gib"] is None else f"   peak {row['peak_gib']:.2f} GiB"
-                print(f"train {dtype_name} {pairs:>3} pairs, levers {levers:<12} {row['seconds_per_step']:8.3f} s/step{memory}",
-                      flush=True)
+                print(f"train {dtype_name} {pairs:>3} pairs, levers {levers:<12} "
+                      f"{row['seconds_per_step']:8.3f} s/step{memory}", flush=True)
     print(f"\n{'dtype':<6}{'pairs':>6}  {'levers':<13}{'s/step':>9}{'peak GiB':>10}{'memory vs off':>15}")
     for r in rows:
         off = next(o for o in rows if (o["dtype"], o["pairs"], o["levers"]) == (r["dtype"], r["pairs"], "off"))
@@ -173,7 +173,8 @@ def offload_rows(args, device: torch.device) -> int:
     print(f"\n{args.preset}, fp16, DDPM {args.steps} steps, one image at 256x176 (generated at 512x512)")
     print(f"{'offload':<12}{'s/image':>9}{'vs none':>9}{'peak GiB':>10}{'vs none':>9}{'max |image - none|':>20}")
     for mode, seconds, peak, diff in rows:
-        print(f"{mode:<12}{seconds:>9.2f}{seconds / rows[0][1]:>8.2f}x{peak:>10.2f}{peak / rows[0][2]:>8.2f}x{diff:>20.2e}")
+        print(f"{mode:<12}{seconds:>9.2f}{seconds / rows[0][1]:>8.2f}x"
+              f"{peak:>10.2f}{peak / rows[0][2]:>8.2f}x{diff:>20.2e}")
     return 0
 
 
@@ -226,11 +227,14 @@ def main() -> int:
             poses = pose_maps.expand(batch, -1, -1, -1).to(device)
             z_t = torch.randn((batch, 4, *pipe.latent_size), generator=torch.Generator().manual_seed(0)).to(device)
             runs = {
-                "original-style": lambda source=source, poses=poses, z_t=z_t: original_style(pipe, source, poses, z_t, args.steps),
-                "ours (paper)": lambda source=source, poses=poses, z_t=z_t, batch=batch: pipe(source, poses, paired=True, latents=z_t, num_inference_steps=args.steps,
-                                             batch_size=batch, output_type="pt", output_size=None, progress=False),
-                "ours (fast)": lambda source=source, poses=poses, z_t=z_t, batch=batch: pipe(source, poses, paired=True, latents=z_t, fast=True, batch_size=batch,
-                                            output_type="pt", output_size=None, progress=False),
+                "original-style": lambda source=source, poses=poses, z_t=z_t: original_style(
+                    pipe, source, poses, z_t, args.steps),
+                "ours (paper)": lambda source=source, poses=poses, z_t=z_t, batch=batch: pipe(
+                    source, poses, paired=True, latents=z_t, num_inference_steps=args.steps, batch_size=batch,
+                    output_type="pt", output_size=None, progress=False),
+                "ours (fast)": lambda source=source, poses=poses, z_t=z_t, batch=batch: pipe(
+                    source, poses, paired=True, latents=z_t, fast=True, batch_size=batch, output_type="pt",
+                    output_size=None, progress=False),
             }
             for name, fn in runs.items():
                 try:

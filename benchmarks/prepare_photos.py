@@ -101,7 +101,8 @@ def measure(kind: str, limit: int | None) -> None:
         s = report.seconds
         detection = framers[0].detection
         print(f"{kind}: {len(sources)} photos of {len({k.split('/')[0] for k in sources})} people, "
-              f"{sum(report.prepared.values())} prepared ({', '.join(f'{k} {len(v)}' for k, v in report.left_out.items() if v) or 'none left out'})")
+              f"{sum(report.prepared.values())} prepared "
+              f"({', '.join(f'{k} {len(v)}' for k, v in report.left_out.items() if v) or 'none left out'})")
         print(f"  s/photo: reading {s['reading'] / n:.3f}, framing {s['framing'] / n:.3f} (of which detection "
               f"{detection / n:.3f}), writing {s['writing'] / n:.3f}; whole run {total / n:.3f} ({total:.1f} s)")
         counts = np.zeros((len(THRESHOLDS), 2))

@@ -84,7 +84,8 @@ def original_style(pipe, pairs, photos, poses, steps, batch):
         scheduler = pipe.scheduler
         scheduler.set_timesteps(steps)
         for t in scheduler.timesteps:
-            eps = pipe.unet(scheduler.scale_model_input(torch.cat([latents] * 3), t), t, **branches.unet_kwargs()).sample
+            eps = pipe.unet(scheduler.scale_model_input(torch.cat([latents] * 3), t), t,
+                            **branches.unet_kwargs()).sample
             e_uc, e_pose, e_full = eps.chunk(3)
             eps = e_uc + 2.0 * (e_pose - e_uc) + 2.0 * (e_full - e_pose)
             latents = scheduler.step(eps, t, latents, generator=generators).prev_sample
@@ -114,7 +115,8 @@ def ours(pipe, pairs, photos, poses, steps, batch):
 
     pipe.encode_source = timed_encode
     start = time.perf_counter()
-    for chunk, latents in generate(pipe, order, lambda n: to_model_input(load_image(photos[n]), pipe.model.config.cond_size),
+    for chunk, latents in generate(pipe, order,
+                                   lambda n: to_model_input(load_image(photos[n]), pipe.model.config.cond_size),
                                    lambda p: pose_image(poses[p.target], pipe.model.config.pose_size),
                                    SamplingSettings(0, steps), batch_size=batch, output_type="latent"):
         t1 = time.perf_counter()

@@ -64,7 +64,8 @@ def main() -> None:
                     generator=torch.Generator().manual_seed(1), progress=False).images
 
     def baseline():
-        return original_style_loop(pipe, encoding, pose_img, z_t, args.steps, 2.0, 2.0, torch.Generator().manual_seed(1))
+        return original_style_loop(pipe, encoding, pose_img, z_t, args.steps, 2.0, 2.0,
+                                   torch.Generator().manual_seed(1))
 
     ours_times, base_times = [], []
     for _ in range(args.repeats):

@@ -125,7 +125,7 @@ def run_setting(pipe, sources, poses, setting: Setting, seed: int, batch_size: i
 
 @torch.no_grad()
 def demo_table(args, rows: list[Setting]) -> tuple[dict[str, dict], str]:
-    from cfld.commands.demo import demo_model_dir
+    from cfld.model_names import demo_model_dir
 
     pipe = CFLDPipeline.from_pretrained(demo_model_dir())
     config = pipe.model.config
@@ -165,7 +165,8 @@ def demo_table(args, rows: list[Setting]) -> tuple[dict[str, dict], str]:
     for row in rows:
         results[row.name]["seconds"] = min(results[row.name]["times"]) / len(items)
     where = "../shared DeepFashion test keypoints (held-out rows)" if poses else "the bundled pose gallery"
-    return results, f"{len(items)} held-out synthetic persons at {config.image_size[0]}x{config.image_size[1]}, poses from {where}"
+    return results, (f"{len(items)} held-out synthetic persons at {config.image_size[0]}x{config.image_size[1]}, "
+                     f"poses from {where}")
 
 
 @torch.no_grad()
@@ -188,7 +189,8 @@ def sd15_timings(args, rows: list[Setting]) -> tuple[dict[str, float], str]:
     def step_time(scheduler: str, steps: int, interval) -> float:
         """The fastest of the first steps after the first (which also holds the call's set-up)."""
         _, times = first_steps(pipe, encoding, pose, args.sd15_steps + 1, num_inference_steps=steps,
-                               scheduler=scheduler, guidance_interval=interval, generator=torch.Generator().manual_seed(0))
+                               scheduler=scheduler, guidance_interval=interval,
+                               generator=torch.Generator().manual_seed(0))
         return float(times[1:].min())
 
     unguided = step_time("ddpm", 50, (0.0, 0.0))
@@ -265,8 +267,8 @@ def main() -> None:
     ok = [n for n in names[2:] if results[n]["evaluations"] * 3 <= paper["evaluations"]
           and results[n]["seconds"] * 3 <= paper["seconds"] and (not sd15 or sd15[n] * 3 <= sd15[rows[0].name])
           and abs(results[n]["gt"][0] - paper["gt"][0]) <= 0.01 and abs(results[n]["gt"][1] - paper["gt"][1]) <= 0.3]
-    print(f"\nsettings >= 3x cheaper than DDPM 50 (UNet evaluations, demo wall time{', sd15 time' if sd15 else ''}) within 0.01 SSIM "
-          f"and 0.3 dB PSNR of it against the ground truth: {', '.join(ok) if ok else 'none'}")
+    print(f"\nsettings >= 3x cheaper than DDPM 50 (UNet evaluations, demo wall time{', sd15 time' if sd15 else ''}) "
+          f"within 0.01 SSIM and 0.3 dB PSNR of it against the ground truth: {', '.join(ok) if ok else 'none'}")
     print(f"fast preset (cfld.presets.FAST): {presets.FAST}")
 
 

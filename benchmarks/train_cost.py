@@ -100,7 +100,8 @@ def make_cache(batch: dict, vae, folder: Path, image_size):
     names = list(batch["name_src"]) + list(batch["name_tgt"])
     weight = next(vae.parameters())
     with torch.no_grad():
-        posterior = vae.encode(torch.cat([batch["img_src"], batch["img_tgt"]]).to(weight.device, weight.dtype)).latent_dist
+        posterior = vae.encode(torch.cat([batch["img_src"], batch["img_tgt"]]).to(weight.device,
+                                                                                  weight.dtype)).latent_dist
     save_file({"mean": posterior.mean.float().cpu().contiguous(), "std": posterior.std.float().cpu().contiguous()},
               str(folder / "shard-00000.safetensors"))
     return LatentCache(folder, names, len(names), image_size)
@@ -385,7 +386,8 @@ def main() -> int:
         return 0
     rows = DEFAULT_ROWS
     if args.rows:
-        rows = {part.split(":")[0]: tuple(int(n) for n in part.split(":")[1].split(",")) for part in args.rows.split(";")}
+        rows = {part.split(":")[0]: tuple(int(n) for n in part.split(":")[1].split(","))
+                for part in args.rows.split(";")}
     print(f"\nmeasured on this CPU ({args.threads} threads, fp32, {args.preset}, {args.steps} step(s) per row), "
           "each row in a fresh process:", flush=True)
     results = measure_rows(rows, args.preset, args.steps, args.threads)

@@ -56,7 +56,8 @@ def load_lpips():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, help="run folder (default: a temporary one)")
-    parser.add_argument("--max-steps", type=int, help="stop CFLD training after this many steps (default: the recipe's)")
+    parser.add_argument("--max-steps", type=int,
+                        help="stop CFLD training after this many steps (default: the recipe's)")
     parser.add_argument("--vae-steps", type=int, help="VAE optimizer steps (default: the recipe's)")
     parser.add_argument("--vae", type=Path, help="use this VAE folder (the vae/ of an earlier run of this recipe) "
                                                  "instead of training one")
@@ -105,16 +106,20 @@ def main() -> None:
                 rows[name]["LPIPS"] = float(lpips_model(to(images), to(pairs.truth)).mean())
 
     print(f"\nsynthetic persons, held-out persons and poses: {len(pairs.items)} pairs at {model_config.image_size[0]}x"
-          f"{model_config.image_size[1]}; poses from {'../shared DeepFashion test keypoints' if poses else 'the bundled gallery'}")
+          f"{model_config.image_size[1]}; poses from "
+          f"{'../shared DeepFashion test keypoints' if poses else 'the bundled gallery'}")
     vae = f"VAE from {args.vae}" if args.vae else f"VAE {vae_steps} steps"
     print(f"training: {vae}, CFLD {len(losses)} steps x {config.batch_size} pairs in {train_time / 60:.1f} min "
-          f"({args.threads} thread(s)); loss first 20 steps {np.mean(losses[:20]):.4f} -> last 20 {np.mean(losses[-20:]):.4f}")
-    print(f"sampling: {args.sampler.upper()} {args.sample_steps} steps, w_pose = w_app = 2, {eval_time:.0f} s for both models")
+          f"({args.threads} thread(s)); loss first 20 steps {np.mean(losses[:20]):.4f} "
+          f"-> last 20 {np.mean(losses[-20:]):.4f}")
+    print(f"sampling: {args.sampler.upper()} {args.sample_steps} steps, w_pose = w_app = 2, "
+          f"{eval_time:.0f} s for both models")
     print("\n".join(score_table(rows)))
     trained = rows["trained model"]
     for baseline in ("copy the source", "a different person", "untrained model"):
         print(f"trained vs {baseline}: SSIM {trained['SSIM'] / rows[baseline]['SSIM']:.3f}x, "
-              f"PSNR {trained['PSNR'] - rows[baseline]['PSNR']:+.2f} dB, ΔE00 {trained['ΔE00'] - rows[baseline]['ΔE00']:+.2f}"
+              f"PSNR {trained['PSNR'] - rows[baseline]['PSNR']:+.2f} dB, "
+              f"ΔE00 {trained['ΔE00'] - rows[baseline]['ΔE00']:+.2f}"
               + (f", LPIPS {trained['LPIPS'] / rows[baseline]['LPIPS']:.3f}x (lower is better)" if lpips_model else ""))
     if lpips_model is None:
         print(f"LPIPS: not measured: {why}.")

@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 SHARED_POSES = REPO.parent / "shared" / "data" / "deepfashion" / "fasion-resize-annotation-test.csv"
 
-from cfld.commands.demo import demo_model_dir  # noqa: E402
 from cfld.images import to_uint8  # noqa: E402
+from cfld.model_names import demo_model_dir  # noqa: E402
 from cfld.pipeline import CFLDPipeline  # noqa: E402
 from cfld.training.held_out import HeldOutPairs, reconstruct, score_table  # noqa: E402
 
@@ -40,7 +40,8 @@ def main() -> None:
     pairs = HeldOutPairs.draw(args.persons, pipe.model.config, poses)
     rebuilt = reconstruct(pipe.vae, pairs.truth)
     scores = pairs.score(rebuilt)
-    print(f"{args.persons} held-out synthetic persons at {pipe.model.config.image_size[0]}x{pipe.model.config.image_size[1]}, "
+    print(f"{args.persons} held-out synthetic persons at "
+          f"{pipe.model.config.image_size[0]}x{pipe.model.config.image_size[1]}, "
           f"poses from {'../shared DeepFashion test keypoints (held-out rows)' if poses else 'the bundled gallery'}; "
           f"VAE {args.model / 'vae'}")
     print("\n".join(score_table({"VAE reconstruction": scores})))

@@ -70,7 +70,8 @@ def test_cli_animate_from_pose_files(tiny_model_dir, tmp_path, monkeypatch, caps
 
     calls = []
     encode = CFLDPipeline.encode_source
-    monkeypatch.setattr(CFLDPipeline, "encode_source", lambda self, s, *a, **k: calls.append(s) or encode(self, s, *a, **k))
+    monkeypatch.setattr(CFLDPipeline, "encode_source",
+                        lambda self, s, *a, **k: calls.append(s) or encode(self, s, *a, **k))
     folder = _pose_folder(tmp_path / "poses", [0, 5, 0])  # the first pose comes back in the third frame
     out = tmp_path / "out"
     args = ["animate", "-s", str(PHOTO), "-p", str(folder), "-m", str(tiny_model_dir), "-o", str(out),

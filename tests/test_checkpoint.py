@@ -100,7 +100,8 @@ class _NotATensor:
 def test_unsafe_or_foreign_pickles_are_refused(tmp_path, config, original):
     """weights_only=True: an arbitrary object is never unpickled; a non-state-dict is named as such."""
     folder = _write_original(tmp_path / "evil", {"x": _NotATensor()}, original[1])
-    with pytest.raises(InputError, match=r"evil/pytorch_model\.bin: holds Python code or objects \(.*\) that safe loading"):
+    with pytest.raises(InputError,
+                       match=r"evil/pytorch_model\.bin: holds Python code or objects \(.*\) that safe loading"):
         ckpt.load_original(folder, config)
     folder = _write_original(tmp_path / "list", [torch.zeros(1)], original[1])
     with pytest.raises(InputError, match="is not a state dict"):

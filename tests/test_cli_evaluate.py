@@ -55,7 +55,8 @@ def test_evaluate_pixel_metrics_to_json(capsys, folders, tmp_path):
         ssim.append(row["ssim"])
     assert result["metrics"]["ssim"] == pytest.approx(np.mean(ssim))
     # never replaced without --overwrite
-    assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--metrics", PIXEL, "-o", out], "metrics.json", "--overwrite")
+    assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--metrics", PIXEL, "-o", out], "metrics.json",
+                 "--overwrite")
     code, _, _ = run(capsys, "evaluate", "-g", gen, "-t", gt, "--metrics", "psnr", "-o", out, "--overwrite", "--quiet")
     assert code == 0 and set(json.loads(out.read_text())["metrics"]) == {"psnr"}
 
@@ -78,8 +79,8 @@ def test_evaluate_bad_inputs(capsys, folders, tmp_path):
     assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--metrics", "psnr,is"], "--metrics", "'is'")
     assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--size", "32x32"], "--size", "too small")
     Image.new("RGB", (176, 256)).save(gen / "someone_else.png")
-    assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--metrics", PIXEL], "1 of 5 generated images match no image",
-                 "someone_else.png")
+    assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--metrics", PIXEL],
+                 "1 of 5 generated images match no image", "someone_else.png")
     (gen / "someone_else.png").unlink()
     (gen / f"{FLAT}___fashionWOMENDressesid000000301_1front_vis.png").write_bytes(b"\x89PNG but truncated")
     assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--metrics", PIXEL, "--quiet"],
@@ -97,7 +98,8 @@ def test_evaluate_name_map(capsys, folders, tmp_path):
     for i, file in enumerate(sorted(gen.iterdir())):
         lines.append(f"{file.name},{truths[i]}")
     mapping.write_text("\n".join(lines) + "\n")
-    code, stdout, err = run(capsys, "evaluate", "-g", gen, "-t", gt, "--metrics", "psnr", "--name-map", mapping, "--quiet")
+    code, stdout, err = run(capsys, "evaluate", "-g", gen, "-t", gt, "--metrics", "psnr", "--name-map", mapping,
+                            "--quiet")
     assert code == 0 and "4 pairs" in stdout, err
     mapping.write_text("a,b\nx,y\n")
     assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--name-map", mapping], "map.csv", "generated,ground_truth")
@@ -110,7 +112,8 @@ def test_evaluate_missing_weights_is_one_clear_line(capsys, folders, tmp_path, m
                         "inception_v3_google-0cc3c7bd.pth", "--inception-weights")
     assert str(tmp_path / "torch" / "hub" / "checkpoints") in line
     assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--metrics", "lpips"], "alexnet-owt-7be5be79.pth")
-    assert_fails(capsys, ["evaluate", "-g", gen, "-t", gt, "--metrics", "lpips", "--alexnet-weights", tmp_path / "a.pth"],
+    assert_fails(capsys,
+                 ["evaluate", "-g", gen, "-t", gt, "--metrics", "lpips", "--alexnet-weights", tmp_path / "a.pth"],
                  "a.pth", "no such file")
 
 

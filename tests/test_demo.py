@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cfld import pose as P
-from cfld.commands.demo import demo_model_dir
+from cfld.model_names import demo_model_dir
 from conftest import SHARED, run
 
 
@@ -69,7 +69,8 @@ def test_every_model_option_takes_demo_for_the_bundled_model(capsys, tmp_path, m
     photo = Path(__file__).resolve().parent / "data" / "women1.jpg"
     table = P.gallery()
     pose_file = P.write_pose_json(table[table.names[0]], tmp_path / "front.json")
-    code, stdout, stderr = run(capsys, "transfer", "-s", photo, "-p", pose_file, "-m", "demo", "-o", "out", "--steps", 2)
+    code, stdout, stderr = run(capsys, "transfer", "-s", photo, "-p", pose_file, "-m", "demo", "-o", "out",
+                               "--steps", 2)
     assert code == 0, stderr
     assert (tmp_path / "out" / "women1_to_front.png").is_file()
 

@@ -74,7 +74,8 @@ def test_a_diffusers_pipeline_in_diffusers_layout(reference_pipeline, tiny_model
     assert index["vae"] == ["diffusers", "AutoencoderKL"] and index["scheduler"] == ["diffusers", "DDPMScheduler"]
     assert index["_class_name"] == "CFLDPipeline" and index["guidance_type"] == "uc_down_full"
     for part in ("model", "unet", "vae"):
-        assert sorted(p.name for p in (tiny_model_dir / part).iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
+        assert sorted(p.name for p in (tiny_model_dir / part).iterdir()) == [
+            "config.json", "diffusion_pytorch_model.safetensors"]
     # each component is what diffusers (or CFLDModel, a diffusers model) loads on its own; the UNet is a plain one
     unet = UNet2DConditionModel.from_pretrained(tiny_model_dir / "unet")
     assert unet.config.block_out_channels == pipe.unet.config.block_out_channels
@@ -121,7 +122,8 @@ def test_outputs_are_those_of_before_bit_for_bit(reference_pipeline):
 def test_every_older_folder_loads_with_the_same_outputs(reference_pipeline, old_model_dir, tiny_model_dir, ref_dir,
                                                         tmp_path):
     """The cfld-0.1 layout, a bare checkpoint (old `cfld convert`) with --base, the released original checkpoints,
-    and what save_pretrained writes now: the same latents, bit for bit; re-saving an old folder writes the new layout."""
+    and what save_pretrained writes now: the same latents, bit for bit; re-saving an old folder writes the new
+    layout."""
     from cfld.checkpoint import save_checkpoint
 
     expected = _latents(reference_pipeline)
@@ -171,7 +173,8 @@ def _hub_cache(root: Path, repo: str, folder: Path) -> Path:
 def test_hub_ids_load_offline_from_the_cache(reference_pipeline, tiny_model_dir, old_model_dir, tmp_path, monkeypatch,
                                              capsys):
     """With HF_HUB_OFFLINE=1 (the suite's), a Hub id is read from huggingface_hub's cache: diffusers' layout through
-    diffusers, an older layout through a snapshot; `-m org/name` in a command; an id not in the cache is one sentence."""
+    diffusers, an older layout through a snapshot; `-m org/name` in a command; an id not in the cache is one
+    sentence."""
     import os
 
     from huggingface_hub import constants
@@ -208,7 +211,8 @@ def test_push_to_hub_uploads_the_layout_and_our_card(reference_pipeline, monkeyp
     monkeypatch.setattr(hub_utils, "load_or_create_model_card", lambda *a, **k: ModelCard(
         "---\nlibrary_name: diffusers\n---\nThis model card has been automatically generated.\n"))
     monkeypatch.setattr(hub_utils, "upload_folder", lambda repo_id, folder_path, **k: uploaded.update(
-        repo=repo_id, files=sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()),
+        repo=repo_id,
+        files=sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()),
         card=(Path(folder_path) / "README.md").read_text()))
     reference_pipeline.push_to_hub("someone/cfld-tiny")
     assert uploaded["repo"] == "someone/cfld-tiny"
@@ -251,7 +255,8 @@ def test_step_end_callbacks(reference_pipeline):
         seen.append((step, int(timestep), tuple(tensors)))
         return {"latents": tensors["latents"] * 0 if step == 2 else tensors["latents"]}
 
-    out = pipe(PHOTO, _poses(1), callback_on_step_end=watch, callback_on_step_end_tensor_inputs=["latents"], **_kwargs())
+    out = pipe(PHOTO, _poses(1), callback_on_step_end=watch, callback_on_step_end_tensor_inputs=["latents"],
+               **_kwargs())
     assert [s for s, _, _ in seen] == [0, 1, 2] and seen[0][2] == ("latents",)
     assert [t for _, t, _ in seen] == pipe.scheduler.timesteps.tolist()
     assert torch.equal(out.latents, torch.zeros_like(out.latents))  # what the callback returned is used
@@ -296,7 +301,8 @@ def test_the_condition_model_is_used_only_through_its_forward(reference_pipeline
     hooks = [model.register_forward_pre_hook(lambda m, a, k: active.append(1), with_kwargs=True),
              model.register_forward_hook(lambda m, a, k, o: active.pop() and None, with_kwargs=True)]
     for name, child in model.named_children():
-        hooks.append(child.register_forward_pre_hook(lambda m, a, name=name: (inside if active else outside).append(name)))
+        hooks.append(child.register_forward_pre_hook(
+            lambda m, a, name=name: (inside if active else outside).append(name)))
     try:
         _latents(reference_pipeline)
     finally:

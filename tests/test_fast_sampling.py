@@ -182,7 +182,8 @@ def test_gpu_benchmark_without_cuda_says_so_and_its_code_runs():
     import re
 
     for name in ("original-style", "ours (paper)", "ours (fast)"):  # a row of the final table each
-        assert re.search(rf"^fp32\s+2\s+{re.escape(name)}\s+[\d.]+\s+[\d.]+x\s+-\s+[\d.]+$", done.stdout, re.M), done.stdout
+        assert re.search(rf"^fp32\s+2\s+{re.escape(name)}\s+[\d.]+\s+[\d.]+x\s+-\s+[\d.]+$",
+                         done.stdout, re.M), done.stdout
 
 
 @pytest.mark.parametrize("name", ["euler", "euler-a"])

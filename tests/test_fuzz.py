@@ -87,7 +87,8 @@ def bad_poses() -> dict[str, str | bytes]:
     unknown = dict(good, joints=[dict(good["joints"][0], name="tail")] + good["joints"][1:])
     negative_frame = dict(good, frame=[-256, 176])
     text_frame = dict(good, frame=["tall", "wide"])
-    negative_conf = dict(good, joints=[dict(good["joints"][1], confidence=-1)] + good["joints"][:1] + good["joints"][2:])
+    negative_conf = dict(good,
+                         joints=[dict(good["joints"][1], confidence=-1)] + good["joints"][:1] + good["joints"][2:])
     first = next(i for i, j in enumerate(good["joints"]) if j["x"] is not None)
     marked = dict(good, joints=[dict(j, x="@X@") if i == first else j for i, j in enumerate(good["joints"])])
     text_x = json.dumps(marked).replace('"@X@"', '"88"')
@@ -110,8 +111,10 @@ def bad_poses() -> dict[str, str | bytes]:
         "openpose_nobody.json": json.dumps({"people": []}),
         "binary.json": b"\xff\xfe\x00\x81garbage",
         "garbage.csv": "name:keypoints_y:keypoints_x\nthis is no annotation row\n",
-        "short.csv": "name:keypoints_y:keypoints_x\na.jpg:[" + ",".join(["10"] * 17) + "]:[" + ",".join(["10"] * 17) + "]\n",
-        "far.csv": "name:keypoints_y:keypoints_x\na.jpg:[" + ",".join(["9000"] * 18) + "]:[" + ",".join(["10"] * 18) + "]\n",
+        "short.csv": ("name:keypoints_y:keypoints_x\na.jpg:[" + ",".join(["10"] * 17) + "]:[" + ",".join(["10"] * 17)
+                      + "]\n"),
+        "far.csv": ("name:keypoints_y:keypoints_x\na.jpg:[" + ",".join(["9000"] * 18) + "]:[" + ",".join(["10"] * 18)
+                    + "]\n"),
     }
 
 
@@ -182,7 +185,8 @@ BAD_TRAIN_CONFIGS: dict[str, tuple[object, str]] = {
     "data_unknown_kind": ({"data": {"kind": "imagenet"}}, "is not a known dataset"),
     "data_kind_number": ({"data": {"kind": 5}}, "data must be a mapping with a 'kind'"),
     "data_scalar": ({"data": "synthetic"}, "data must be a mapping"),
-    "data_option": ({"data": {"kind": "synthetic", "length": 8, "colour": "red"}}, "options colour that synthetic does not take"),
+    "data_option": ({"data": {"kind": "synthetic", "length": 8, "colour": "red"}},
+                    "options colour that synthetic does not take"),
     "data_reserved": ({"data": {"kind": "synthetic", "length": 8, "image_size": [8, 8]}}, "sets image_size"),
     "data_length_text": ({"data": {"kind": "synthetic", "length": "many"}}, "length must be a positive integer"),
     "data_photo_size": ({"data": {"kind": "synthetic", "length": 8, "photo_size": 5}}, "synthetic dataset"),
@@ -194,15 +198,20 @@ BAD_TRAIN_CONFIGS: dict[str, tuple[object, str]] = {
     "fp16_on_cpu": ({"mixed_precision": "fp16"}, "fp16 needs a CUDA GPU"),
     "swin_missing": ({"swin": "no-such-swin.pth"}, "no-such-swin.pth"),
     "init_missing": ({"init_checkpoint": "no-such-checkpoint"}, "no-such-checkpoint"),
-    "unet_missing": ({"unet": "no-such-folder/unet", "vae": "no-such-folder/unet", "trainable": "paper", "model": "sd15"},
+    "unet_missing": ({"unet": "no-such-folder/unet", "vae": "no-such-folder/unet", "trainable": "paper",
+                      "model": "sd15"},
                      "no-such-folder/unet"),
     "sd15_small_vae": ({"model": "sd15", "trainable": "unet"}, "do not fit together at 128x128 latents"),
     "eval_select": ({"eval_every": 1, "select_by": "beauty"}, "select_by must be one of"),
-    "eval_select_unlisted": ({"eval_every": 1, "eval_metrics": ["psnr"], "select_by": "ssim"}, "select_by ssim is not one of"),
-    "eval_data_code": ({"eval_every": 1, "eval_data": {"kind": "subprocess:run", "args": "touch PWNED"}}, "names Python code"),
-    "eval_data_missing": ({"eval_every": 1, "eval_data": {"kind": "prepared", "root": "no-such-folder"}}, "no-such-folder"),
+    "eval_select_unlisted": ({"eval_every": 1, "eval_metrics": ["psnr"], "select_by": "ssim"},
+                             "select_by ssim is not one of"),
+    "eval_data_code": ({"eval_every": 1, "eval_data": {"kind": "subprocess:run", "args": "touch PWNED"}},
+                       "names Python code"),
+    "eval_data_missing": ({"eval_every": 1, "eval_data": {"kind": "prepared", "root": "no-such-folder"}},
+                          "no-such-folder"),
     "eval_steps": ({"eval_every": 1, "eval_steps": 0}, "eval_steps must be a whole number"),
-    "eval_guidance": ({"eval_every": 1, "eval_guidance_pose": float("nan")}, "eval_guidance_pose must be a finite number"),
+    "eval_guidance": ({"eval_every": 1, "eval_guidance_pose": float("nan")},
+                      "eval_guidance_pose must be a finite number"),
     "eval_fid_reference": ({"eval_every": 1, "eval_metrics": ["fid"], "select_by": "fid", "eval_fid_reference": 5},
                            "eval_fid_reference must be a folder"),
 }
@@ -278,7 +287,8 @@ def _model_variants(good: Path, base: Path) -> dict[str, tuple[Path, str]]:
                                  "must name the scheduler component as [library, class]"),
         "index_model": ("model_index.json", json.dumps(dict(index, model=["transformers", "CLIPTextModel"])),
                         "a CFLD pipeline's is ['cfld', 'CFLDModel']"),
-        "index_guidance": ("model_index.json", json.dumps(dict(index, guidance_type="everything")), "guidance_type must be one of"),
+        "index_guidance": ("model_index.json", json.dumps(dict(index, guidance_type="everything")),
+                           "guidance_type must be one of"),
         "schedule_text": ("scheduler/scheduler_config.json", json.dumps(dict(scheduler, num_train_timesteps="1000")),
                           "num_train_timesteps must be"),
         "schedule_kind": ("scheduler/scheduler_config.json", json.dumps(dict(scheduler, beta_schedule="cosine-ish")),
@@ -286,26 +296,33 @@ def _model_variants(good: Path, base: Path) -> dict[str, tuple[Path, str]]:
         "schedule_betas": ("scheduler/scheduler_config.json", json.dumps(dict(scheduler, beta_end=5)), "beta_end"),
         "schedule_missing": ("scheduler/scheduler_config.json", "DELETE", "scheduler_config.json: is missing"),
         "config_garbage": ("model/config.json", "not json", "config.json: is not valid JSON"),
-        "config_text": ("model/config.json", json.dumps(dict(config, swin_embed_dim="16")), "swin_embed_dim must be a whole number"),
-        "config_negative": ("model/config.json", json.dumps(dict(config, num_queries=-4)), "num_queries must be a whole number"),
-        "config_float": ("model/config.json", json.dumps(dict(config, prd_depth=2.5)), "prd_depth must be a whole number"),
+        "config_text": ("model/config.json", json.dumps(dict(config, swin_embed_dim="16")),
+                        "swin_embed_dim must be a whole number"),
+        "config_negative": ("model/config.json", json.dumps(dict(config, num_queries=-4)),
+                            "num_queries must be a whole number"),
+        "config_float": ("model/config.json", json.dumps(dict(config, prd_depth=2.5)),
+                         "prd_depth must be a whole number"),
         "config_list": ("model/config.json", json.dumps(dict(config, cond_size=64)), "cond_size must be a list"),
         "config_unknown": ("model/config.json", json.dumps(dict(config, depth=3)), "unknown CFLD config fields depth"),
         "config_huge": ("model/config.json", json.dumps(dict(config, prompt_dim=16384, prd_depth=64,
                                                              unet=dict(config["unet"], cross_attention_dim=16384))),
                         "billion parameters"),
         "config_big_shapes": ("model/config.json", json.dumps(dict(config, prompt_dim=4096,
-                                                                   unet=dict(config["unet"], cross_attention_dim=4096))),
+                                                                   unet=dict(config["unet"],
+                                                                             cross_attention_dim=4096))),
                               "does not fit the model"),
         "config_block": ("model/config.json", json.dumps(dict(config, unet=dict(config["unet"], down_block_types=[
             "FooBlock2D"] * 4))), "does not describe a model"),
-        "config_pose_channels": ("model/config.json", json.dumps(dict(config, pose_channels=18)), "pose_channels must be 21"),
-        "config_pose_downscale": ("model/config.json", json.dumps(dict(config, pose_downscale=2)), "do not fit together"),
+        "config_pose_channels": ("model/config.json", json.dumps(dict(config, pose_channels=18)),
+                                 "pose_channels must be 21"),
+        "config_pose_downscale": ("model/config.json", json.dumps(dict(config, pose_downscale=2)),
+                                  "do not fit together"),
         "config_missing": ("model/config.json", "DELETE", "config.json: no such file"),
         "weights_truncated": (weights_file, model_bytes[: len(model_bytes) // 2], "cannot be read as safetensors"),
         "weights_garbage": (weights_file, b"\x00" * 64, "cannot be read as safetensors"),
         "weights_empty": (weights_file, b"", "cannot be read as safetensors"),
-        "weights_missing": ("unet/diffusion_pytorch_model.safetensors", "DELETE", "diffusion_pytorch_model.safetensors: is missing"),
+        "weights_missing": ("unet/diffusion_pytorch_model.safetensors", "DELETE",
+                            "diffusion_pytorch_model.safetensors: is missing"),
         "weights_extra_key": (weights_file, "EXTRA", "1 unexpected keys (extra)"),
         "weights_nan": (weights_file, "NAN", "NaN or infinite"),
         "vae_config": ("vae/config.json", "{", "vae"),
@@ -416,7 +433,8 @@ def ws(tmp_path_factory, tiny_model_dir) -> Workspace:
     # a prepared DeepFashion folder (two photos, two test pairs in two gallery poses) for cfld sample
     from cfld.data import prepare_deepfashion
 
-    rows = (Path(__file__).resolve().parents[1] / "src" / "cfld" / "assets" / "pose_gallery.csv").read_text().splitlines()
+    rows = (Path(__file__).resolve().parents[1] / "src" / "cfld" / "assets" / "pose_gallery.csv"
+            ).read_text().splitlines()
     names = [row.split(":", 1)[0] for row in rows[1:3]]
     for name in names:
         _write(inputs / "df_release" / "img_highres" / Path(name).relative_to("fashion"), PHOTO.read_bytes())
@@ -432,7 +450,8 @@ def ws(tmp_path_factory, tiny_model_dir) -> Workspace:
     # training configs
     config_dir = _write(inputs / "train", None)
     for name, (change, _) in BAD_TRAIN_CONFIGS.items():
-        text = change if isinstance(change, str) else yaml.safe_dump({**TRAIN_BASE, **change}).replace("DATE", "2024-01-01")
+        text = (change if isinstance(change, str)
+                else yaml.safe_dump({**TRAIN_BASE, **change}).replace("DATE", "2024-01-01"))
         p[f"cfg_{name}"] = str(_write(config_dir / f"{name}.yaml", text))
     p["cfg_good"] = str(_write(config_dir / "good.yaml", yaml.safe_dump(TRAIN_BASE)))
     p["cfg_json"] = str(_write(config_dir / "bad.json", '{"batch_size": 2,'))
@@ -580,20 +599,25 @@ def _cases():
     add = lambda cid, args, fragments, output="out": cases.append((cid, args, fragments, output))  # noqa: E731
     for name, fault in IMAGE_FAULTS.items():
         key = "{img_" + name.replace(".", "_") + "}"
-        add(f"transfer-image-{name}", ["transfer", "-s", key, "-p", "{pose}", "-m", "{model}", "-o", "{out}"], [name, fault])
-        if name != "tiny.png":  # a skeleton over a 4x4 picture is odd, not wrong
-            add(f"pose-draw-image-{name}", ["pose", "draw", "{pose}", "--image", key, "-o", "{out}/x.png"], [name, fault])
-        add(f"edit-style-transfer-reference-{name}", ["edit", "style-transfer", "-r", key, "--reference-pose", "{pose}",
-                                                      "--mask", "{mask}", "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"], [name, fault])
-        add(f"edit-style-transfer-mask-{name}", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose", "{pose}",
-                                                 "--mask", key, "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"],
-            [name, fault if name != "tiny.png" else "pixels"])
-        add(f"edit-interpolate-a-{name}", ["edit", "interpolate", "-a", key, "-b", "{photo}", "-p", "{pose}", "-m", "{model}",
-                                           "-o", "{out}/s.png", "--steps", "1"], [name, fault])
-        add(f"animate-source-{name}", ["animate", "-s", key, "-p", "{poses}", "-m", "{model}", "-o", "{out}", "--no-mp4"], [name, fault])
-        add(f"pose-detect-{name}", ["pose", "detect", key, "-o", "{out}/p.json"], [name, fault])
-        add(f"transfer-pose-from-{name}", ["transfer", "-s", "{photo}", "--pose-from", key, "-m", "{model}", "-o", "{out}"],
+        add(f"transfer-image-{name}", ["transfer", "-s", key, "-p", "{pose}", "-m", "{model}", "-o", "{out}"],
             [name, fault])
+        if name != "tiny.png":  # a skeleton over a 4x4 picture is odd, not wrong
+            add(f"pose-draw-image-{name}", ["pose", "draw", "{pose}", "--image", key, "-o", "{out}/x.png"],
+                [name, fault])
+        add(f"edit-style-transfer-reference-{name}", ["edit", "style-transfer", "-r", key, "--reference-pose", "{pose}",
+                                                      "--mask", "{mask}", "-s", "{photo}", "-m", "{model}", "-o",
+                                                      "{out}/e.png"], [name, fault])
+        add(f"edit-style-transfer-mask-{name}", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose",
+                                                 "{pose}", "--mask", key, "-s", "{photo}", "-m", "{model}", "-o",
+                                                 "{out}/e.png"],
+            [name, fault if name != "tiny.png" else "pixels"])
+        add(f"edit-interpolate-a-{name}", ["edit", "interpolate", "-a", key, "-b", "{photo}", "-p", "{pose}", "-m",
+                                           "{model}", "-o", "{out}/s.png", "--steps", "1"], [name, fault])
+        add(f"animate-source-{name}",
+            ["animate", "-s", key, "-p", "{poses}", "-m", "{model}", "-o", "{out}", "--no-mp4"], [name, fault])
+        add(f"pose-detect-{name}", ["pose", "detect", key, "-o", "{out}/p.json"], [name, fault])
+        add(f"transfer-pose-from-{name}",
+            ["transfer", "-s", "{photo}", "--pose-from", key, "-m", "{model}", "-o", "{out}"], [name, fault])
         add(f"frame-image-{name}", ["frame", key, "-o", "{out}/framed"], [name, fault])
     # cfld frame (cases named frame-detect-* run the detector)
     add("frame-missing", ["frame", "{root}/nowhere.png", "-o", "{out}/framed"], ["nowhere.png", "no such file"])
@@ -602,13 +626,16 @@ def _cases():
     add("frame-same-stem", ["frame", "{gen}", "{truth}", "-o", "{out}/framed"], ["a0.png", "same name stem"])
     add("frame-output-file", ["frame", "{photo}", "-o", "{a_file}"], ["a_file.txt", "is a file"], "{a_file}")
     add("frame-output-png", ["frame", "{photo}", "-o", "{out}/framed.png"], ["framed.png", "looks like a file name"])
-    add("frame-output-read-only", ["frame", "{photo}", "-o", str(READ_ONLY)], [str(READ_ONLY), "cannot be written"], None)
+    add("frame-output-read-only", ["frame", "{photo}", "-o", str(READ_ONLY)], [str(READ_ONLY), "cannot be written"],
+        None)
     add("frame-output-existing", ["frame", "{gen}", "-o", "{truth}"], ["a0.png", "already exists"], "{truth}")
-    add("frame-replaces-photo", ["frame", "{gen}", "-o", "{gen}", "--overwrite"], ["a0.png", "is one of the photos"], "{gen}")
+    add("frame-replaces-photo", ["frame", "{gen}", "-o", "{gen}", "--overwrite"], ["a0.png", "is one of the photos"],
+        "{gen}")
     for value in ("0x0", "100000x100000", "big", "1x2x3"):
         add(f"frame-size-{value}", ["frame", "{photo}", "-o", "{out}/framed", "--size", value], ["--size"])
     add("frame-detect-nobody", ["frame", "{black_mask}", "-o", "{out}/framed"], ["black_mask.png", "no person found"])
-    add("frame-detect-many-nobody", ["frame", "{black_mask}", "{img_garbage_png}", "-o", "{out}/framed", "--no-progress"],
+    add("frame-detect-many-nobody",
+        ["frame", "{black_mask}", "{img_garbage_png}", "-o", "{out}/framed", "--no-progress"],
         ["none of the 2 photos could be framed", "nothing was written"])
     # framing in the commands that take person photos (transfer-frame-*, edit-frame-* run the detector)
     add("transfer-frame-nobody", ["transfer", "-s", "{black_mask}", "-p", "{pose}", "-m", "{model}", "-o", "{out}"],
@@ -630,9 +657,10 @@ def _cases():
             add(f"pose-{command}-{name}", ["pose", command, key, *frame, "-o", "{out}/p.json"], [name, fault])
         add(f"pose-render-{name}", ["pose", "render", key, *frame, "-o", "{out}/p.npy"], [name, fault])
         add(f"pose-draw-{name}", ["pose", "draw", key, *frame, "-o", "{out}/p.png"], [name, fault])
-        add(f"pose-retarget-{name}", ["pose", "retarget", key, *frame, "--to", "256x176", "-o", "{out}/p.json"], [name, fault])
-        add(f"transfer-pose-{name}", [*TRANSFER, "-p", key, *(["--pose-frame", "256x176"] if frame else []), "-o", "{out}"],
+        add(f"pose-retarget-{name}", ["pose", "retarget", key, *frame, "--to", "256x176", "-o", "{out}/p.json"],
             [name, fault])
+        add(f"transfer-pose-{name}",
+            [*TRANSFER, "-p", key, *(["--pose-frame", "256x176"] if frame else []), "-o", "{out}"], [name, fault])
         add(f"edit-interpolate-pose-{name}", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", key,
                                               *(["--pose-frame", "256x176"] if frame else []), "-m", "{model}",
                                               "-o", "{out}/s.png"], [name, fault])
@@ -642,9 +670,12 @@ def _cases():
     for name in ("empty", "nested", "nan"):
         add(f"animate-poses-{name}", ["animate", "-s", "{photo}", "-p", "{posedir_" + name + "}", "-m", "{model}",
                                       "-o", "{out}", "--no-mp4"], ["b.json"])
-    add("animate-poses-missing", ["animate", "-s", "{photo}", "-p", "{root}/nowhere", "-m", "{model}", "-o", "{out}"], ["nowhere"])
-    add("animate-poses-empty", ["animate", "-s", "{photo}", "-p", "{empty_dir}", "-m", "{model}", "-o", "{out}"], ["holds no pose files"])
-    add("animate-poses-mixed", ["animate", "-s", "{photo}", "-p", "{mixed_dir}", "-m", "{model}", "-o", "{out}"], ["holds both"])
+    add("animate-poses-missing", ["animate", "-s", "{photo}", "-p", "{root}/nowhere", "-m", "{model}", "-o", "{out}"],
+        ["nowhere"])
+    add("animate-poses-empty", ["animate", "-s", "{photo}", "-p", "{empty_dir}", "-m", "{model}", "-o", "{out}"],
+        ["holds no pose files"])
+    add("animate-poses-mixed", ["animate", "-s", "{photo}", "-p", "{mixed_dir}", "-m", "{model}", "-o", "{out}"],
+        ["holds both"])
     for value in ("nan", "0", "inf", "1e9", "-1", "fast"):
         add(f"animate-fps-{value}", ["animate", "-s", "{photo}", "-p", "{poses}", "-m", "{model}", "-o", "{out}",
                                      "--no-mp4", "--fps", value], ["--fps"])
@@ -653,25 +684,25 @@ def _cases():
         if cid.startswith(("steps", "seed", "device", "size_huge", "scheduler", "interval", "framing")):
             add(f"animate-option-{cid}", ["animate", "-s", "{photo}", "-p", "{poses}", "-m", "{model}", "-o", "{out}",
                                           "--no-mp4", *extra], [fragment])
-            add(f"edit-interpolate-option-{cid}", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}",
-                                                   "-m", "{model}", "-o", "{out}/s.png", *extra], [fragment])
+            add(f"edit-interpolate-option-{cid}", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p",
+                                                   "{pose}", "-m", "{model}", "-o", "{out}/s.png", *extra], [fragment])
     add("transfer-output-is-a-file", [*TRANSFER, "-o", "{a_file}"], ["a_file.txt", "file"], "{a_file}")
     add("transfer-output-read-only", [*TRANSFER, "-o", str(READ_ONLY)], [str(READ_ONLY), "cannot be written"], None)
     add("transfer-no-pose", ["transfer", "-s", "{photo}", "-m", "{model}", "-o", "{out}"], ["give a target pose"])
     for mid, (model, fragment) in MODEL_FAULTS.items():
         add(f"transfer-model-{mid}", [*TRANSFER, "-m", model, "-o", "{out}"], [fragment])
-    for name in ("index_garbage", "index_array", "index_deep", "index_scheduler", "index_scheduler_type", "index_guidance",
-                 "schedule_text", "schedule_kind", "schedule_betas", "schedule_missing", "config_garbage", "config_text",
-                 "config_negative", "config_float", "config_list", "config_unknown", "config_huge", "config_big_shapes",
-                 "config_block", "config_pose_channels", "config_pose_downscale", "config_missing", "weights_truncated", "weights_garbage",
-                 "weights_empty", "weights_missing", "weights_extra_key", "weights_nan", "vae_config", "vae_weights",
-                 "original_evil", "original_garbage"):
+    for name in ("index_garbage", "index_array", "index_deep", "index_scheduler", "index_scheduler_type",
+                 "index_guidance", "schedule_text", "schedule_kind", "schedule_betas", "schedule_missing",
+                 "config_garbage", "config_text", "config_negative", "config_float", "config_list", "config_unknown",
+                 "config_huge", "config_big_shapes", "config_block", "config_pose_channels", "config_pose_downscale",
+                 "config_missing", "weights_truncated", "weights_garbage", "weights_empty", "weights_missing",
+                 "weights_extra_key", "weights_nan", "vae_config", "vae_weights", "original_evil", "original_garbage"):
         # --no-frame: the model's faults, without framing the photo first (the cases above and below frame it)
         add(f"transfer-model-{name}", [*TRANSFER, "-m", "{m_" + name + "}", "-o", "{out}", "--no-frame"],
             ["{m_" + name + "}"])
     for name in ("weights_nan", "config_text", "original_evil"):
-        add(f"animate-model-{name}", ["animate", "-s", "{photo}", "-p", "{poses}", "-m", "{m_" + name + "}", "-o", "{out}",
-                                      "--no-mp4"], ["{m_" + name + "}"])
+        add(f"animate-model-{name}", ["animate", "-s", "{photo}", "-p", "{poses}", "-m", "{m_" + name + "}", "-o",
+                                      "{out}", "--no-mp4"], ["{m_" + name + "}"])
         add(f"edit-model-{name}", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}",
                                    "-m", "{m_" + name + "}", "-o", "{out}/s.png"], ["{m_" + name + "}"])
         add(f"convert-model-{name}", ["convert", "{m_" + name + "}", "{out}/converted"], ["{m_" + name + "}"])
@@ -687,7 +718,8 @@ def _cases():
     add("app-model-evil", ["app", "-m", "{m_original_evil}"], ["holds Python code"])
     # pose commands' options
     for value in ("inf", "nan", "0", "-1", "1e9", "wide"):
-        add(f"pose-render-sigma-{value}", ["pose", "render", "{pose}", "--sigma", value, "-o", "{out}/p.npy"], ["--sigma"])
+        add(f"pose-render-sigma-{value}", ["pose", "render", "{pose}", "--sigma", value, "-o", "{out}/p.npy"],
+            ["--sigma"])
     for option, value in (("--size", "100000x100000"), ("--size", "0x0"), ("--size", "3000x3000")):
         add(f"pose-render-size-{value}", ["pose", "render", "{pose}", option, value, "-o", "{out}/p.npy"], ["--size"])
     add("pose-render-suffix", ["pose", "render", "{pose}", "-o", "{out}/p.txt"], ["p.txt", ".safetensors or .npy"])
@@ -696,71 +728,87 @@ def _cases():
                                  "-o", "{out}/p.png"], ["openpose_ok.json", "--size"])
     add("pose-draw-output-folder", ["pose", "draw", "{pose}", "-o", "{out}"], ["is a directory"])
     add("pose-retarget-to-zero", ["pose", "retarget", "{pose}", "--to", "0x0", "-o", "{out}/p.json"], ["--to"])
-    add("pose-retarget-to-huge", ["pose", "retarget", "{pose}", "--to", "100000x100000", "-o", "{out}/p.json"], ["--to"])
+    add("pose-retarget-to-huge", ["pose", "retarget", "{pose}", "--to", "100000x100000", "-o", "{out}/p.json"],
+        ["--to"])
     for value in ("nan", "-1", "inf"):
         add(f"pose-retarget-padding-{value}", ["pose", "retarget", "{pose}", "--to", "256x176", "--fit", "body",
                                                "--padding", value, "-o", "{out}/p.json"], ["--padding"])
     add("pose-convert-person", ["pose", "convert", "{pose_openpose_short_json}", "--frame", "256x176", "--person", "-1",
                                 "-o", "{out}/p.json"], ["--person"])
     add("pose-convert-frame", ["pose", "convert", "{pose}", "--frame", "abc", "-o", "{out}/p.json"], ["--frame"])
-    add("pose-convert-name", ["pose", "convert", "{pose_short_csv}", "--name", "nobody.jpg", "-o", "{out}/p.json"], ["short.csv"])
+    add("pose-convert-name", ["pose", "convert", "{pose_short_csv}", "--name", "nobody.jpg", "-o", "{out}/p.json"],
+        ["short.csv"])
     add("pose-convert-existing", ["pose", "convert", "{pose}", "-o", "{out}/keep.txt"], ["keep.txt", "already exists"])
     add("pose-convert-read-only", ["pose", "convert", "{pose}", "-o", f"{READ_ONLY}/p.json"], [str(READ_ONLY)], None)
     for value in ("nan", "2", "-0.5"):
         add(f"pose-detect-min-confidence-{value}", ["pose", "detect", "{photo}", "--min-confidence", value,
                                                     "-o", "{out}/p.json"], ["--min-confidence"])
-    add("pose-detect-nobody", ["pose", "detect", "{black_mask}", "-o", "{out}/p.json"], ["black_mask.png", "no person found"])
+    add("pose-detect-nobody", ["pose", "detect", "{black_mask}", "-o", "{out}/p.json"],
+        ["black_mask.png", "no person found"])
     add("pose-detect-draw-existing", ["pose", "detect", "{photo}", "-o", "{out}/p.json", "--draw", "{out}/keep.txt"],
         ["keep.txt", "already exists"])
     # pose detect with several photos or a folder: -o and --draw are folders
-    add("pose-detect-folder-empty", ["pose", "detect", "{empty_dir}", "-o", "{out}/poses"], ["empty_dir", "nothing in it"])
+    add("pose-detect-folder-empty", ["pose", "detect", "{empty_dir}", "-o", "{out}/poses"],
+        ["empty_dir", "nothing in it"])
     add("pose-detect-folder-no-photos", ["pose", "detect", "{poses}", "-o", "{out}/poses"], ["poses", "without photos"])
     add("pose-detect-many-missing", ["pose", "detect", "{photo}", "{root}/nowhere.png", "-o", "{out}/poses"],
         ["nowhere.png", "no such file or folder"])
-    add("pose-detect-many-same-stem", ["pose", "detect", "{gen}", "{truth}", "-o", "{out}/poses"], ["a0.png", "same name stem"])
+    add("pose-detect-many-same-stem", ["pose", "detect", "{gen}", "{truth}", "-o", "{out}/poses"],
+        ["a0.png", "same name stem"])
     add("pose-detect-many-output-file", ["pose", "detect", "{photo}", "{mask}", "-o", "{a_file}"],
         ["a_file.txt", "-o names a folder"], "{a_file}")
-    add("pose-detect-many-output-json", ["pose", "detect", "{gen}", "-o", "{out}/poses.json"], ["poses.json", "looks like a file"])
-    add("pose-detect-many-draw-existing", ["pose", "detect", "{photo}", "{mask}", "-o", "{out}/poses", "--draw", "{out}/keep.txt"],
+    add("pose-detect-many-output-json", ["pose", "detect", "{gen}", "-o", "{out}/poses.json"],
+        ["poses.json", "looks like a file"])
+    add("pose-detect-many-draw-existing",
+        ["pose", "detect", "{photo}", "{mask}", "-o", "{out}/poses", "--draw", "{out}/keep.txt"],
         ["keep.txt", "--draw names a folder"])
-    add("pose-detect-many-replaces-photos", ["pose", "detect", "{gen}", "-o", "{out}", "--draw", "{gen}", "--overwrite"],
+    add("pose-detect-many-replaces-photos",
+        ["pose", "detect", "{gen}", "-o", "{out}", "--draw", "{gen}", "--overwrite"],
         ["a0.png", "is one of the photos"])
-    add("pose-detect-many-read-only", ["pose", "detect", "{gen}", "-o", str(READ_ONLY)], [str(READ_ONLY), "cannot be written"], None)
-    add("pose-detect-many-nobody", ["pose", "detect", "{black_mask}", "{img_garbage_png}", "-o", "{out}/poses", "--no-progress"],
+    add("pose-detect-many-read-only", ["pose", "detect", "{gen}", "-o", str(READ_ONLY)],
+        [str(READ_ONLY), "cannot be written"], None)
+    add("pose-detect-many-nobody",
+        ["pose", "detect", "{black_mask}", "{img_garbage_png}", "-o", "{out}/poses", "--no-progress"],
         ["none of the 2 photos gave a pose", "nothing was written"])
     # edit
-    add("edit-mask-aspect", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose", "{pose}", "--mask", "{wide_mask}",
-                             "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"], ["wide_mask.png", "shape"])
-    add("edit-mask-empty", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose", "{pose}", "--mask", "{black_mask}",
-                            "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"], ["is empty"])
+    add("edit-mask-aspect", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose", "{pose}", "--mask",
+                             "{wide_mask}", "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"],
+        ["wide_mask.png", "shape"])
+    add("edit-mask-empty", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose", "{pose}", "--mask",
+                            "{black_mask}", "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"], ["is empty"])
     add("edit-output-format", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}", "-m", "{model}",
                                "-o", "{out}/strip.txt"], ["strip.txt", "not an image format"])
-    add("edit-output-existing", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}", "-m", "{model}",
-                                 "-o", "{out}/keep.txt"], ["keep.txt"])
-    add("edit-interpolate-one", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}", "-m", "{model}",
-                                 "-n", "1", "-o", "{out}/s.png"], ["-n"])
+    add("edit-output-existing", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}", "-m",
+                                 "{model}", "-o", "{out}/keep.txt"], ["keep.txt"])
+    add("edit-interpolate-one", ["edit", "interpolate", "-a", "{photo}", "-b", "{photo}", "-p", "{pose}", "-m",
+                                 "{model}", "-n", "1", "-o", "{out}/s.png"], ["-n"])
     add("edit-reference-pose-bad", ["edit", "style-transfer", "-r", "{photo}", "--reference-pose", "{pose_nan_json}",
-                                    "--mask", "{mask}", "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"], ["nan.json"])
+                                    "--mask", "{mask}", "-s", "{photo}", "-m", "{model}", "-o", "{out}/e.png"],
+        ["nan.json"])
     # evaluate
     evaluate = ["evaluate", "-g", "{gen}", "-t", "{truth}", "--metrics", "psnr,ssim", "--quiet"]
-    add("evaluate-generated-missing", ["evaluate", "-g", "{root}/nowhere", "-t", "{truth}"], ["nowhere", "no such folder"])
-    add("evaluate-generated-empty", ["evaluate", "-g", "{empty_dir}", "-t", "{truth}"], ["empty_dir", "holds no images"])
+    add("evaluate-generated-missing", ["evaluate", "-g", "{root}/nowhere", "-t", "{truth}"],
+        ["nowhere", "no such folder"])
+    add("evaluate-generated-empty", ["evaluate", "-g", "{empty_dir}", "-t", "{truth}"],
+        ["empty_dir", "holds no images"])
     add("evaluate-generated-file", ["evaluate", "-g", "{a_file}", "-t", "{truth}"], ["a_file.txt"])
     add("evaluate-generated-garbage", ["evaluate", "-g", "{bad_gen}", "-t", "{truth}", "--metrics", "psnr", "--quiet"],
         ["a9.png", "cannot be read as an image"])
     add("evaluate-unmatched", ["evaluate", "-g", "{unmatched_gen}", "-t", "{truth}", "--metrics", "psnr"], ["zzz.png"])
     add("evaluate-size-small", [*evaluate, "--size", "8x8"], ["--size"])
     add("evaluate-size-huge", [*evaluate, "--size", "100000x100000"], ["--size"])
-    add("evaluate-metrics", ["evaluate", "-g", "{gen}", "-t", "{truth}", "--metrics", "beauty"], ["--metrics", "beauty"])
+    add("evaluate-metrics", ["evaluate", "-g", "{gen}", "-t", "{truth}", "--metrics", "beauty"],
+        ["--metrics", "beauty"])
     add("evaluate-batch", [*evaluate, "--batch-size", "0"], ["--batch-size"])
     add("evaluate-device", [*evaluate, "--device", "quantum"], ["device 'quantum'"])
     add("evaluate-name-map-garbage", [*evaluate, "--name-map", "{name_map_garbage}"], ["map.csv"])
-    add("evaluate-name-map-header", [*evaluate, "--name-map", "{name_map_header}"], ["map2.csv", "generated,ground_truth"])
+    add("evaluate-name-map-header", [*evaluate, "--name-map", "{name_map_header}"],
+        ["map2.csv", "generated,ground_truth"])
     add("evaluate-output-existing", [*evaluate, "-o", "{out}/keep.txt"], ["keep.txt", "already exists"])
     add("evaluate-output-read-only", [*evaluate, "-o", f"{READ_ONLY}/m.json"], [str(READ_ONLY)], None)
-    for name, fragment in (("w_garbage", "cannot be read"), ("w_evil", "holds Python code"), ("w_list", "not a state dict"),
-                           ("w_json", "not a file written by torch.save"), ("w_raw", "not a file written by torch.save"),
-                           ("missing", "no such file")):
+    for name, fragment in (("w_garbage", "cannot be read"), ("w_evil", "holds Python code"),
+                           ("w_list", "not a state dict"), ("w_json", "not a file written by torch.save"),
+                           ("w_raw", "not a file written by torch.save"), ("missing", "no such file")):
         path = "{root}/missing.pth" if name == "missing" else "{" + name + "}"
         add(f"evaluate-inception-{name}", ["evaluate", "-g", "{gen}", "-t", "{truth}", "--metrics", "fid", "--quiet",
                                            "--no-fid-cache", "--inception-weights", path], [fragment])
@@ -772,8 +820,10 @@ def _cases():
     add("sample-data-unprepared", ["sample", "-m", "{model}", "-d", "{empty_dir}", "-o", "{out}"],
         ["empty_dir", "cfld prepare"])
     add("sample-split", [*sample, "--split", "train", "-o", "{out}"], ["no 'train' split"])
-    add("sample-pairs-unknown", [*sample, "--pairs", "{pairs_unknown}", "-o", "{out}"], ["pairs_unknown.csv", "no keypoint row"])
-    add("sample-pairs-garbage", [*sample, "--pairs", "{pairs_garbage}", "-o", "{out}"], ["pairs_garbage.csv", "from,to"])
+    add("sample-pairs-unknown", [*sample, "--pairs", "{pairs_unknown}", "-o", "{out}"],
+        ["pairs_unknown.csv", "no keypoint row"])
+    add("sample-pairs-garbage", [*sample, "--pairs", "{pairs_garbage}", "-o", "{out}"],
+        ["pairs_garbage.csv", "from,to"])
     add("sample-pairs-from", [*sample, "--pairs-from", "9", "-o", "{out}"], ["--pairs-from", "skips all 2 pairs"])
     add("sample-limit", [*sample, "--limit", "0", "-o", "{out}"], ["--limit"])
     add("sample-size", [*sample, "--size", "100000x100000", "-o", "{out}"], ["--size"])
@@ -793,13 +843,16 @@ def _cases():
     # convert
     add("convert-source-empty", ["convert", "{empty_dir}", "{out}/c"], ["empty_dir", "holds neither"])
     add("convert-config-pose", ["convert", "{m_original_garbage}", "{out}/c", "--config", "{pose}"], ["pose.json"])
-    add("convert-config-training-yaml", ["convert", "{m_original_garbage}", "{out}/c", "--config", "{train_yaml_as_model}"],
-        ["train.yaml"])
-    add("convert-config-folder", ["convert", "{m_original_garbage}", "{out}/c", "--config", "{empty_dir}"], ["empty_dir"])
-    add("convert-config-garbage", ["convert", "{m_original_garbage}", "{out}/c", "--config", "{img_garbage_png}"], ["garbage.png"])
-    add("convert-unet-config-text", ["convert", "{m_original_garbage}", "{out}/c", "--unet-config", "{unet_config_text}"],
-        ["unet.json"])
-    add("convert-unet-config-array", ["convert", "{m_original_garbage}", "{out}/c", "--unet-config", "{unet_config_array}"],
+    add("convert-config-training-yaml",
+        ["convert", "{m_original_garbage}", "{out}/c", "--config", "{train_yaml_as_model}"], ["train.yaml"])
+    add("convert-config-folder", ["convert", "{m_original_garbage}", "{out}/c", "--config", "{empty_dir}"],
+        ["empty_dir"])
+    add("convert-config-garbage", ["convert", "{m_original_garbage}", "{out}/c", "--config", "{img_garbage_png}"],
+        ["garbage.png"])
+    add("convert-unet-config-text",
+        ["convert", "{m_original_garbage}", "{out}/c", "--unet-config", "{unet_config_text}"], ["unet.json"])
+    add("convert-unet-config-array",
+        ["convert", "{m_original_garbage}", "{out}/c", "--unet-config", "{unet_config_array}"],
         ["unet_array.json", "not a JSON object"])
     add("convert-dest-read-only", ["convert", "{model}", f"{READ_ONLY}/c"], [str(READ_ONLY), "cannot be written"], None)
     add("convert-dest-file", ["convert", "{model}", "{a_file}"], ["a_file.txt"], "{a_file}")
@@ -808,10 +861,11 @@ def _cases():
     add("prepare-read-only", [*prepare, "-o", str(READ_ONLY)], [str(READ_ONLY), "cannot be written"], None)
     add("prepare-inside-source", [*prepare, "-o", "{release}/out"], ["inside the source"], None)
     add("prepare-output-file", [*prepare, "-o", "{a_file}"], ["a_file.txt", "is a file"], "{a_file}")
-    add("prepare-annotations-missing", ["prepare", "deepfashion", "-i", "{release}", "-a", "{no_annotations}", "-o", "{out}"],
-        ["annotations_empty"])
+    add("prepare-annotations-missing",
+        ["prepare", "deepfashion", "-i", "{release}", "-a", "{no_annotations}", "-o", "{out}"], ["annotations_empty"])
     add("prepare-annotations-incomplete", [*prepare, "--split", "train", "-o", "{out}"], ["annotations", "has no"])
-    add("prepare-list-garbage", [*prepare, "--split", "train", "-o", "{out}", "-a", "{annotations_train}"], ["train.lst"])
+    add("prepare-list-garbage", [*prepare, "--split", "train", "-o", "{out}", "-a", "{annotations_train}"],
+        ["train.lst"])
     add("prepare-size", [*prepare, "--size", "0x0", "-o", "{out}"], ["--size"])
     add("prepare-workers", [*prepare, "--workers", "0", "-o", "{out}"], ["--workers"])
     # train
@@ -923,9 +977,9 @@ def test_every_command_is_fuzzed():
 
 def _app_cases():
     mode_gallery, mode_json = "gallery pose", "pose JSON file"
-    repose = lambda **kw: ("repose", dict(dict(source_path="{photo}", mode=mode_gallery, gallery_index=0, pose_photo=None,  # noqa: E731
-                                               pose_json=None, steps=1, guidance_pose=2.0, guidance_appearance=2.0,
-                                               seed=0), **kw))
+    repose = lambda **kw: ("repose", dict(dict(source_path="{photo}", mode=mode_gallery, gallery_index=0,  # noqa: E731
+                                               pose_photo=None, pose_json=None, steps=1, guidance_pose=2.0,
+                                               guidance_appearance=2.0, seed=0), **kw))
     cases = {
         "no-photo": (repose(source_path=None), "no photo uploaded"),
         "garbage-photo": (repose(source_path="{img_garbage_png}"), "garbage.png"),

@@ -93,7 +93,8 @@ def test_appearance_encoder_starts_at_zero_with_the_query_shapes():
 def test_appearance_encoder_keys_are_the_original_ones(ref_dir):
     """``appearance_encoder.*`` of the original checkpoint loads unchanged (same names, shapes, order)."""
     original = torch.load(ref_dir / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    original = {k.removeprefix("appearance_encoder."): v for k, v in original.items() if k.startswith("appearance_encoder.")}
+    original = {k.removeprefix("appearance_encoder."): v for k, v in original.items()
+                if k.startswith("appearance_encoder.")}
     config = TINY
     encoder = AppearanceEncoder(config.hga_feature_dims, config.hga_embed_dims, config.hga_heads,
                                 config.unet_channels, config.hga_layers, config.hga_depth)

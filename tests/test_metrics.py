@@ -11,7 +11,8 @@ from PIL import Image, ImageFilter
 from cfld.errors import InputError
 from cfld.metrics import fid as FID
 from cfld.metrics import image_quality as IQ
-from cfld.metrics.evaluate import EVAL_SIZE, Evaluator, generated_candidates, image_key, load_for_eval, match_pairs
+from cfld.metrics.evaluate import EVAL_SIZE, Evaluator, load_for_eval
+from cfld.metrics.matching import generated_candidates, image_key, match_pairs
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +185,8 @@ def test_standard_fid_equals_fid_helper_on_two_folders(photo_pairs, standard_inc
         for i, array in enumerate(images.permute(0, 2, 3, 1).numpy()):
             Image.fromarray(array).save(tmp_path / name / f"{i}.png")
     ours = FID.frechet_distance_from_features(standard_inception(truth), standard_inception(degraded["poor"]))
-    theirs = FidHelper(device="cpu").compute_fid_score_from_dir(str(tmp_path / "real"), str(tmp_path / "fake"), batch_size=8)
+    theirs = FidHelper(device="cpu").compute_fid_score_from_dir(str(tmp_path / "real"), str(tmp_path / "fake"),
+                                                                batch_size=8)
     assert ours == pytest.approx(theirs, abs=1e-3) and ours > 10
 
 

@@ -127,7 +127,8 @@ def test_bare_checkpoint_from_cfld_convert_loads_with_a_base(reference_pipeline,
 
 def test_half_precision_weights_sample_on_cpu(ref_dir, reference_pipeline):
     """bf16 weights (fp16 on CUDA in `cfld transfer`): latents stay float32 between steps, images come out finite."""
-    pipe = CFLDPipeline.from_pretrained(ref_dir, base=ref_dir, config=reference_pipeline.model.config, torch_dtype=torch.bfloat16)
+    pipe = CFLDPipeline.from_pretrained(ref_dir, base=ref_dir, config=reference_pipeline.model.config,
+                                        torch_dtype=torch.bfloat16)
     assert pipe.dtype == torch.bfloat16 and pipe.model.dtype == torch.bfloat16
     out = _run(pipe)
     assert out.latents.dtype == torch.float32 and torch.isfinite(out.latents).all()

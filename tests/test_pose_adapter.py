@@ -39,7 +39,8 @@ def test_maps_have_the_shapes_of_down_blocks_0_to_2(preset):
         maps = _adapter(config)(torch.empty(2, config.pose_channels, *config.pose_size))
     latent = config.unet["sample_size"]
     assert [tuple(m.shape) for m in maps] == [
-        (2, channels, latent // 2**i, latent // 2**i) for i, channels in enumerate(config.unet["block_out_channels"][:3])
+        (2, channels, latent // 2**i, latent // 2**i)
+        for i, channels in enumerate(config.unet["block_out_channels"][:3])
     ]
 
 

@@ -203,7 +203,8 @@ def _golden_family(golden: dict, pattern: re.Pattern) -> dict:
 
 
 def _assert_close(ours, expected, name: str, tol: float = 1e-5) -> None:
-    assert tuple(ours.shape) == tuple(expected.shape), f"{name}: shape {tuple(ours.shape)}, expected {tuple(expected.shape)}"
+    assert tuple(ours.shape) == tuple(expected.shape), (
+        f"{name}: shape {tuple(ours.shape)}, expected {tuple(expected.shape)}")
     diff = (ours - expected).abs().max().item()
     assert diff <= tol, f"{name}: max |diff| {diff}"
 
@@ -258,7 +259,8 @@ def test_unet_eps_from_golden_conditions(original_model, golden):
     c = golden["cond_c"]
     batch = c.shape[0] // 2
     pose = [torch.cat([torch.zeros_like(m), m, m]) for _, m in sorted(_golden_family(golden, COND_DOWN).items())]
-    biases = {k: torch.cat([torch.zeros_like(b), torch.zeros_like(b), b]) for k, b in _golden_family(golden, COND_UP).items()}
+    biases = {k: torch.cat([torch.zeros_like(b), torch.zeros_like(b), b])
+              for k, b in _golden_family(golden, COND_UP).items()}
     conditions = Conditions(torch.cat([c[:batch], c[:batch], c[batch:]]), pose, biases)
     _assert_close(*_unet_eps(unet, conditions, golden))
 
@@ -371,8 +373,8 @@ def golden_training(ref_dir, golden_json, train_dir, train_golden, tmp_path_fact
         "batch_size": tensors["input_img_src_uint8"].shape[0], "lr": optim["base_lr"], "scale_lr": optim["scale_lr"],
         "adam_betas": optim["betas"], "adam_eps": optim["eps"], "warmup_steps": schedule["warmup_steps"],
         "warmup_rate": schedule["warmup_rate"], "decay_rate": schedule["decay_rate"],
-        "decay_epochs": schedule["decay_epochs"], "epochs": schedule["epochs"], "cubic_sampling": recipe["cubic_sampling"],
-        "gradient_checkpointing": recipe["unet_gradient_checkpointing"],
+        "decay_epochs": schedule["decay_epochs"], "epochs": schedule["epochs"],
+        "cubic_sampling": recipe["cubic_sampling"], "gradient_checkpointing": recipe["unet_gradient_checkpointing"],
         "mixed_precision": overrides.get("ACCELERATE.MIXED_PRECISION", "no"),
     }, source="train golden")
     model, unet = build_models(config, config.model_config())
@@ -388,7 +390,8 @@ def golden_training(ref_dir, golden_json, train_dir, train_golden, tmp_path_fact
                           tensors[f"input_pose_img_{kind}_heatmaps"]], dim=1)
 
     batch = {"img_src": image(tensors["input_img_src_uint8"]), "img_tgt": image(tensors["input_img_tgt_uint8"]),
-             "img_cond": image(tensors["input_img_cond_uint8"]), "pose_img_src": pose("src"), "pose_img_tgt": pose("tgt")}
+             "img_cond": image(tensors["input_img_cond_uint8"]), "pose_img_src": pose("src"),
+             "pose_img_tgt": pose("tgt")}
     return config, model, unet, optimizer, lr_schedule, vae, scheduler, batch
 
 
@@ -434,7 +437,8 @@ def trained(golden_training, train_golden):
         loss.backward()
         losses.append(loss.item())
         if k == 0:  # a tensor the loss does not reach has no gradient: zeros, as the golden records it
-            grads = {name: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for name, p in names.items()}
+            grads = {name: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
+                     for name, p in names.items()}
         optimizer_step(optimizer, lr_schedule)
     return losses, lrs, grads, {name: p.detach().clone() for name, p in names.items()}
 
@@ -465,7 +469,8 @@ def test_training_draws_replay_the_original(golden_training, train_golden):
         _assert_close(ours, tensors[name], name)
     for k, step in enumerate(info["steps"]):
         u = tensors[f"step{k}_timestep_u"]
-        assert torch.equal(cubic_timesteps(len(u), scheduler.config.num_train_timesteps, u=u), tensors[f"step{k}_timesteps"])
+        assert torch.equal(cubic_timesteps(len(u), scheduler.config.num_train_timesteps, u=u),
+                           tensors[f"step{k}_timesteps"])
         assert tensors[f"step{k}_timesteps"].tolist() == step["timesteps"]
         used = torch.tensor(step["u_cond_used"])
         assert ((used < model.config.uncond_prob).float() == tensors[f"step{k}_u_cond_mask"].flatten()).all()
@@ -481,7 +486,8 @@ def test_training_loss_and_lr_match_the_original(trained, train_golden):
     info, tensors = train_golden
     for k, step in enumerate(info["steps"]):
         expected = tensors[f"step{k}_loss"].item()
-        assert abs(losses[k] - expected) <= 4 * np.spacing(np.float32(expected)), f"step {k + 1}: loss {losses[k]} vs {expected}"
+        assert abs(losses[k] - expected) <= 4 * np.spacing(np.float32(expected)), (
+            f"step {k + 1}: loss {losses[k]} vs {expected}")
         assert lrs[k] == pytest.approx(step["lr"], rel=1e-12), f"step {k + 1}: lr {lrs[k]} vs {step['lr']}"
 
 
@@ -501,7 +507,8 @@ def test_training_gradients_match_the_original(trained, train_golden):
         diff = (_sample(ours, stride) - expected.flatten()).abs().max().item()
         worst.append((diff / bound, name))
         assert diff <= bound, f"grad of {name}: max |diff| {diff:.3g} > {bound:.3g}"
-        assert abs(ours.double().abs().sum().item() - stats["abs_sum"]) <= bound * ours.numel(), f"grad of {name}: abs sum"
+        assert abs(ours.double().abs().sum().item() - stats["abs_sum"]) <= bound * ours.numel(), (
+            f"grad of {name}: abs sum")
     assert len(worst) == info["trainable"]["count_tensors"]
 
 
@@ -558,7 +565,8 @@ def test_swin_drop_path_is_the_papers_and_active_only_in_training(golden_trainin
     assert loss(model2, unet2, 0) == plain
 
 
-def test_training_frozen_weights_in_16_bits_move_a_step_within_autocasts_own_rounding(golden_training, train_golden, capsys):
+def test_training_frozen_weights_in_16_bits_move_a_step_within_autocasts_own_rounding(golden_training, train_golden,
+                                                                                      capsys):
     """``cast_frozen_weights`` (the frozen UNet stored in the mixed-precision dtype, on GPUs): the golden's three
     steps under autocast with the frozen UNet stored in 16 bits move from the same steps with it stored in fp32 by
     no more than autocast's own rounding (at most 1.5x how far autocast itself moves them from fp32 arithmetic:
@@ -598,7 +606,8 @@ def test_training_frozen_weights_in_16_bits_move_a_step_within_autocasts_own_rou
             loss.backward()
             losses.append(loss.item())
             if k == 0:
-                grads = {n: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for n, p in names.items()}
+                grads = {n: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
+                         for n, p in names.items()}
             optimizer_step(optimizer, schedule)
         return torch.tensor(losses), grads, {n: p.detach().clone() for n, p in names.items()}
 
@@ -614,8 +623,9 @@ def test_training_frozen_weights_in_16_bits_move_a_step_within_autocasts_own_rou
         autocast, frozen = steps(dtype, False), steps(dtype, True)
         own, lever = distance(autocast, fp32), distance(frozen, autocast)
         measured.append((own, lever))
-        lines.append(f"{dtype}: autocast vs fp32 loss {own[0]:.2e}, grads {own[1]:.2e} of the largest, params {own[2]:.2e}; "
-                     f"frozen in 16 bits vs fp32-stored loss {lever[0]:.2e}, grads {lever[1]:.2e}, params {lever[2]:.2e}")
+        lines.append(f"{dtype}: autocast vs fp32 loss {own[0]:.2e}, grads {own[1]:.2e} of the largest, "
+                     f"params {own[2]:.2e}; frozen in 16 bits vs fp32-stored loss {lever[0]:.2e}, "
+                     f"grads {lever[1]:.2e}, params {lever[2]:.2e}")
         assert own[0] > 0 and own[1] > 0  # autocast does round: the comparison means something
     with capsys.disabled():
         print("\n" + "\n".join(lines))

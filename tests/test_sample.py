@@ -195,26 +195,31 @@ def test_evaluate_writes_what_cfld_evaluate_gives_by_hand(reference_run, tiny_mo
 
     out = tmp_path / "evaluated"
     shutil.copytree(reference_run, out)
-    stdout = _sample(capsys, tiny_model_dir, prepared_split, out, "--evaluate", "--metrics", "psnr,ssim,ssim_256,fid_standard")
+    stdout = _sample(capsys, tiny_model_dir, prepared_split, out, "--evaluate", "--metrics",
+                     "psnr,ssim,ssim_256,fid_standard")
     assert "0 generated now" in stdout and "ssim" in stdout
     written = json.loads((out / "256x176" / "metrics.json").read_text())
     code, _, err = run(capsys, "evaluate", "-g", out / "256x176", "-t", prepared_split / "test_highres",
-                       "--fid-reference", prepared_split / "train_highres", "--metrics", "psnr,ssim,ssim_256,fid_standard",
-                       "-o", tmp_path / "by_hand.json", "--quiet")
+                       "--fid-reference", prepared_split / "train_highres", "--metrics",
+                       "psnr,ssim,ssim_256,fid_standard", "-o", tmp_path / "by_hand.json", "--quiet")
     assert code == 0, err
     by_hand = json.loads((tmp_path / "by_hand.json").read_text())
-    assert written["metrics"] == by_hand["metrics"] and set(written["metrics"]) == {"psnr", "ssim", "ssim_256", "fid_standard"}
+    assert (written["metrics"] == by_hand["metrics"]
+            and set(written["metrics"]) == {"psnr", "ssim", "ssim_256", "fid_standard"})
     assert written["per_pair"] == by_hand["per_pair"] and written["num_pairs"] == TEST_PAIRS
     assert written["protocols"] == by_hand["protocols"] and "train_highres" in written["protocols"]["fid_standard"]
-    assert written["sampling"]["sampling"]["num_inference_steps"] == 8 and written["sampling"]["model"] == str(tiny_model_dir)
+    assert (written["sampling"]["sampling"]["num_inference_steps"] == 8
+            and written["sampling"]["model"] == str(tiny_model_dir))
 
 
 def test_several_sizes_and_strips_from_one_generation(reference_run, tiny_model_dir, prepared_split, tmp_path, capsys):
     out = tmp_path / "sizes"
-    _sample(capsys, tiny_model_dir, prepared_split, out, "--limit", "2", "--size", "256x176", "--size", "128x88", "--vis")
+    _sample(capsys, tiny_model_dir, prepared_split, out, "--limit", "2", "--size", "256x176", "--size", "128x88",
+            "--vis")
     small = sorted((out / "128x88").glob("*.png"))
     assert len(small) == 2 and Image.open(small[0]).size == (88, 128)
-    assert all((out / "256x176" / f.name).read_bytes() == (reference_run / "256x176" / f.name).read_bytes() for f in small)
+    assert all((out / "256x176" / f.name).read_bytes() == (reference_run / "256x176" / f.name).read_bytes()
+               for f in small)
     strip = Image.open(out / "vis" / small[0].name)
     assert strip.size == (3 * 176, 256)  # source | pose | result
 
@@ -264,7 +269,8 @@ def test_pair_seeds_and_shares():
     assert sum(parts, []) == items and {len(p) for p in parts} <= {3, 4}
     pairs = [Pair("a", "1"), Pair("b", "1"), Pair("a", "2"), Pair("c", "1"), Pair("b", "2")]
     assert [p.source for p in order_by_source(pairs)] == ["a", "a", "b", "b", "c"]
-    assert Pair("fashionWOMENx_1front.jpg", "fashionWOMENx_2side.jpg").file_name == "fashionWOMENx_1front_2_fashionWOMENx_2side.png"
+    assert (Pair("fashionWOMENx_1front.jpg", "fashionWOMENx_2side.jpg").file_name
+            == "fashionWOMENx_1front_2_fashionWOMENx_2side.png")
 
 
 def test_fast_sampling_is_recorded(tiny_model_dir, prepared_split, tmp_path, capsys):
@@ -279,7 +285,8 @@ def test_fast_sampling_is_recorded(tiny_model_dir, prepared_split, tmp_path, cap
     assert (record["scheduler"], record["num_inference_steps"]) == (presets.FAST.scheduler, 15)
     assert "guidance_interval" not in record  # guidance on every step, as the paper's records read
     # another sampler in the same folder is refused; an interval is recorded
-    assert_fails(capsys, ["sample", "-m", tiny_model_dir, "-d", prepared, "-o", out, "--limit", "2"], "another sampling")
+    assert_fails(capsys, ["sample", "-m", tiny_model_dir, "-d", prepared, "-o", out, "--limit", "2"],
+                 "another sampling")
     other = tmp_path / "interval"
     code, _, err = run(capsys, "sample", "-m", tiny_model_dir, "-d", prepared, "-o", other, "--quiet", "--limit", "1",
                        "--steps", "4", "--guidance-interval", "0,0.5")

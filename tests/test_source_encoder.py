@@ -87,8 +87,8 @@ def test_bad_checkpoints_are_input_errors(original_config, original_weights):
         encoder.load_original_state_dict({**backbone, mask_key: torch.zeros_like(backbone[mask_key])}, "ckpt")
     stage = original_config["MODEL"]["COND_STAGE_CONFIG"]
     other_window = SourceImageEncoder(
-        img_size=tuple(original_config["INPUT"]["COND"]["IMG_SIZE"]), embed_dim=stage["EMBED_DIM"], depths=stage["DEPTHS"],
-        num_heads=stage["NUM_HEADS"], window_size=stage["WINDOW_SIZE"] // 2,
+        img_size=tuple(original_config["INPUT"]["COND"]["IMG_SIZE"]), embed_dim=stage["EMBED_DIM"],
+        depths=stage["DEPTHS"], num_heads=stage["NUM_HEADS"], window_size=stage["WINDOW_SIZE"] // 2,
     )
     with pytest.raises(InputError, match="buffers differ"):
         other_window.load_original_state_dict(original_weights, "ckpt")
@@ -96,8 +96,9 @@ def test_bad_checkpoints_are_input_errors(original_config, original_weights):
 
 def test_unsupported_config_is_an_input_error(original_config):
     with pytest.raises(InputError, match="LAST_NORM"):
-        SourceImageEncoder.from_original_config({**original_config, "MODEL": {**original_config["MODEL"], "COND_STAGE_CONFIG": {
-            **original_config["MODEL"]["COND_STAGE_CONFIG"], "LAST_NORM": True}}})
+        SourceImageEncoder.from_original_config({**original_config, "MODEL": {
+            **original_config["MODEL"], "COND_STAGE_CONFIG": {**original_config["MODEL"]["COND_STAGE_CONFIG"],
+                                                              "LAST_NORM": True}}})
     with pytest.raises(InputError, match="has no key INPUT.COND.IMG_SIZE"):
         SourceImageEncoder.from_original_config({**original_config, "INPUT": {"COND": {"PRED_RATIO": []}}})
 

@@ -27,7 +27,8 @@ def test_items_have_the_shared_schema_shapes_and_ranges():
 
 
 def test_deterministic_from_seed_and_index_and_different_across_seeds():
-    a, b, c = SyntheticPersons(4, **SIZES, seed=7), SyntheticPersons(4, **SIZES, seed=7), SyntheticPersons(4, **SIZES, seed=8)
+    a, b, c = (SyntheticPersons(4, **SIZES, seed=7), SyntheticPersons(4, **SIZES, seed=7),
+               SyntheticPersons(4, **SIZES, seed=8))
     for key in ("img_src", "img_tgt", "img_cond", "pose_img_tgt"):
         assert torch.equal(a[3][key], b[3][key])
     assert not torch.equal(a[3]["img_src"], c[3]["img_src"])

@@ -99,7 +99,8 @@ def test_epoch_batches_split_a_seeded_permutation_across_processes():
 def test_presets_load_and_bad_configs_are_input_errors(tmp_path):
     assert {"deepfashion-256", "deepfashion-512", "synthetic-cpu"} <= set(presets())
     paper = TrainConfig.load("deepfashion-256")
-    assert (paper.lr * paper.batch_size, paper.warmup_steps, paper.decay_epochs, paper.epochs) == (pytest.approx(1.12e-4), 1000, (50,), 100)
+    assert ((paper.lr * paper.batch_size, paper.warmup_steps, paper.decay_epochs, paper.epochs)
+            == (pytest.approx(1.12e-4), 1000, (50,), 100))
     assert paper.trainable == "paper" and paper.model_config().uncond_prob == 0.2
     bad = tmp_path / "bad.yaml"
     bad.write_text("batch_size: 4\nlearning_rate: 1\n")
@@ -195,7 +196,8 @@ def test_cli_train_lists_presets_and_reports_bad_configs(tmp_path, capsys):
     bad.write_text("epochs: -1\n")
     assert main(["train", "--config", str(bad), "--output", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "epochs must be a whole number from 1" in err and len(err.strip().splitlines()) == 1
+    assert (err.startswith("error: ") and "epochs must be a whole number from 1" in err
+            and len(err.strip().splitlines()) == 1)
     assert main(["train", "--output", str(tmp_path / "none"), "--resume"]) == 2
 
 
@@ -207,8 +209,8 @@ def test_two_processes_stay_in_sync(tmp_path):
     (tmp_path / "config.json").write_text(config.to_json())
     # on CPUs accelerate's torchrun launcher (--multi_gpu) gives gloo processes when ACCELERATE_USE_CPU is set
     env = dict(os.environ, PYTHONPATH=str(TESTS.parent / "src"), OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="1")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", str(TESTS / "ddp_worker.py"),
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(TESTS / "ddp_worker.py"),
                str(tmp_path / "config.json"), str(tmp_path / "run")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -258,7 +260,8 @@ def _full_disk(real, fails, after_bytes: int = 1000):
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    """The condition model's and the UNet's tensors of a checkpoint folder, or of a pipeline folder (diffusers' layout)."""
+    """The condition model's and the UNet's tensors of a checkpoint folder, or of a pipeline folder (diffusers'
+    layout)."""
     from safetensors.torch import load_file
 
     def file(name: str) -> Path:
@@ -303,7 +306,8 @@ def test_a_full_disk_while_saving_the_trained_model_keeps_the_checkpoint(tmp_pat
     config = tiny(max_steps=2, checkpoint_every=2)
     (tmp_path / "config.json").write_text(config.to_json())
     # diffusers' writer (the trained pipeline's models) fails; our checkpoints' (cfld.checkpoint's own name) does not
-    monkeypatch.setattr(safetensors.torch, "save_file", _full_disk(safetensors.torch.save_file, lambda name: "/.model." in name))
+    monkeypatch.setattr(safetensors.torch, "save_file",
+                        _full_disk(safetensors.torch.save_file, lambda name: "/.model." in name))
     monkeypatch.delenv("CFLD_DEBUG", raising=False)
     out = tmp_path / "run"
     code = main(["train", "-c", str(tmp_path / "config.json"), "-o", str(out), "--no-progress"])

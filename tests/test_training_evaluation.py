@@ -14,8 +14,9 @@ from cfld.training import TrainConfig
 from cfld.training.checkpoints import find_checkpoint
 from test_training import run, tiny
 
-EVAL = dict(eval_every=1, eval_pairs=4, eval_steps=3, eval_metrics=["ssim", "psnr"], select_by="ssim", eval_batch_size=3,
-            eval_data={"kind": "synthetic", "length": 6, "seed": 99, "photo_size": [64, 44]}, max_steps=6)
+EVAL = dict(eval_every=1, eval_pairs=4, eval_steps=3, eval_metrics=["ssim", "psnr"], select_by="ssim",
+            eval_batch_size=3, eval_data={"kind": "synthetic", "length": 6, "seed": 99, "photo_size": [64, 44]},
+            max_steps=6)
 
 
 def _history(folder: Path) -> list[dict]:
@@ -98,9 +99,11 @@ def test_evaluation_options_are_checked(changes, message):
 
 
 def test_an_unavailable_selection_metric_stops_before_writing(tmp_path, monkeypatch):
-    from cfld.metrics import evaluate as E
+    from cfld.metrics.evaluate import ALL_METRICS
+    from cfld.training import evaluation
 
-    monkeypatch.setattr(E, "available_metrics", lambda metrics=E.ALL_METRICS: (["psnr", "ssim"], {"fid": "needs x.pth"}))
+    monkeypatch.setattr(evaluation, "available_metrics",
+                        lambda metrics=ALL_METRICS: (["psnr", "ssim"], {"fid": "needs x.pth"}))
     config = tiny(**{**EVAL, "eval_metrics": None, "select_by": "fid"})
     with pytest.raises(InputError, match="select_by fid cannot be computed on this machine .needs x.pth"):
         run(config, tmp_path / "run")

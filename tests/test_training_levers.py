@@ -95,8 +95,8 @@ def test_condition_checkpointing_gives_the_same_numbers_with_less_kept_for_backw
         module = CFLDTrainingModule(model, unet, checkpoint_conditions=checkpointing)
         kept = []
         torch.manual_seed(5)
-        with torch.autograd.graph.saved_tensors_hooks(lambda t, kept=kept: kept.append(t.numel() * t.element_size()) or t,
-                                                      lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(
+                lambda t, kept=kept: kept.append(t.numel() * t.element_size()) or t, lambda t: t):
             loss = module(*inputs(config)).pow(2).mean()
         loss.backward()
         grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
@@ -108,7 +108,7 @@ def test_condition_checkpointing_gives_the_same_numbers_with_less_kept_for_backw
     assert kept_b < 0.8 * kept_a
 
 
-# -- DDP, the optimizer -------------------------------------------------------------------------------------------------
+# -- DDP, the optimizer ------------------------------------------------------------------------------------------------
 
 
 def test_ddp_keeps_gradients_in_its_buckets_unless_asked(tmp_path):

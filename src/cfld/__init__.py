@@ -8,6 +8,8 @@ Two diffusers pipelines share one model: :class:`CFLDPipeline` (:mod:`cfld.pipel
 :class:`CFLDModel` is a diffusers model; :class:`PersonImageProcessor` frames person photos for them.
 """
 
+import importlib
+
 __version__ = "0.1.0.dev0"
 
 from .errors import CFLDError, InputError  # noqa: E402,F401
@@ -25,11 +27,9 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cfld' has no attribute {name!r}")
 
 
-__all__ = ["CFLDConfig", "CFLDEditPipeline", "CFLDError", "CFLDModel", "CFLDPipeline", "CFLDPipelineOutput", "InputError",
-           "PersonImageProcessor", "SourceEncoding", "__version__"]
+__all__ = ["CFLDConfig", "CFLDEditPipeline", "CFLDError", "CFLDModel", "CFLDPipeline", "CFLDPipelineOutput",
+           "InputError", "PersonImageProcessor", "SourceEncoding", "__version__"]

@@ -28,10 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
+from . import presets
 from .errors import InputError, MissingDependencyError
+from .images import load_image, resize_output, to_pil
 from .io import atomic_path
 from .pose import DEEPFASHION_SIZE, Pose, load_pose, retarget
+from .pose.detect import PoseDetector
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 POSE_SUFFIXES = (".json",)
@@ -87,11 +91,6 @@ def load_pose_sequence(
     kind, files = sequence_files(folder)
     if kind == "poses":
         return [load_pose(str(path), frame=frame) for path in files]
-    from tqdm.auto import tqdm
-
-    from .images import load_image
-    from .pose.detect import PoseDetector
-
     target = None
     if isinstance(source, tuple):
         target = source
@@ -119,8 +118,6 @@ def framed_pose_sequence(files: Sequence, framer, target: tuple[int, int] | None
     ``fit="body"``: each frame's pose as its own framing places it (every frame's person fills the frame, like
     a training photo). Poses are then resized into ``target`` where it differs.
     """
-    from tqdm.auto import tqdm
-
     if fit not in ("frame", "body"):
         raise InputError("fit", f"must be 'frame' or 'body', got {fit!r}")
     framed = []
@@ -197,8 +194,6 @@ def animate(
     (pass ``"ddpm"`` for the paper's sampler); ``fast`` takes the fast preset's steps and scheduler
     (:data:`cfld.presets.FAST`, also noise-free per step) where they are not given.
     """
-    from . import presets
-
     num_inference_steps, scheduler, guidance_interval = presets.resolve(
         fast, num_inference_steps, scheduler, guidance_interval, default_scheduler="ddim")
     if not len(poses):
@@ -218,8 +213,6 @@ def animate(
 
 def with_poses(frames: Sequence[Image.Image], pose_images: torch.Tensor) -> list[Image.Image]:
     """Each frame with its pose skeleton (the first three channels of its pose image) on the left."""
-    from .images import resize_output, to_pil
-
     if len(frames) != pose_images.shape[0]:
         raise InputError("frames", f"{len(frames)} frames but {pose_images.shape[0]} poses")
     width, height = frames[0].size

@@ -29,14 +29,14 @@ from typing import Any
 
 import torch
 from diffusers import UNet2DConditionModel
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import InputError, one_line
 from .io import atomic_path, atomic_write_text, check_writable, path_kind, read_json_object
 from .model_names import looks_like_hub_id
 from .models.cfld import CFLDModel, build_unet
-from .models.config import PRESETS, CFLDConfig
+from .models.config import PRESETS, CFLDConfig, check_unet_config
 from .models.perception_refined_decoder import PerceptionRefinedDecoder
 from .models.source_encoder import SourceImageEncoder
 from .state_dict import add_prefix, check_finite, check_keys, listing, load_torch_file, strip_prefix
@@ -127,8 +127,8 @@ def save_original(folder: str | Path, model: CFLDModel, unet: UNet2DConditionMod
             state = {k: v.contiguous() for k, v in state.items()}
             # into an open file: torch.save then fails with the file's OSError as its context (a full disk is
             # seen as one), where with a path it only says "unexpected pos"
-            with atomic_path(folder / name, overwrite=overwrite, what=what, needed=tensor_bytes(state.values())) as tmp, \
-                    open(tmp, "wb") as handle:
+            with atomic_path(folder / name, overwrite=overwrite, what=what,
+                             needed=tensor_bytes(state.values())) as tmp, open(tmp, "wb") as handle:
                 torch.save(state, handle)
     return folder
 
@@ -205,7 +205,8 @@ def _safetensors_errors(path: Path) -> Iterator[None]:
                                f"({one_line(error, 200)})") from None
 
 
-def build_models(config: CFLDConfig, source: object, materialize: bool = True) -> tuple[CFLDModel, UNet2DConditionModel]:
+def build_models(config: CFLDConfig, source: object, materialize: bool = True
+                 ) -> tuple[CFLDModel, UNet2DConditionModel]:
     """The condition model (random weights; unless ``materialize``, a shared meta-device model to read shapes
     from, never to change) and the UNet (on the meta device, weights to be assigned) of ``config``. A config
     that torch, timm or diffusers cannot build, or that describes an absurdly large model, is one InputError
@@ -245,7 +246,8 @@ def _check_runnable(config_json: str, latent_size: tuple[int, int], source: str)
     model, unet = build_models(config, source, materialize=False)
     try:
         with torch.device("meta"), torch.no_grad():
-            conditions = model(torch.zeros(1, 3, *config.cond_size), torch.zeros(1, config.pose_channels, *config.pose_size))
+            conditions = model(torch.zeros(1, 3, *config.cond_size),
+                               torch.zeros(1, config.pose_channels, *config.pose_size))
             latents = torch.zeros(1, unet.config.in_channels, *latent_size)
             unet(latents, torch.tensor([1]), **conditions.unet_kwargs())
     except Exception as error:  # noqa: BLE001 - whichever part does not fit raises its own kind
@@ -258,13 +260,12 @@ def safetensors_shapes(path: Path) -> dict[str, torch.Tensor]:
     """The tensors a safetensors file declares, as empty meta tensors of their shapes (nothing is read but
     the header, whose sizes safetensors checks against the file's: a truncated file is refused), or one
     InputError naming the file (missing, truncated, not safetensors)."""
-    from safetensors import safe_open
-
     with _safetensors_errors(path), safe_open(str(path), "pt") as handle:
         return {k: torch.empty(handle.get_slice(k).get_shape(), device="meta") for k in handle.keys()}
 
 
-def resolve_config(spec: CFLDConfig | str | Path | None, folder: str | Path, unet: dict[str, Any] | None = None) -> CFLDConfig:
+def resolve_config(spec: CFLDConfig | str | Path | None, folder: str | Path,
+                   unet: dict[str, Any] | None = None) -> CFLDConfig:
     """The CFLDConfig of an original checkpoint ``folder``: a :class:`CFLDConfig`, a preset name, an original
     ``config.yaml`` or our ``config.json``; by default ``folder/config.yaml`` if present, else ``sd15``.
 
@@ -288,8 +289,6 @@ def resolve_config(spec: CFLDConfig | str | Path | None, folder: str | Path, une
 
 def read_unet_config(path: str | Path) -> dict[str, Any]:
     """A diffusers UNet ``config.json`` without its ``_``-prefixed bookkeeping keys."""
-    from .models.config import check_unet_config
-
     data = read_json_object(path, "diffusers UNet config.json")
     check_unet_config(data, path)
     return {k: v for k, v in data.items() if not k.startswith("_")}

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, one_line
+from .io import atomic_write, path_kind
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +70,8 @@ def load_image(image: ImageInput, source: str | None = None, background: tuple[i
     else:
         raise InputError(name, f"is a {type(image).__name__}, not a path, PIL image, array or tensor")
     if min(pil.size) < min_side:
-        raise InputError(name, f"is only {pil.width}x{pil.height} pixels; a person photo needs at least {min_side} per side")
+        raise InputError(name,
+                         f"is only {pil.width}x{pil.height} pixels; a person photo needs at least {min_side} per side")
     return pil
 
 
@@ -122,8 +124,6 @@ def _open_lazily(path: Path):
 
 
 def _check_file(path: Path, name: str) -> None:
-    from .io import path_kind
-
     kind = path_kind(path)
     if kind is None:
         raise InputError(name, "no such file")
@@ -211,14 +211,13 @@ def image_format(path: str | os.PathLike) -> str:
     suffix = Path(path).suffix.lower() or ".png"
     fmt = Image.registered_extensions().get(suffix)
     if fmt not in WRITABLE_FORMATS:
-        raise InputError(path, f"has the suffix {suffix!r}, which is not an image format cfld writes (use .png or .jpg)")
+        raise InputError(path,
+                         f"has the suffix {suffix!r}, which is not an image format cfld writes (use .png or .jpg)")
     return fmt
 
 
 def save_image(image: Image.Image, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a result atomically (format from the suffix); refuses to replace a file unless ``overwrite``."""
-    from .io import atomic_write
-
     fmt = image_format(path)
     return atomic_write(path, lambda tmp: image.save(tmp, format=fmt), overwrite=overwrite)
 

@@ -9,7 +9,10 @@ non-commercial research) and on Stable Diffusion's, which no tool can decide.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from . import __version__
 
 DIFFUSERS_BLANK_CARD = "This model card has been automatically generated."
 """A sentence of the blank card diffusers writes when a Hub repository has none (ours replaces that one)."""
@@ -17,8 +20,6 @@ DIFFUSERS_BLANK_CARD = "This model card has been automatically generated."
 
 def model_card(pipe, name: str) -> str:
     """The card of ``pipe``, saved as ``name``."""
-    from . import __version__
-
     config = pipe.model.config
     sizes = (f"source encoder input {_hw(config.cond_size)}, pose input {_hw(config.pose_size)}, generation size "
              f"{_hw(config.image_size)}; Swin embed {config.swin_embed_dim}, {config.num_queries} prompt queries of "
@@ -72,8 +73,6 @@ DeepFashion images are for non-commercial research use) and Stable Diffusion 1.5
 
 def provenance_of(readme: Path) -> str | None:
     """The "How it was made" line of a card we wrote (None: no such card), so that a re-saved model keeps it."""
-    import re
-
     if not readme.is_file():
         return None
     found = re.search(r"^## How it was made\n\n(.+?)\.?\n", readme.read_text(encoding="utf-8", errors="replace"), re.M)

@@ -23,13 +23,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import hf_hub_download, snapshot_download
+
 from . import checkpoint, guidance
 from .errors import InputError, one_line
 from .io import path_kind, read_json_object
 from .model_names import looks_like_hub_id
+from .models.cfld import CFLDModel
 from .models.config import CFLDConfig
-from .schedulers import make_scheduler, scheduler_key
+from .schedulers import check_schedule, make_scheduler, scheduler_key
 from .state_dict import check_finite, check_keys
+from .validation import shown
 
 MODEL_INDEX = "model_index.json"
 LAYOUTS = ("diffusers", "cfld-0.1", "checkpoint", "original")
@@ -80,9 +84,6 @@ def check_diffusers_folder(folder: Path, variant: str | None = None) -> None:
     that do not fit the sizes the config gives, a model of absurd size), is one InputError naming the file."""
     import diffusers
 
-    from .schedulers import check_schedule
-    from .validation import shown
-
     index_file = folder / MODEL_INDEX
     index = read_json_object(index_file, "CFLD pipeline's model_index.json")
     for name in (*COMPONENTS, "scheduler"):
@@ -119,8 +120,6 @@ def hub_layout(repo_id: str, **hub_kwargs: Any) -> str:
     """The layout of a Hub repository, from its ``model_index.json`` alone ("diffusers" also when it has none to
     read: diffusers then says why it cannot be loaded); ``hub_kwargs``: ``cache_dir``, ``revision``, ``token``,
     ``local_files_only``."""
-    from huggingface_hub import hf_hub_download
-
     try:
         index = read_json_object(Path(hf_hub_download(repo_id, MODEL_INDEX, **hub_kwargs)), "model_index.json")
     except InputError:
@@ -133,8 +132,6 @@ def hub_layout(repo_id: str, **hub_kwargs: Any) -> str:
 def hub_snapshot(repo_id: str, **hub_kwargs: Any) -> Path:
     """A whole Hub repository (a layout diffusers' download does not know), downloaded once into huggingface_hub's
     cache, or one InputError saying why not."""
-    from huggingface_hub import snapshot_download
-
     try:
         return Path(snapshot_download(repo_id, **hub_kwargs))
     except Exception as error:  # noqa: BLE001 - offline, unknown repository, gated, network errors ...
@@ -152,10 +149,12 @@ def components(folder: Path, kind: str, base: str | os.PathLike | None = None,
     :func:`original_components`).
     """
     if kind == "original":
-        return original_components(folder, base, config), f"converted from the original CFLD checkpoints in {folder.name}/"
+        return (original_components(folder, base, config),
+                f"converted from the original CFLD checkpoints in {folder.name}/")
     if kind == "checkpoint":
         model, unet = checkpoint.load_checkpoint(folder)
-        return {"model": model, "unet": unet, **base_components(base)}, f"converted from cfld's checkpoint {folder.name}/"
+        return ({"model": model, "unet": unet, **base_components(base)},
+                f"converted from cfld's checkpoint {folder.name}/")
     index = read_json_object(folder / MODEL_INDEX, "part of a CFLD model folder")
     name = _index_entry(index, "scheduler", "ddpm", folder)
     try:
@@ -165,7 +164,8 @@ def components(folder: Path, kind: str, base: str | os.PathLike | None = None,
     scheduler_file = folder / "scheduler" / "scheduler_config.json"
     if path_kind(scheduler_file) is None:
         raise InputError(scheduler_file, "is missing")
-    scheduler = make_scheduler(name, read_json_object(scheduler_file, "part of a CFLD model folder"), source=scheduler_file)
+    scheduler = make_scheduler(name, read_json_object(scheduler_file, "part of a CFLD model folder"),
+                               source=scheduler_file)
     guidance_type = _index_entry(index, "guidance_type", "uc_down_full", folder)
     if guidance_type not in guidance.GUIDANCE_TYPES:
         raise InputError(folder / MODEL_INDEX, f"guidance_type must be one of {', '.join(guidance.GUIDANCE_TYPES)}, "
@@ -186,9 +186,9 @@ def model_and_unet(folder: str | os.PathLike, config: CFLDConfig):
     folder = Path(folder)
     kind = path_kind(folder)
     if kind != "folder":
-        raise InputError(folder, ("no such folder" if kind is None else f"is a {kind}, not a folder") + "; give a model "
-                                 "folder (save_pretrained, cfld train's model/, cfld convert) or the released "
-                                 f"checkpoints ({checkpoint.ORIGINAL_MODEL} + {checkpoint.ORIGINAL_UNET})")
+        raise InputError(folder, ("no such folder" if kind is None else f"is a {kind}, not a folder")
+                                 + "; give a model folder (save_pretrained, cfld train's model/, cfld convert) or "
+                                 f"the released checkpoints ({checkpoint.ORIGINAL_MODEL} + {checkpoint.ORIGINAL_UNET})")
     kind = layout(folder)
     if kind == "original":
         return checkpoint.load_original(folder, config)
@@ -197,8 +197,6 @@ def model_and_unet(folder: str | os.PathLike, config: CFLDConfig):
     if kind is None:
         raise InputError(folder, NOT_A_MODEL)
     from diffusers import UNet2DConditionModel
-
-    from .models.cfld import CFLDModel
 
     try:
         model = CFLDModel.from_pretrained(folder / "model")

@@ -88,13 +88,15 @@ def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.T
         raise InputError(source, "does not fit the model: " + "; ".join(problems))
 
 
-def load_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: object, assign: bool = False) -> None:
+def load_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: object,
+                assign: bool = False) -> None:
     """``module.load_state_dict`` after :func:`check_keys`, so a bad checkpoint is one clear error."""
     check_keys(module.state_dict(), state_dict, source)
     module.load_state_dict(state_dict, assign=assign)
 
 
-def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str, optional: bool = False) -> dict[str, torch.Tensor]:
+def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str,
+                 optional: bool = False) -> dict[str, torch.Tensor]:
     """The entries under ``prefix``, with it removed. With ``optional``, a state dict in which no key has
     the prefix (already stripped) is returned whole."""
     if optional and not any(key.startswith(prefix) for key in state_dict):

@@ -124,7 +124,8 @@ class CFLDModel(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_config(cls, config: CFLDConfig | dict[str, Any] | None = None, **kwargs: Any):
-        """diffusers' ``from_config``, which also takes a :class:`CFLDConfig`: a model of those sizes, random weights."""
+        """diffusers' ``from_config``, which also takes a :class:`CFLDConfig`: a model of those sizes, random
+        weights."""
         return super().from_config(config.to_dict() if isinstance(config, CFLDConfig) else config, **kwargs)
 
     @classmethod

@@ -91,9 +91,11 @@ def train_autoencoder(spec: dict[str, Any], dataset: Dataset, image_size: tuple[
     loader = DataLoader(dataset, batch_size=max(1, options["batch_size"] // 2), shuffle=True, generator=generator,
                         drop_last=True)
     if len(loader) == 0:  # else the loop below would wait forever for a batch
-        raise InputError("training config vae", f"batch_size {options['batch_size']} needs {options['batch_size'] // 2} "
-                                                f"pairs, but the dataset has {len(dataset)}")
-    steps, bar = options["train_steps"], tqdm(total=options["train_steps"], desc="training the VAE", disable=not progress)
+        raise InputError("training config vae", f"batch_size {options['batch_size']} needs "
+                                                f"{options['batch_size'] // 2} pairs, "
+                                                f"but the dataset has {len(dataset)}")
+    steps = options["train_steps"]
+    bar = tqdm(total=options["train_steps"], desc="training the VAE", disable=not progress)
     done = 0
     while done < steps:
         for batch in loader:

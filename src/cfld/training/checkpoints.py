@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .. import checkpoint as ckpt
@@ -49,7 +50,8 @@ def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         tensors |= {f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     tensors["numpy"] = torch.from_numpy(keys.astype(np.int64))
-    meta = {"numpy": json.dumps([kind, int(pos), int(has_gauss), float(gauss)]), "python": json.dumps(random.getstate())}
+    meta = {"numpy": json.dumps([kind, int(pos), int(has_gauss), float(gauss)]),
+            "python": json.dumps(random.getstate())}
     return tensors, meta
 
 
@@ -73,7 +75,8 @@ def optimizer_to_files(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], 
             if isinstance(value, torch.Tensor):
                 tensors[f"{index}.{name}"] = value.contiguous()
             elif isinstance(value, (bool, int, float)):
-                tensors[f"{index}.{name}:number"] = torch.tensor(value, dtype=torch.float64 if isinstance(value, float) else torch.int64)
+                tensors[f"{index}.{name}:number"] = torch.tensor(
+                    value, dtype=torch.float64 if isinstance(value, float) else torch.int64)
     return tensors, state["param_groups"]
 
 
@@ -193,8 +196,6 @@ def load_checkpoint(folder: Path, state: dict[str, Any], accelerator, model, une
 
 def read_rng_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """A process's random states (``rng-N.safetensors``), checked, or one InputError naming the file."""
-    from safetensors import SafetensorError, safe_open
-
     if not path.is_file():
         raise InputError(path, "is missing: the checkpoint is incomplete")
     try:
@@ -206,7 +207,8 @@ def read_rng_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
               and len(python_state) == 3 and isinstance(python_state[1], list)
               and tensors["torch"].dtype == torch.uint8 and tensors["numpy"].numel() == 624)
     except (OSError, SafetensorError, ValueError, KeyError, TypeError) as error:
-        raise InputError(path, f"is not a random-state file of a checkpoint ({type(error).__name__}: {error})") from None
+        raise InputError(path,
+                         f"is not a random-state file of a checkpoint ({type(error).__name__}: {error})") from None
     if not ok:
         raise InputError(path, "is not a random-state file of a checkpoint (its states have the wrong form)")
     return tensors, meta

@@ -12,6 +12,10 @@ Presets (``cfld train --config NAME`` or a file; ``cfld train --list-presets``):
 * ``synthetic-cpu``: the test-size model on synthetic persons, on a CPU in minutes. Beyond the paper it
   (1) trains the whole tiny UNet (there is no pretrained Stable Diffusion at that size), and (2) first
   trains a tiny VAE on the synthetic persons (there is no pretrained VAE at that size either).
+
+:class:`TrainConfig` is longer than our other classes and reads better whole: its ~60 keys, each with the comment
+that explains it, then the checks of those keys, so that a reader finds every key of a recipe and what it accepts
+in one place.
 """
 
 from __future__ import annotations
@@ -24,11 +28,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .. import validation as V
 from ..errors import InputError
 from ..io import path_kind, read_json, read_yaml
+from ..metrics.evaluate import ALL_METRICS
 from ..models.config import PRESETS as MODEL_PRESETS
 from ..models.config import CFLDConfig
+from ..schedulers import make_scheduler, scheduler_key
+from .autoencoder import check_options
+from .datasets import check_data_spec
+from .step import OPTIMIZERS
 
 TRAINABLE = ("paper", "unet")
 """``paper``: H_S, H_D, H_A, H_P, the learnable vector and the UNet's up-block cross-attention W_k, W_v
@@ -133,7 +144,8 @@ class TrainConfig:
                 return cls.load(preset, overrides)
         if path_kind(path) != "file":
             raise InputError(spec, f"is neither a training config file nor a preset ({', '.join(presets())})")
-        data = read_json(path, "training config") if path.suffix.lower() == ".json" else read_yaml(path, "training config")
+        data = (read_json(path, "training config") if path.suffix.lower() == ".json"
+                else read_yaml(path, "training config"))
         return cls.from_dict(apply_overrides(data, overrides), source=path)
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,12 +182,11 @@ class TrainConfig:
         for name in ("scale_lr", "cubic_sampling", "gradient_checkpointing", "allow_tf32", "condition_checkpointing",
                      "gradient_as_bucket_view", "cast_frozen_weights"):
             V.check_bool(getattr(c, name), name, source)
-        from .step import OPTIMIZERS
-
         V.check_str(c.optimizer, "optimizer", source, OPTIMIZERS)
         if c.cache_latents not in (True, False, "auto"):
             raise InputError(source, f"cache_latents must be true, false or auto, got {V.shown(c.cache_latents)}")
-        if c.latent_cache_dir is not None and (not isinstance(c.latent_cache_dir, str) or not c.latent_cache_dir.strip()):
+        if c.latent_cache_dir is not None and (not isinstance(c.latent_cache_dir, str)
+                                               or not c.latent_cache_dir.strip()):
             raise InputError(source, f"latent_cache_dir must be a folder (or null), got {V.shown(c.latent_cache_dir)}")
         V.check_str(c.trainable, "trainable", source, TRAINABLE)
         V.check_str(c.mixed_precision, "mixed_precision", source, MIXED_PRECISION)
@@ -184,24 +195,21 @@ class TrainConfig:
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise InputError(source, f"{name} must be a path or hub id (or null), got {V.shown(value)}")
         if isinstance(c.vae, dict):
-            from .autoencoder import check_options
-
             check_options(c.vae, f"{source} (vae)")
         elif not isinstance(c.vae, str) or not c.vae.strip():
-            raise InputError(source, f"vae must be a path or hub id, or the options of a VAE to train, got {V.shown(c.vae)}")
+            raise InputError(source, "vae must be a path or hub id, or the options of a VAE to train, "
+                                     f"got {V.shown(c.vae)}")
         if not isinstance(c.data, dict) or not isinstance(c.data.get("kind"), str):
-            raise InputError(source, "data must be a mapping with a 'kind' (synthetic, prepared, or a registered dataset)")
-        from .datasets import check_data_spec
-
+            raise InputError(source,
+                             "data must be a mapping with a 'kind' (synthetic, prepared, or a registered dataset)")
         check_data_spec(c.data, f"{source} (data)")
         if c.noise_scheduler is not None:
-            from ..schedulers import make_scheduler
-
             make_scheduler("ddpm", V.check_mapping(c.noise_scheduler, "noise_scheduler", source),
                            f"{source} (noise_scheduler)")
         self._validate_evaluation(source)
         if c.unet is None and c.trainable == "paper" and c.init_checkpoint is None:
-            raise InputError(source, "a randomly initialised UNet (unet: null) must be trained whole: set trainable: unet")
+            raise InputError(source,
+                             "a randomly initialised UNet (unet: null) must be trained whole: set trainable: unet")
         model = c.model_config(source)
         latent = c.vae.get("latent_channels", 4) if isinstance(c.vae, dict) else 4
         if isinstance(c.vae, dict) and latent != model.unet.get("in_channels", 4):
@@ -210,9 +218,6 @@ class TrainConfig:
         return self
 
     def _validate_evaluation(self, source: object) -> None:
-        from ..metrics.evaluate import ALL_METRICS
-        from ..schedulers import scheduler_key
-
         c = self
         c.eval_every = V.check_int(c.eval_every, "eval_every", source, 0, 10**9)
         c.eval_pairs = V.check_int(c.eval_pairs, "eval_pairs", source, 1, 10**7)
@@ -220,7 +225,8 @@ class TrainConfig:
         c.eval_seed = V.check_int(c.eval_seed, "eval_seed", source, 0, 2**63 - 1)
         c.eval_batch_size = V.check_int(c.eval_batch_size, "eval_batch_size", source, 1, 4096)
         c.eval_guidance_pose = V.check_float(c.eval_guidance_pose, "eval_guidance_pose", source, 0, 100)
-        c.eval_guidance_appearance = V.check_float(c.eval_guidance_appearance, "eval_guidance_appearance", source, 0, 100)
+        c.eval_guidance_appearance = V.check_float(c.eval_guidance_appearance, "eval_guidance_appearance", source,
+                                                   0, 100)
         V.check_str(c.eval_scheduler, "eval_scheduler", source)
         try:
             scheduler_key(c.eval_scheduler)
@@ -230,17 +236,20 @@ class TrainConfig:
             c.eval_size = V.check_ints(c.eval_size, "eval_size", source, 2, 51, 4096)
         if c.eval_metrics is not None:
             c.eval_metrics = tuple(V.check_str(m, "eval_metrics", source, ALL_METRICS)
-                                   for m in (c.eval_metrics if isinstance(c.eval_metrics, (list, tuple)) else [c.eval_metrics]))
+                                   for m in (c.eval_metrics if isinstance(c.eval_metrics, (list, tuple))
+                                             else [c.eval_metrics]))
             if not c.eval_metrics:
-                raise InputError(source, f"eval_metrics must name at least one of {', '.join(ALL_METRICS)} (or be null)")
+                raise InputError(source,
+                                 f"eval_metrics must name at least one of {', '.join(ALL_METRICS)} (or be null)")
         V.check_str(c.select_by, "select_by", source, ALL_METRICS)
         if c.eval_metrics is not None and c.select_by not in c.eval_metrics:
-            raise InputError(source, f"select_by {c.select_by} is not one of eval_metrics ({', '.join(c.eval_metrics)})")
-        if c.eval_fid_reference is not None and (not isinstance(c.eval_fid_reference, str) or not c.eval_fid_reference.strip()):
-            raise InputError(source, f"eval_fid_reference must be a folder of images (or null), got {V.shown(c.eval_fid_reference)}")
+            raise InputError(source,
+                             f"select_by {c.select_by} is not one of eval_metrics ({', '.join(c.eval_metrics)})")
+        if c.eval_fid_reference is not None and (not isinstance(c.eval_fid_reference, str)
+                                                 or not c.eval_fid_reference.strip()):
+            raise InputError(source, "eval_fid_reference must be a folder of images (or null), "
+                                     f"got {V.shown(c.eval_fid_reference)}")
         if c.eval_data is not None:
-            from .datasets import check_data_spec
-
             if not isinstance(c.eval_data, dict) or not isinstance(c.eval_data.get("kind"), str):
                 raise InputError(source, "eval_data must be a mapping with a 'kind', like data (or null)")
             check_data_spec(c.eval_data, f"{source} (eval_data)")
@@ -252,7 +261,8 @@ class TrainConfig:
             spec = dict(spec)
             preset = spec.pop("preset", "sd15")
             if preset not in MODEL_PRESETS:
-                raise InputError(f"{source} (model)", f"preset must be {' or '.join(MODEL_PRESETS)}, got {V.shown(preset)}")
+                raise InputError(f"{source} (model)",
+                                 f"preset must be {' or '.join(MODEL_PRESETS)}, got {V.shown(preset)}")
             base = CFLDConfig.preset(preset).to_dict()
             if isinstance(spec.get("unet"), dict):  # UNet options change the preset's UNet, not replace it
                 spec["unet"] = base["unet"] | spec["unet"]
@@ -267,8 +277,8 @@ class TrainConfig:
             if path.is_dir() and candidate.is_file():
                 return CFLDConfig.from_json(candidate)
         if not path.is_file():
-            raise InputError(f"{source} (model)", f"{spec} is neither a preset ({', '.join(MODEL_PRESETS)}) nor a model "
-                                                  "folder or its config.json")
+            raise InputError(f"{source} (model)", f"{spec} is neither a preset ({', '.join(MODEL_PRESETS)}) "
+                                                  "nor a model folder or its config.json")
         return CFLDConfig.from_json(path)
 
 
@@ -276,8 +286,6 @@ def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
     """``data`` (a config's mapping) with each ``KEY=VALUE`` of ``overrides`` set: ``VALUE`` is read as YAML (``5e-6``,
     ``null``, ``[256, 176]``, text), a dotted ``KEY`` reaches into a mapping (``data.root=DIR``). Unknown keys are
     refused later, by :meth:`TrainConfig.from_dict`, with the others."""
-    import yaml
-
     if not overrides or not isinstance(data, dict):
         return data
     data = dict(data)

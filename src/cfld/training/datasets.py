@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
 from torch.utils.data import Dataset
 
 from .. import validation as V
+from ..data.dataset import PoseTransferDataset
+from ..data.synthetic import SyntheticPersons
 from ..errors import InputError, one_line
 
 ENTRY_POINT_GROUP = "cfld.datasets"
@@ -43,8 +46,6 @@ def register_dataset(name: str, cls: type) -> None:
 
 
 def _entry_points() -> dict[str, Any]:
-    from importlib.metadata import entry_points
-
     return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
 
 
@@ -61,12 +62,8 @@ def dataset_class(kind: Any, source: object = "training config (data)") -> type:
                                  "code: register the class (cfld.training.register_dataset, or an entry point in the "
                                  f"group '{ENTRY_POINT_GROUP}' of an installed package) and give its name")
     if kind == "synthetic":
-        from ..data.synthetic import SyntheticPersons
-
         return SyntheticPersons
     if kind == "prepared":
-        from ..data.dataset import PoseTransferDataset
-
         return PoseTransferDataset
     cls = _registered.get(kind)
     if cls is None:
@@ -162,5 +159,6 @@ def check_items(dataset: Dataset, model_config, source: object = "training confi
         value = item.get(key)
         got = tuple(getattr(value, "shape", ()))
         if value is None or got != shape:
-            raise InputError(source, f"the dataset's item {key!r} is {'missing' if value is None else f'of shape {got}'}, "
+            raise InputError(source, f"the dataset's item {key!r} is "
+                                     f"{'missing' if value is None else f'of shape {got}'}, "
                                      f"but the model needs {shape}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,12 @@ import torch
 
 from ..errors import InputError
 from ..io import atomic_write_text, read_json_object
+from ..metrics.evaluate import Evaluator, available_metrics, quantise
+from ..pipeline import CFLDPipeline
+from ..schedulers import make_scheduler
 from ..split_sampling import Pair, SamplingSettings, generate, order_by_source, share
+from .datasets import build_dataset
+from .step import set_trainable
 
 HISTORY, BEST_DIR, BEST_FILE = "metrics.jsonl", "best", "cfld-best.json"
 LOWER_IS_BETTER = ("fid", "fid_standard", "lpips")
@@ -35,9 +41,6 @@ class PeriodicEvaluation:
     """The test pairs, metrics and best-so-far of one run; :meth:`run` is called on every process."""
 
     def __init__(self, config, model_config, output_dir: Path, source: object = "training config"):
-        from ..metrics.evaluate import available_metrics
-        from .datasets import build_dataset
-
         c = config
         self.config = c
         self.output_dir = Path(output_dir)
@@ -69,9 +72,8 @@ class PeriodicEvaluation:
         if self.size is None:
             self.size = tuple(item["img_gt"].shape[-2:]) if "img_gt" in item else tuple(item["img_tgt"].shape[-2:])
         if is_main:
-            from ..metrics.evaluate import Evaluator
-
-            self.evaluator = Evaluator(self.metrics, self.size, reference=self.config.eval_fid_reference, progress=False)
+            self.evaluator = Evaluator(self.metrics, self.size, reference=self.config.eval_fid_reference,
+                                       progress=False)
 
     def _item(self, index: int) -> dict[str, Any]:
         item = self.dataset[index]
@@ -97,8 +99,6 @@ class PeriodicEvaluation:
         if best_file.is_file():
             written = read_json_object(best_file, "best-model record")
             if not isinstance(written.get("step"), int) or written["step"] > step:
-                import shutil
-
                 shutil.rmtree(self.output_dir / BEST_DIR)
         if (self.output_dir / HISTORY).exists():
             self._write_history()
@@ -117,8 +117,6 @@ class PeriodicEvaluation:
         items = {i: self._item(i) for i in share(self.indices, rank, world)}
         pairs = {Pair(str(item["name_src"]), str(item["name_tgt"])): i for i, item in items.items()}
         by_source = {str(item["name_src"]): item for item in items.values()}
-        from ..metrics.evaluate import Evaluator, quantise
-
         generated = []
         for batch, images in generate(pipe, order_by_source(list(pairs)), lambda name: by_source[name]["img_cond"],
                                       lambda pair: items[pairs[pair]]["pose_img_tgt"], self.settings,
@@ -151,8 +149,8 @@ class PeriodicEvaluation:
         if value is not None and self._improves(value):
             self.best = {"step": step, "epoch": epoch, "metric": self.config.select_by, "value": value}
             record = json.dumps({**self.best, "metrics": metrics, "sampling": self.settings.to_dict()}, indent=2) + "\n"
-            pipe.provenance = (f"The best weights of a `cfld train` run by {self.config.select_by} on held-out pairs, at "
-                               f"step {step}; the selection is {BEST_FILE} beside this card")
+            pipe.provenance = (f"The best weights of a `cfld train` run by {self.config.select_by} on held-out pairs, "
+                               f"at step {step}; the selection is {BEST_FILE} beside this card")
             pipe.save_pretrained(self.output_dir / BEST_DIR, overwrite=True, extra_files={BEST_FILE: record})
         shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
         mark = " (best so far)" if self.best and self.best["step"] == step else ""
@@ -187,10 +185,6 @@ def inference(model, unet, vae, trainable: str, scheduler_name: str = "ddpm", sc
     """A pipeline over the weights as they are now; afterwards training goes on exactly as without it: the
     global random stream, the VAE's batch slicing (which changes how it rounds the training batches), the
     trainable flags (``trainable``: the recipe's) and train mode are put back."""
-    from ..pipeline import CFLDPipeline
-    from ..schedulers import make_scheduler
-    from .step import set_trainable
-
     state, slicing = torch.get_rng_state(), vae.use_slicing
     config = dict(scheduler.config) if scheduler is not None else None
     try:

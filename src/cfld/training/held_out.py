@@ -28,7 +28,9 @@ from ..data.synthetic import HELD_OUT_SEED, SyntheticPersons
 from ..images import to_uint8
 from ..metrics.appearance import mean_garment_delta_e
 from ..metrics.image_quality import pixel_metrics
-from ..models import CFLDConfig
+from ..models import CFLDConfig, CFLDModel
+from ..models.cfld import build_unet
+from ..pipeline import CFLDPipeline
 from .config import TrainConfig
 
 RECIPE = "synthetic-cpu"
@@ -102,10 +104,6 @@ def untrained_pipeline(pipe, seed: int | None = None):
     recipe's)."""
     from accelerate.utils import set_seed
 
-    from ..models import CFLDModel
-    from ..models.cfld import build_unet
-    from ..pipeline import CFLDPipeline
-
     set_seed(TrainConfig.load(RECIPE).seed if seed is None else seed)
     model = CFLDModel.from_config(pipe.model.config)
     unet = build_unet(pipe.model.config)
@@ -118,5 +116,6 @@ def score_table(rows: dict[str, dict[str, float]]) -> list[str]:
     width = max(26, *(len(name) + 2 for name in rows))
     lines = [f"{'against the ground truth':<{width}}" + "".join(f"{n:>9}" for n in names)]
     for name, values in rows.items():
-        lines.append(f"{name:<{width}}" + "".join(f"{values[n]:>9.{2 if n in ('PSNR', 'ΔE00') else 4}f}" for n in names))
+        lines.append(f"{name:<{width}}"
+                     + "".join(f"{values[n]:>9.{2 if n in ('PSNR', 'ΔE00') else 4}f}" for n in names))
     return lines

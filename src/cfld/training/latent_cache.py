@@ -10,7 +10,8 @@ encoding photos in other batches (measured in ``docs/training.md``).
 Layout, beside a prepared dataset unless ``latent_cache_dir`` says where::
 
     DATASET/latent-cache/SPLIT-VAEKEY-HxW/
-        cache.json              format, the digest of the dataset's manifest (cfld-dataset.json), the VAE key, the size, the photo names
+        cache.json              format, the digest of the dataset's manifest (cfld-dataset.json), the VAE key,
+                                the size, the photo names
         shard-00000.safetensors "mean" and "std", (N, C, h, w) float32, for photos 0..N-1 of cache.json
 
 ``VAEKEY`` is a digest of the VAE's weights and the dtype it encodes in, so another VAE gets another cache. Each
@@ -77,7 +78,8 @@ def check_index(folder: Path, dataset, key: str) -> dict[str, Any] | None:
         raise InputError(path, f"is not a latent cache index ({FORMAT}); delete {folder} to encode again")
     if index.get("manifest_sha256") != file_digest(dataset.manifest_path):
         raise InputError(folder, f"is a latent cache of another version of {dataset.manifest_path} (the dataset was "
-                                 "prepared again since): delete the folder to encode again, or set cache_latents: false")
+                                 "prepared again since): delete the folder to encode again, "
+                                 "or set cache_latents: false")
     if index.get("vae") != key or index.get("names") != dataset.photo_names() \
             or list(index.get("image_size", ())) != list(dataset.image_size):
         raise InputError(folder, "does not hold this dataset's photos at this size for this VAE: delete the folder "
@@ -96,7 +98,8 @@ def _shard_file(folder: Path, number: int) -> Path:
 def _complete(path: Path, count: int) -> bool:
     try:
         with safe_open(str(path), framework="pt") as f:
-            return set(f.keys()) == {"mean", "std"} and all(f.get_slice(k).get_shape()[0] == count for k in ("mean", "std"))
+            return set(f.keys()) == {"mean", "std"} and all(f.get_slice(k).get_shape()[0] == count
+                                                            for k in ("mean", "std"))
     except Exception:  # noqa: BLE001 - a shard that cannot be read is encoded again
         return False
 

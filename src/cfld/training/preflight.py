@@ -23,11 +23,12 @@ from ..errors import InputError
 from ..io import atomic_folder, atomic_write_text, check_output_folder, path_kind, remove_stale_temporaries
 from ..models.config import CFLDConfig
 from .autoencoder import check_options as check_vae_options
+from .autoencoder import train_autoencoder
 from .checkpoints import CHECKPOINTS, TRAINER_STATE, check_checkpoint, find_checkpoint, remove_partial
 from .datasets import build_dataset, check_items
 from .evaluation import BEST_DIR, HISTORY, PeriodicEvaluation
 from .latent_cache import FOLDER as CACHE_FOLDER
-from .latent_cache import cacheable
+from .latent_cache import build_latent_cache, cache_folder, cacheable, check_index, vae_key
 from .step import adam_class
 
 FINAL_MODEL, VAE_DIR = "model", "vae"
@@ -59,7 +60,8 @@ def make_accelerator(config, output_dir: Path):
 
     c = config
     if c.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise InputError(getattr(c, "origin", "training config"), "mixed_precision fp16 needs a CUDA GPU; use bf16 or no on this machine")
+        raise InputError(getattr(c, "origin", "training config"),
+                         "mixed_precision fp16 needs a CUDA GPU; use bf16 or no on this machine")
     log_with = None
     try:
         import tensorboard  # noqa: F401
@@ -125,12 +127,11 @@ def train_vae(config, accelerator, output_dir: Path, model_config: CFLDConfig, d
     """Train the VAE a config's mapping describes (on the main process), keep it in ``output_dir/vae`` so that
     resuming reuses it, and load it on every process."""
     if accelerator.is_main_process:
-        from .autoencoder import train_autoencoder
-
         vae = train_autoencoder(config.vae, dataset, model_config.image_size, seed=config.seed,
                                 device=accelerator.device, progress=progress)
         with atomic_folder(output_dir / VAE_DIR, overwrite=True, what="the trained VAE",
-                           kept="no checkpoint was written yet: free space and run again (it trains the VAE again)") as tmp:
+                           kept="no checkpoint was written yet: free space and run again "
+                                "(it trains the VAE again)") as tmp:
             vae.save_pretrained(tmp, safe_serialization=True)
     accelerator.wait_for_everyone()
     return ready_vae(config, output_dir)
@@ -142,7 +143,8 @@ def uses_latent_cache(config, dataset, origin: object) -> bool:
     if config.cache_latents is False:
         return False
     if cacheable(dataset):
-        base = Path(config.latent_cache_dir) if config.latent_cache_dir else Path(dataset.manifest_path).parent / CACHE_FOLDER
+        base = (Path(config.latent_cache_dir) if config.latent_cache_dir
+                else Path(dataset.manifest_path).parent / CACHE_FOLDER)
         existing = next(p for p in (base, *base.parents) if p.exists())
         if existing == base or os.access(existing, os.W_OK):
             return True
@@ -158,8 +160,6 @@ def uses_latent_cache(config, dataset, origin: object) -> bool:
 
 def check_latent_cache(config, dataset, vae, accelerator) -> None:
     """A cache that exists for this dataset and VAE must be of the dataset as it is now (else an InputError)."""
-    from .latent_cache import cache_folder, check_index, vae_key
-
     if frozen_dtype(accelerator) is not None:
         return  # encoded in 16 bits on the GPU: another key, checked when the cache is opened
     key = vae_key(vae)
@@ -177,8 +177,6 @@ def frozen_dtype(accelerator) -> torch.dtype | None:
 def ready_latent_cache(config, accelerator, dataset, vae, progress: bool):
     """The latent cache of ``dataset`` for ``vae`` (ready on its device, in its dtype): the photos it lacks are
     encoded first, shared out over the processes."""
-    from .latent_cache import build_latent_cache
-
     return build_latent_cache(dataset, vae, config.latent_cache_dir, rank=accelerator.process_index,
                               world=accelerator.num_processes, barrier=accelerator.wait_for_everyone,
                               progress=progress)

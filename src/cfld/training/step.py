@@ -44,6 +44,7 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..errors import InputError
+from ..model_folders import model_and_unet
 from ..models.cfld import CFLDModel, Conditions, build_unet
 from ..models.config import SCALES, CFLDConfig
 
@@ -85,11 +86,10 @@ def build_models(config, model_config: CFLDConfig) -> tuple[CFLDModel, nn.Module
     Microsoft Swin weights when the config names them."""
     c = config
     if c.init_checkpoint:
-        from ..model_folders import model_and_unet
-
         model, unet = model_and_unet(c.init_checkpoint, model_config)
         if model.config.to_dict() != model_config.to_dict():
-            raise InputError(c.init_checkpoint, "was written for another model configuration than the training config's")
+            raise InputError(c.init_checkpoint,
+                             "was written for another model configuration than the training config's")
     else:
         ckpt.build_models(model_config, "training config (model)", materialize=False)  # refuses absurd sizes
         model = CFLDModel.from_config(model_config)
@@ -167,8 +167,9 @@ def base_lr(config) -> float:
 
 def build_optimizer(config, model: nn.Module, unet: nn.Module, steps_per_epoch: int
                     ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
-    """Adam (``optimizer``: :func:`adam_class`) over :func:`trainable_parameters` and its lr schedule (:func:`lr_factor`: warmup, then decay at the
-    ``decay_epochs`` boundaries, counted in optimizer steps of ``steps_per_epoch``)."""
+    """Adam (``optimizer``: :func:`adam_class`) over :func:`trainable_parameters` and its lr schedule
+    (:func:`lr_factor`: warmup, then decay at the ``decay_epochs`` boundaries, counted in optimizer steps of
+    ``steps_per_epoch``)."""
     c = config
     adam = adam_class(c.optimizer, getattr(c, "origin", "training config"))
     optimizer = adam(trainable_parameters(model, unet), lr=base_lr(c), betas=tuple(c.adam_betas), eps=c.adam_eps)
@@ -256,7 +257,8 @@ def encode_latents(batch: dict[str, Any], vae: nn.Module, device: torch.device |
         else:
             names = list(batch["name_src"]) + list(batch["name_tgt"])
             mean, std = cache.posterior(names, device, dtype)
-            eps = torch.randn(mean.shape, device=device, dtype=dtype) if posterior_eps is None else posterior_eps.to(mean)
+            eps = (torch.randn(mean.shape, device=device, dtype=dtype) if posterior_eps is None
+                   else posterior_eps.to(mean))
             # in the layout of the VAE's own sample: the noise drawn next (randn_like) follows it
             sample = (mean + std * eps).contiguous(memory_format=cache.layout(vae, len(names)))
         return sample.float() * vae.config.scaling_factor
