@@ -12,7 +12,7 @@ STAMP := $(VENV)/.cfld-installed-$(EXTRAS)
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup system-libs browser test demo bench bench-gpu clean
+.PHONY: setup system-libs browser lint test demo bench bench-gpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,12 @@ system-libs:
 browser:
 	$(call apt_install,$(BROWSER))
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# pyflakes, import order, bugbear, pyupgrade, 120 columns ([tool.ruff] in pyproject.toml); make test runs it first
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 demo: $(STAMP)
 	$(VENV)/bin/cfld demo --output demo_output
