@@ -3,6 +3,7 @@ they were; the dataset's own photos go through unchanged; the placement is the d
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra (media
 
 from cfld import framing as F  # noqa: E402
 from cfld.errors import InputError  # noqa: E402
+from cfld.images import load_image  # noqa: E402
 from cfld.pose import PoseDetector, pose_from_json  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -25,9 +27,25 @@ OTHER = DATA / "women2.jpg"  # another one
 TEXTURE_SEED = 7
 
 
+class RememberingDetector(PoseDetector):
+    """A still-image detector (its finding depends on the pixels alone) that gives a picture it has seen the
+    detection it made then: the 246 real photos are framed by one test and measured by another, once."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen: dict[tuple, object] = {}
+
+    def detect(self, image, source=None):
+        pixels = np.asarray(load_image(image, source), dtype=np.uint8)
+        key = (pixels.shape, hashlib.sha1(pixels.tobytes()).hexdigest())
+        if key not in self.seen:
+            self.seen[key] = super().detect(pixels, source)
+        return self.seen[key]
+
+
 @pytest.fixture(scope="module")
 def detector():
-    with PoseDetector(segmentation=True) as d:
+    with RememberingDetector(segmentation=True) as d:
         yield d
 
 

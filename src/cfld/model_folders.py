@@ -2,14 +2,14 @@
 
 :meth:`cfld.CFLDPipeline.from_pretrained` takes any of these, local or on the Hugging Face Hub:
 
-* ``diffusers``: what ``save_pretrained`` writes now, diffusers' own layout. ``model_index.json`` names each
+* ``diffusers``: what ``save_pretrained`` writes, diffusers' own layout. ``model_index.json`` names each
   component: ``"model": ["cfld", "CFLDModel"]`` (``model/``: ``config.json`` + ``diffusion_pytorch_model.safetensors``),
   ``"unet": ["diffusers", "UNet2DConditionModel"]`` (a plain UNet folder: the HGA processors and the pose adapter's
   residuals are put on at load), ``vae/``, ``scheduler/``; diffusers loads it (variants, ``torch_dtype``, the Hub
   cache, ``local_files_only``).
-* ``cfld-0.1``: what ``save_pretrained`` wrote before: ``model_index.json`` with ``guidance_type`` and ``scheduler``
+* ``cfld-0.1``: what cfld 0.1's ``save_pretrained`` wrote: ``model_index.json`` with ``guidance_type`` and ``scheduler``
   (our name of it), ``cfld/`` (``config.json``, ``model.safetensors``, ``unet.safetensors``), ``vae/``, ``scheduler/``.
-* ``checkpoint``: a bare checkpoint (``cfld convert`` before, ``cfld train``'s ``checkpoints/step-N``):
+* ``checkpoint``: a bare checkpoint (cfld 0.1's ``cfld convert``, ``cfld train``'s ``checkpoints/step-N``):
   ``config.json`` + ``model.safetensors`` + ``unet.safetensors``; VAE and noise schedule from ``base``.
 * ``original``: the released checkpoints of github.com/YanzuoLu/CFLD (``pytorch_model.bin`` +
   ``pytorch_model_1.bin``, read with ``weights_only=True``); VAE and noise schedule from ``base``.

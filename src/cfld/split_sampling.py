@@ -82,7 +82,7 @@ class SamplingSettings:
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
-        if self.guidance_interval is None:  # records of the paper's sampling read as before
+        if self.guidance_interval is None:  # the paper's sampling: records without the key, as cfld 0.1 wrote
             del record["guidance_interval"]
         else:
             record["guidance_interval"] = list(self.guidance_interval)
