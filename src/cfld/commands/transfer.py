@@ -183,7 +183,7 @@ def _detect_poses(photos, sources, fit, pictures):
     with PoseDetector() as detector:
         for photo in photos:
             pose = detector(pictures[photo], photo)
-            click.echo(f"{photo}: {pose.num_visible} of 18 joints found")
+            click.echo(f"{photo}: {pose.num_visible} of {NUM_JOINTS} joints found")
             for source in sources:
                 found[photo, source] = retarget(pose, frames[source], fit=fit)
     return found
