@@ -31,6 +31,7 @@ import torch
 from .errors import InputError, MissingDependencyError
 from .framing import Framer, FramingError
 from .images import ImageInput, load_image, resize_output, to_model_input, to_pil
+from .models.config import POSE_CHANNELS
 from .pose import PoseDetector, load_pose, pose_image
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -90,8 +91,6 @@ class PersonImageProcessor:
     def pose_images(self, poses, size: tuple[int, int], frame: tuple[int, int] | None = None) -> torch.Tensor:
         """(N, 21, H, W) pose images at ``size`` from anything :func:`cfld.pose.load_pose` reads, or ready-made
         ``(21, H, W)`` tensors (or a stack of them); ``frame``: (H, W) of OpenPose files, which do not record it."""
-        from .models.config import POSE_CHANNELS
-
         poses = poses if isinstance(poses, (list, tuple)) else [poses]
         if not len(poses):
             raise InputError("poses", "no target pose given")

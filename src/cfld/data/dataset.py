@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..images import load_image, to_model_input
+from ..models.config import CFLDConfig
 from ..pose.formats import read_annotation_csv
 from ..pose.render import pose_image
 from ..pose.skeleton import Size, parse_size
@@ -111,8 +112,6 @@ class PoseTransferDataset(Dataset):
             raise InputError(self.root, f"has no {images!r} images for {split} (prepared: {prepared}); "
                                         "prepare them with --size")
         if config is None and None in (image_size, cond_size, pose_size):
-            from ..models.config import CFLDConfig  # imports diffusers: only when a size is left to it
-
             config = CFLDConfig()
         self.dataset = manifest["dataset"]
         self.split = split
