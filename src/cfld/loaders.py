@@ -28,7 +28,7 @@ class CFLDLoadersMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, base: str | os.PathLike | None = None,
-                        config=None, device: str | torch.device | None = None, **kwargs: Any) :
+                        config=None, device: str | torch.device | None = None, **kwargs: Any):
         """A local folder or Hub id of any layout of :mod:`cfld.model_folders` (``"demo"``: the demo model shipped
         with cfld). diffusers' layout is loaded by diffusers
         (``torch_dtype``, ``variant``, ``cache_dir``, ``local_files_only`` ...); the released original checkpoints and

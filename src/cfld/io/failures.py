@@ -73,7 +73,7 @@ def writing(what: str | Callable[[Path], str | None] | None = None,
         yield
     except WriteError as error:
         raise write_error(error.path, error.os_error, error.what or _what_of(what, error.path), error.needed,
-                       _kept_now(kept) or error.kept) from None
+                          _kept_now(kept) or error.kept) from None
     except OSError as error:
         if error.errno not in SPACE_ERRNOS or not isinstance(error.filename, (str, os.PathLike)):
             raise
