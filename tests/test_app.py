@@ -119,13 +119,13 @@ def test_plain_background(app, canvas, mediapipe):
 
 
 def test_without_mediapipe_photos_are_used_as_they_are(reference_pipeline, canvas, monkeypatch):
-    from cfld.app import photo_framing
+    from cfld import image_processor
     from cfld.errors import MissingDependencyError
 
     def missing(*args, **kwargs):
         raise MissingDependencyError("pose detection needs MediaPipe: pip install 'cfld[detect]'")
 
-    monkeypatch.setattr(photo_framing, "PoseDetector", missing)
+    monkeypatch.setattr(image_processor, "PoseDetector", missing)  # where the app's framing makes its detector
     app = web.App(reference_pipeline, 2)
     _, _, shown, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
     assert note.startswith("not framed: framing needs MediaPipe") and shown.size == (176, 256)

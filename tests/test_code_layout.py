@@ -141,9 +141,10 @@ def test_modules_classes_and_functions_read_in_one_sitting():
                                  f"it {READS_WHOLE}")
 
 
-@pytest.mark.parametrize("name", ["cfld.cli", "cfld.commands.pose", "cfld.commands.prepare", "cfld.model_names"])
+@pytest.mark.parametrize("name", ["cfld.cli", "cfld.commands.pose", "cfld.commands.prepare", "cfld.model_names",
+                                  "cfld.app"])
 def test_light_modules_stay_light(name):
-    """``cfld --help`` and the pose and prepare commands start without torch (seconds to import)."""
+    """``cfld --help``, the pose and prepare commands and the app's page start without torch (seconds to import)."""
     import subprocess
     import sys
 

@@ -25,8 +25,8 @@ ANY_JOINTS = 0
 class App:
     """The app's actions as plain methods (what the buttons call), testable without a browser.
 
-    Person photos are framed by one :class:`~cfld.app.photo_framing.PhotoFraming` (one MediaPipe detector, made on
-    first use and closed by :meth:`close`, registered with ``atexit``).
+    Person photos are framed by one :class:`~cfld.app.photo_framing.PhotoFraming` (MediaPipe detectors made on first
+    use and closed by :meth:`close`, registered with ``atexit``).
     """
 
     def __init__(self, pipe, default_steps: int = 50):
@@ -53,7 +53,7 @@ class App:
         return self.framing.frame(image, name, plain)
 
     def close(self) -> None:
-        """Close the shared MediaPipe detector (a later framing makes a new one)."""
+        """Close the MediaPipe detectors (a later framing makes a new one)."""
         self.framing.close()
 
     def target_pose(self, source, mode: str, gallery_index: int | None, pose_photo: str | None,

@@ -1,15 +1,10 @@
-"""How the app frames its person photos (:mod:`cfld.framing`, as the command line does): one MediaPipe detector for
-the whole app, one :class:`~cfld.framing.Framer` per background choice, and the line under the framed input that
-says what framing did."""
+"""How the app frames its person photos: through :class:`cfld.image_processor.PersonImageProcessor`, as the pipeline
+and the command line do, one kept open per background choice; and the line under the framed input that says what
+framing did."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 from ..errors import InputError, MissingDependencyError
-from ..framing import Framer
-from ..pose.detect import PoseDetector
 from ..pose.skeleton import DEEPFASHION_SIZE
 
 OUTPUT_SIZE = DEEPFASHION_SIZE
@@ -19,32 +14,26 @@ NO_MEDIAPIPE_NOTE = "not framed: framing needs MediaPipe (pip install 'cfld[dete
 
 
 class PhotoFraming:
-    """Person photos framed like the training photos at :data:`OUTPUT_SIZE`, by one :class:`~cfld.framing.Framer`
-    per background choice, all sharing one MediaPipe detector, made on first use and closed by :meth:`close`.
-    MediaPipe is not thread safe: framing runs under a lock (the page runs one generation at a time anyway)."""
+    """Person photos framed like the training photos at :data:`OUTPUT_SIZE` by one
+    :class:`~cfld.image_processor.PersonImageProcessor` per background choice, each kept open: its MediaPipe
+    detector is made on first use and lives until :meth:`close`. Each processor frames under its own lock
+    (MediaPipe is not thread safe; the page runs one generation at a time anyway)."""
 
     def __init__(self):
-        self._detector = None  # the PoseDetector (with segmentation) that every framer shares
-        self._framers: dict[bool, Any] = {}  # replace_background -> Framer
-        self._lock = threading.Lock()
+        from ..image_processor import PersonImageProcessor  # imports torch: the app stays light until it serves
+
+        self._processors = {plain: PersonImageProcessor(plain, hint=None).__enter__() for plain in (False, True)}
 
     def frame(self, image, name: str, plain: bool = False):
         """``image`` framed like the training photos at :data:`OUTPUT_SIZE` (a :class:`~cfld.framing.Framed`),
         or None without MediaPipe (the ``detect`` extra). Framing's errors are one sentence that also says how
         to use the photo as it is."""
-        with self._lock:
-            try:
-                if self._detector is None:
-                    self._detector = PoseDetector(segmentation=True)
-            except MissingDependencyError:
-                return None
-            framer = self._framers.get(bool(plain))
-            if framer is None:
-                framer = self._framers[bool(plain)] = Framer(OUTPUT_SIZE, bool(plain), detector=self._detector)
-            try:
-                return framer(image, name)
-            except InputError as err:
-                raise InputError(err.source, _unframed_hint(err.problem)) from None
+        try:
+            return self._processors[bool(plain)].frame(image, OUTPUT_SIZE, name)
+        except MissingDependencyError:
+            return None
+        except InputError as err:
+            raise InputError(err.source, _unframed_hint(err.problem)) from None
 
     def framed_input(self, image, name: str, frame: bool = True, plain: bool = False):
         """(the picture given to the model, its :class:`~cfld.framing.Framed` or None, a one-line note)."""
@@ -56,11 +45,9 @@ class PhotoFraming:
         return framed.image, framed, framing_note(framed, plain)
 
     def close(self) -> None:
-        """Close the shared MediaPipe detector (a later framing makes a new one)."""
-        with self._lock:
-            detector, self._detector, self._framers = self._detector, None, {}
-        if detector is not None:
-            detector.close()
+        """Close the MediaPipe detectors (a later framing makes a new one)."""
+        for processor in self._processors.values():
+            processor.close()
 
 
 def framing_note(framed, plain: bool = False) -> str:
