@@ -14,7 +14,7 @@ from ..framing import person_pose
 from ..pose import draw_pose, gallery, retarget
 from . import inputs
 from .inputs import MAX_FRAMES, check_frames, read_photo, uploaded_pose
-from .photo_framing import OUTPUT_SIZE, PhotoFraming
+from .photo_framing import OUTPUT_SIZE, AppFraming
 from .server import work_folder
 
 POSE_MODES = ("gallery pose", "pose of another photo", "pose JSON file")
@@ -25,7 +25,7 @@ ANY_JOINTS = 0
 class App:
     """The app's actions as plain methods (what the buttons call), testable without a browser.
 
-    Person photos are framed by one :class:`~cfld.app.photo_framing.PhotoFraming` (MediaPipe detectors made on first
+    Person photos are framed by one :class:`~cfld.app.photo_framing.AppFraming` (MediaPipe detectors made on first
     use and closed by :meth:`close`, registered with ``atexit``).
     """
 
@@ -39,7 +39,7 @@ class App:
         self.gallery = gallery()
         self.gallery_pictures = [(draw_pose(pose), _gallery_label(name)) for name, pose in self.gallery.items()]
         self.work_dir = work_folder()
-        self.framing = PhotoFraming()
+        self.framing = AppFraming()
         atexit.register(self.close)
 
     # -- inputs ----------------------------------------------------------------------------------------------
@@ -48,8 +48,8 @@ class App:
     preview = staticmethod(inputs.preview)
 
     def frame(self, image, name: str, plain: bool = False):
-        """``image`` framed like the training photos (:meth:`PhotoFraming.frame
-        <cfld.app.photo_framing.PhotoFraming.frame>`), or None without MediaPipe."""
+        """``image`` framed like the training photos (:meth:`AppFraming.frame
+        <cfld.app.photo_framing.AppFraming.frame>`), or None without MediaPipe."""
         return self.framing.frame(image, name, plain)
 
     def close(self) -> None:

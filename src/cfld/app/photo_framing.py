@@ -13,7 +13,7 @@ PASSED_NOTE = "already framed like the training photos: used as it is"
 NO_MEDIAPIPE_NOTE = "not framed: framing needs MediaPipe (pip install 'cfld[detect]'); the photo is used as it is"
 
 
-class PhotoFraming:
+class AppFraming:
     """Person photos framed like the training photos at :data:`OUTPUT_SIZE` by one
     :class:`~cfld.image_processor.PersonImageProcessor` per background choice, each kept open: its MediaPipe
     detector is made on first use and lives until :meth:`close`. Each processor frames under its own lock
