@@ -95,16 +95,20 @@ def make_cache(batch: dict, vae, folder: Path, image_size):
     (the shards' layout; encoded here once, outside the timed steps)."""
     from safetensors.torch import save_file
 
-    from cfld.training.latent_cache import LatentCache
+    from cfld.training.latent_cache import Expected, LatentCache, latent_shape
 
     names = list(batch["name_src"]) + list(batch["name_tgt"])
+    first = [names.index(name) for name in dict.fromkeys(names)]  # each photo once, as the cache holds them
     weight = next(vae.parameters())
     with torch.no_grad():
-        posterior = vae.encode(torch.cat([batch["img_src"], batch["img_tgt"]]).to(weight.device,
-                                                                                  weight.dtype)).latent_dist
-    save_file({"mean": posterior.mean.float().cpu().contiguous(), "std": posterior.std.float().cpu().contiguous()},
-              str(folder / "shard-00000.safetensors"))
-    return LatentCache(folder, names, len(names), image_size)
+        images = torch.cat([batch["img_src"], batch["img_tgt"]])[first]
+        posterior = vae.encode(images.to(weight.device, weight.dtype)).latent_dist
+    mean, std = posterior.mean.float().cpu().contiguous(), posterior.std.float().cpu().contiguous()
+    expected = Expected("benchmark", image_size, latent_shape(vae, image_size),
+                        {names[i]: "not hashed here" for i in first}, len(first))
+    metadata = expected.metadata(0, mean, std)
+    save_file({"mean": mean, "std": std}, str(folder / "shard-00000.safetensors"), metadata=metadata)
+    return LatentCache(folder, expected, [metadata["sha256"]])
 
 
 # -- one row: a fresh process ----------------------------------------------------------------------------------------

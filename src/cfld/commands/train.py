@@ -21,20 +21,27 @@ from ..errors import InputError
               help="Stop after this many optimizer steps (overrides the recipe).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Change one option of the recipe (repeat for several): --set data.root=data/mine "
-                   "--set init_checkpoint=cfld-sd15 --set lr=1e-5. VALUE is read as YAML.")
+                   "--set init_checkpoint=cfld-sd15 --set lr=1e-5. VALUE is read as YAML (no anchors or "
+                   "aliases).")
+@click.option("--new-data", is_flag=True,
+              help="With --resume: go on although the dataset is not the one the checkpoint was trained on "
+                   "(fine-tuning on purpose); without it such a resume is refused, saying what changed.")
 @click.option("--overwrite", is_flag=True,
               help="Start again in an OUTPUT that already holds a run (deletes its checkpoints).")
 @click.option("--list-presets", is_flag=True, help="List the bundled recipes and exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(config_spec: str | None, output: str | None, resume: str | None, max_steps: int | None,
-          overrides: tuple[str, ...], overwrite: bool, list_presets: bool, no_progress: bool) -> None:
+          overrides: tuple[str, ...], new_data: bool, overwrite: bool, list_presets: bool, no_progress: bool) -> None:
     """Train CFLD: L_mse + L_rec, cubic timesteps, condition dropout, Adam with warmup and decay.
 
     Periodic and final checkpoints go to OUTPUT/checkpoints/step-N (our safetensors format plus
     optimizer, scheduler and random states); the trained pipeline to OUTPUT/model, usable by
     `cfld transfer -m OUTPUT/model`. A NaN loss stops the run and keeps the last checkpoint. On a
     prepared dataset the first run encodes every training photo once into DATASET/latent-cache
-    (cache_latents; --set cache_latents=false to encode at every step instead). Memory and speed
+    (cache_latents; --set cache_latents=false to encode at every step instead); every shard is
+    checked against the photos and the VAE when a run starts and encoded again if it does not
+    match. The run records its data (OUTPUT/data.json); --resume refuses data that changed
+    since, unless --new-data. Memory and speed
     options: docs/training.md, "Memory and speed".
 
     \b
@@ -63,6 +70,6 @@ def train(config_spec: str | None, output: str | None, resume: str | None, max_s
     if max_steps is not None:
         config.max_steps = max_steps
     trainer = Trainer(config, output, resume=(True if resume == "latest" else resume) if resume else False,
-                      overwrite=overwrite, progress=not no_progress)
+                      overwrite=overwrite, new_data=new_data, progress=not no_progress)
     final = trainer.train()
     click.echo(f"done: {final}")

@@ -129,8 +129,9 @@ class PoseTransferDataset(Dataset):
         folder = entry["images"][images]
         self.image_dir = self.root / folder["dir"]
         self.suffix = folder["suffix"]
-        self.pairs = read_pairs_csv(self.root / entry["pairs"], lambda name, source: name)
-        self.table = read_annotation_csv(self.root / entry["annotations"], self.frame)
+        self.pairs_path, self.annotations_path = self.root / entry["pairs"], self.root / entry["annotations"]
+        self.pairs = read_pairs_csv(self.pairs_path, lambda name, source: name)
+        self.table = read_annotation_csv(self.annotations_path, self.frame)
         rows = set(self.table.names)
         unposed = [name for pair in self.pairs for name in pair if name not in rows]
         if unposed:
@@ -147,6 +148,10 @@ class PoseTransferDataset(Dataset):
     def manifest_path(self) -> Path:
         """The folder's manifest: what a latent cache of these photos is checked against."""
         return self.root / MANIFEST
+
+    def data_files(self) -> dict[str, Path]:
+        """The files besides the photos that training reads: the split's pairs and keypoints."""
+        return {"pairs": self.pairs_path, "keypoints": self.annotations_path}
 
     def photo_names(self) -> list[str]:
         """Every photo the split's pairs name, once, in order of first appearance."""

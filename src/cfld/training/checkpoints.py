@@ -6,7 +6,9 @@ A checkpoint folder holds:
 * ``optimizer.safetensors``: Adam's moments (tensors), its parameter groups going to ``trainer_state.json``;
 * ``rng-N.safetensors``: process N's random generators (torch, CUDA, numpy, Python);
 * ``trainer_state.json``: step, epoch and position in the epoch, the lr schedule, the fp16 loss scaler, the
-  recipe and the periodic evaluation's history. Written last: a folder without it is not a checkpoint.
+  recipe, the periodic evaluation's history and ``data_digest``, the identity of the data trained on
+  (:mod:`.data_identity`: ``--resume`` on other data is refused unless asked for). Written last: a folder
+  without it is not a checkpoint.
 
 It is written into ``.step-NNNNNNN.tmp`` by every process and renamed into place by the main process once
 complete, so a killed run never leaves a half checkpoint under a ``step-*`` name. A write the system refuses
@@ -109,7 +111,7 @@ def remove_partial(output_dir: Path) -> None:
 
 def save_checkpoint(accelerator, output_dir: Path, model, unet, optimizer, schedule, *, step: int, epoch: int,
                     batch_in_epoch: int, config: dict[str, Any], evaluation: dict[str, Any] | None, keep: int,
-                    last: Path | None) -> Path:
+                    last: Path | None, data_digest: str | None = None) -> Path:
     """Write ``checkpoints/step-NNNNNNN`` (every process calls this: each writes its random state), then remove
     the checkpoints beyond the newest ``keep``. ``last``: the newest complete checkpoint, named when a write is
     refused. Returns the new checkpoint's folder."""
@@ -138,7 +140,7 @@ def save_checkpoint(accelerator, output_dir: Path, model, unet, optimizer, sched
                      "num_processes": accelerator.num_processes, "optimizer_param_groups": groups,
                      "lr_scheduler": schedule.state_dict(),
                      "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-                     "config": config, "time": time.time(), "evaluation": evaluation}
+                     "config": config, "time": time.time(), "evaluation": evaluation, "data_digest": data_digest}
             (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2, default=_json_default) + "\n")
     except Exception as error:  # noqa: BLE001 - a refused write is the user's environment; anything else is raised
         if os_write_error(error) is None:
@@ -231,6 +233,8 @@ def check_checkpoint(folder: Path, num_processes: int, model_config: CFLDConfig)
     if state.get("grad_scaler") is not None and not isinstance(state["grad_scaler"], dict):
         raise InputError(state_file, "grad_scaler must be a mapping or null")
     check_evaluation_state(state.get("evaluation"), state_file)
+    if state.get("data_digest") is not None and not isinstance(state["data_digest"], str):
+        raise InputError(state_file, "data_digest must be the digest of the run's data (text) or null")
     if state["num_processes"] != num_processes:
         raise InputError(folder, f"was written by {state['num_processes']} processes; resume it with as many "
                                  f"(now {num_processes}) to continue exactly")

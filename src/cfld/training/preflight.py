@@ -9,6 +9,7 @@ half-written goes, an overwritten run's files go, and the recipe is recorded.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ from ..models.config import CFLDConfig
 from .autoencoder import check_options as check_vae_options
 from .autoencoder import train_autoencoder
 from .checkpoints import CHECKPOINTS, TRAINER_STATE, check_checkpoint, find_checkpoint, remove_partial
+from .data_identity import RECORD as DATA_RECORD
+from .data_identity import check_resume, describe
 from .datasets import build_dataset, check_items
 from .evaluation import BEST_DIR, HISTORY, PeriodicEvaluation
 from .latent_cache import FOLDER as CACHE_FOLDER
-from .latent_cache import build_latent_cache, cache_folder, cacheable, check_index, vae_key
+from .latent_cache import build_latent_cache, cacheable
 from .step import adam_class
 
 FINAL_MODEL, VAE_DIR = "model", "vae"
@@ -49,7 +52,9 @@ class RunPlan:
     resume_state: dict[str, Any] | None
     evaluation: PeriodicEvaluation | None
     vae: Any  # None while the recipe's own VAE is still to be trained
+    data: dict[str, Any]  # what the dataset holds (.data_identity), recorded in OUTPUT/data.json
     cache_latents: bool = False  # the VAE's posteriors come from a latent cache
+    data_note: str | None = None  # a line about the data to print when the run starts
 
 
 def make_accelerator(config, output_dir: Path):
@@ -158,14 +163,6 @@ def uses_latent_cache(config, dataset, origin: object) -> bool:
     return False
 
 
-def check_latent_cache(config, dataset, vae, accelerator) -> None:
-    """A cache that exists for this dataset and VAE must be of the dataset as it is now (else an InputError)."""
-    if frozen_dtype(accelerator) is not None:
-        return  # encoded in 16 bits on the GPU: another key, checked when the cache is opened
-    key = vae_key(vae)
-    check_index(cache_folder(dataset, key, config.latent_cache_dir), dataset, key)
-
-
 def frozen_dtype(accelerator) -> torch.dtype | None:
     """The dtype frozen weights are kept in: the mixed-precision dtype (fp16/bf16) on a GPU; None (as loaded,
     fp32) elsewhere or without mixed precision."""
@@ -174,16 +171,19 @@ def frozen_dtype(accelerator) -> torch.dtype | None:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
 
 
-def ready_latent_cache(config, accelerator, dataset, vae, progress: bool):
-    """The latent cache of ``dataset`` for ``vae`` (ready on its device, in its dtype): the photos it lacks are
-    encoded first, shared out over the processes."""
-    return build_latent_cache(dataset, vae, config.latent_cache_dir, rank=accelerator.process_index,
+def ready_latent_cache(config, accelerator, dataset, vae, photos: dict[str, str], progress: bool):
+    """The latent cache of ``dataset`` for ``vae`` (ready on its device, in its dtype): every shard is checked
+    against ``photos`` (``{name: SHA-256}``) and the VAE, and those missing or failing are encoded, shared out over
+    the processes."""
+    return build_latent_cache(dataset, vae, config.latent_cache_dir, photos=photos, rank=accelerator.process_index,
                               world=accelerator.num_processes, barrier=accelerator.wait_for_everyone,
-                              progress=progress)
+                              progress=progress, report=accelerator.print)
 
 
-def plan_run(config, accelerator, output_dir: Path, resume, overwrite: bool) -> RunPlan:
-    """Check everything a run of ``config`` (validated) needs, writing nothing."""
+def plan_run(config, accelerator, output_dir: Path, resume, overwrite: bool, new_data: bool = False,
+             progress: bool = False) -> RunPlan:
+    """Check everything a run of ``config`` (validated) needs, writing nothing. A resumed run must be on the data
+    its checkpoint was trained on, unless ``new_data``."""
     c = config
     resume_from = resume_folder(resume, output_dir)
     check_output(output_dir, resume, overwrite)
@@ -205,14 +205,14 @@ def plan_run(config, accelerator, output_dir: Path, resume, overwrite: bool) -> 
             raise InputError(origin, f"vae batch_size {vae_options['batch_size']} needs {vae_pairs} pairs, "
                                      f"but the dataset has {len(dataset)}")
     resume_state = check_checkpoint(resume_from, world, model_config) if resume_from else None
+    data = describe(dataset, c.data, progress and accelerator.is_main_process)
+    data_note = check_resume(resume_from, resume_state, data, output_dir, new_data) if resume_from else None
     evaluation = PeriodicEvaluation(c, model_config, output_dir, origin) if c.eval_every else None
     if evaluation is not None:
         evaluation.prepare(accelerator.is_main_process)
     adam_class(c.optimizer, origin)  # adam8bit: a GPU and bitsandbytes
     vae = ready_vae(c, output_dir)
     cache_latents = uses_latent_cache(c, dataset, origin)
-    if cache_latents and vae is not None:
-        check_latent_cache(c, dataset, vae, accelerator)
     blocks = vae.config.block_out_channels if vae is not None else vae_options["block_out_channels"]
     factor = 2 ** (len(blocks) - 1)
     if any(size % factor for size in model_config.image_size):
@@ -221,13 +221,14 @@ def plan_run(config, accelerator, output_dir: Path, resume, overwrite: bool) -> 
     ckpt.check_runnable(model_config, tuple(size // factor for size in model_config.image_size), f"{origin} (model)")
     total_steps = steps_per_epoch * c.epochs if c.max_steps is None else min(c.max_steps, steps_per_epoch * c.epochs)
     return RunPlan(origin, model_config, dataset, c.batch_size // (world * accumulation), steps_per_epoch,
-                   steps_per_epoch * accumulation, total_steps, resume_from, resume_state, evaluation, vae,
-                   cache_latents)
+                   steps_per_epoch * accumulation, total_steps, resume_from, resume_state, evaluation, vae, data,
+                   cache_latents, data_note)
 
 
-def start_writing(config, accelerator, output_dir: Path, resume_from: Path | None, overwrite: bool) -> None:
+def start_writing(config, accelerator, output_dir: Path, plan: RunPlan, overwrite: bool) -> None:
     """The first writes, once everything is checked: what a killed run left half-written goes, an overwritten
-    run's files go, and the recipe is recorded."""
+    run's files go, and the recipe and its data (``data.json``) are recorded."""
+    resume_from = plan.resume_from
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(output_dir)
@@ -239,4 +240,7 @@ def start_writing(config, accelerator, output_dir: Path, resume_from: Path | Non
                 shutil.rmtree(output_dir / name, ignore_errors=True)
             (output_dir / HISTORY).unlink(missing_ok=True)
         atomic_write_text(output_dir / "config.json", config.to_json() + "\n", overwrite=True)
+        atomic_write_text(output_dir / DATA_RECORD, json.dumps(plan.data) + "\n", overwrite=True)
     accelerator.wait_for_everyone()
+    if plan.data_note:
+        accelerator.print(plan.data_note)

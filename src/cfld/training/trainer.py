@@ -110,18 +110,22 @@ class Trainer:
 
     ``output_dir/checkpoints/step-NNNNNNN/`` (our checkpoint + optimizer, scheduler, RNG and position),
     ``output_dir/model/`` (a :class:`cfld.CFLDPipeline` folder at the end), ``output_dir/vae/`` (a VAE the
-    recipe trained), ``output_dir/config.json`` (the recipe) and ``output_dir/logs/`` (TensorBoard).
+    recipe trained), ``output_dir/config.json`` (the recipe), ``output_dir/data.json`` (its data) and
+    ``output_dir/logs/`` (TensorBoard).
 
-    ``resume``: False, True (the newest checkpoint in ``output_dir``) or a checkpoint folder.
+    ``resume``: False, True (the newest checkpoint in ``output_dir``) or a checkpoint folder. A resumed run must be
+    on the data its checkpoint was trained on (``output_dir/data.json``, :mod:`.data_identity`), unless
+    ``new_data`` (going on with other data on purpose).
     ``callback(result)`` runs after every optimizer step on every process.
     """
 
     def __init__(self, config: TrainConfig, output_dir: str | os.PathLike, *, resume: bool | str | os.PathLike = False,
-                 overwrite: bool = False, progress: bool = True):
+                 overwrite: bool = False, new_data: bool = False, progress: bool = True):
         self.config = config
         self.output_dir = Path(output_dir)
         self.resume = resume
         self.overwrite = overwrite
+        self.new_data = new_data
         self.progress = progress
         self.last_checkpoint: Path | None = None
         self.evaluation = None
@@ -145,7 +149,8 @@ class Trainer:
         c.validate()
         # 1. check everything (config, output folder, dataset, checkpoint, VAE) before writing anything
         accelerator = self.accelerator = preflight.make_accelerator(c, self.output_dir)
-        plan = preflight.plan_run(c, accelerator, self.output_dir, self.resume, self.overwrite)
+        plan = preflight.plan_run(c, accelerator, self.output_dir, self.resume, self.overwrite, self.new_data,
+                                  self.progress)
         self.evaluation = plan.evaluation
         run = self._build(accelerator, plan)  # 2.
         self._start_writing(run)  # 3.
@@ -191,7 +196,7 @@ class Trainer:
         latent cache lacks; training's random stream stays what it was after step 2 either way."""
         c, accelerator, plan = self.config, run.accelerator, run.plan
         random_state = rng_state()
-        preflight.start_writing(c, accelerator, self.output_dir, plan.resume_from, self.overwrite)
+        preflight.start_writing(c, accelerator, self.output_dir, plan, self.overwrite)
         vae = plan.vae
         if vae is None:
             vae = preflight.train_vae(c, accelerator, self.output_dir, plan.model_config, plan.dataset, self.progress)
@@ -201,7 +206,8 @@ class Trainer:
         if run.frozen_dtype is not None:
             keep_frozen_in(run.frozen_dtype, vae.requires_grad_(False))  # 16 bits as the original; saved as loaded
         run.vae = vae.to(accelerator.device)
-        run.cache = (preflight.ready_latent_cache(c, accelerator, plan.dataset, vae, self.progress)
+        run.cache = (preflight.ready_latent_cache(c, accelerator, plan.dataset, vae, plan.data.get("photos"),
+                                                 self.progress)
                      if plan.cache_latents else None)
         set_rng_state(*random_state)
         if plan.resume_from is not None:
@@ -269,6 +275,7 @@ class Trainer:
                 accelerator, self.output_dir, model, unet, run.optimizer, run.schedule, step=step,
                 epoch=run.epoch + 1 if last_of_epoch else run.epoch,
                 batch_in_epoch=0 if last_of_epoch else run.batch_in_epoch, config=c.to_dict(),
+                data_digest=run.plan.data["digest"],
                 evaluation=self.evaluation.state() if self.evaluation is not None else None,
                 keep=c.keep_checkpoints, last=self.last_checkpoint)
 
