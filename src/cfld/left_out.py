@@ -9,6 +9,7 @@ REASONS = {
     "mostly_padding": "crop mostly padding",
     "too_few_joints": "too few joints",
     "unreadable": "unreadable",
+    "unusable_name": "a name that cannot be used",
     "duplicate": "a copy of another photo of the same person",
     "alone": "the only usable photo of its person (no pair possible)",
 }

@@ -7,7 +7,8 @@ the photos named relative to the folder. What comes out is the layout ``cfld pre
 
 * ``train_HxW/``, ``test_HxW/``: every usable photo **framed** the way the model's training photos are
   (:mod:`cfld.framing`: the person found, a crop of the model's aspect placed as DeepFashion's photos place
-  their person), as a PNG at ``size`` (256x176 by default), under its flattened name ``<person>_<photo>.png``;
+  their person), as a PNG at ``size`` (256x176 by default), under its flattened name ``<person>_<photo>.png``
+  (:mod:`.names`: the letters of any script kept, valid on Windows, macOS and Linux);
 * ``annotation-{train,test}.csv``: the poses detected in those pictures, in the benchmark's format
   (``name:[y...]:[x...]``, whole pixels of the picture, -1 for a joint not found);
 * ``pairs-{train,test}.csv``: the ordered pairs of two different photos of one person, at most
@@ -16,8 +17,8 @@ the photos named relative to the folder. What comes out is the layout ``cfld pre
 * ``people.csv`` (``name,person,split,source``): every prepared photo, its person, its split, and its path
   relative to the catalogue, so that the split can be checked and every name traced back;
 * ``prepare-report.json``: every photo left out and why (no person, several people, a person too small, a crop
-  mostly padding, too few joints, unreadable, a duplicate, the only usable photo of its person), the seconds
-  spent, and the counts;
+  mostly padding, too few joints, unreadable (a link to no file too), a name that cannot be used, a duplicate,
+  the only usable photo of its person), the seconds spent, and the counts;
 * ``cfld-dataset.json``, the manifest, written last (dataset ``photos``).
 
 The split is **by person, never by photo**: people are ranked by a hash of (seed, person) and the first
@@ -30,7 +31,8 @@ records; a file that exists and differs from what this run would write (other op
 replaced only with ``overwrite``. Every file is written atomically. Framing and detection run in this process
 with one detector (MediaPipe, the ``detect`` extra).
 
-Its jobs: :mod:`.catalogue` reads and checks the catalogue, :mod:`.framing_records` frames the photos and keeps
+Its jobs: :mod:`.catalogue` reads and checks the catalogue, :mod:`.names` makes each photo's prepared name (valid
+and distinct on Windows, macOS and Linux, in any script), :mod:`.framing_records` frames the photos and keeps
 their records, :mod:`.files` makes the split, the pairs and the dataset's files, :mod:`.report` says what was
 done; :func:`prepare_photos` runs them in three phases.
 """
@@ -103,7 +105,7 @@ def prepare_photos(
     options = settings | {"test_fraction": test_fraction, "seed": seed, "max_pairs_per_person": max_pairs_per_person,
                           "min_joints": min_joints}
     _check_earlier(out, size, overwrite)
-    report = PhotosReport(photos=len(catalogue.photos), notes=list(catalogue.notes))
+    report = PhotosReport(photos=len(catalogue.photos) + len(catalogue.left_out), notes=list(catalogue.notes))
     candidates = _candidates(catalogue, report)
     records = _frame_photos(out, candidates, catalogue.digests, settings, size, plain_background, overwrite, report,
                             progress, framer_factory)
@@ -140,9 +142,12 @@ def _check_earlier(out: Path, size: Size, overwrite: bool) -> None:
 
 
 def _candidates(catalogue: Catalogue, report: PhotosReport) -> list[Photo]:
-    """The photos of people with at least two photos, in catalogue order; the duplicates and each person's only
-    photo are reported as left out."""
+    """The photos of people with at least two photos, in catalogue order; the photos set aside while reading the
+    catalogue (a name that is not text, a link to no file), the duplicates and each person's only photo are
+    reported as left out."""
     by_person = catalogue.by_person()
+    for reason, source, sentence in catalogue.left_out:
+        report.left_out[reason].append({"photo": source, "reason": sentence})
     for source, original in catalogue.duplicates.items():
         report.left_out["duplicate"].append({"photo": source, "reason": f"the same file as {original}"})
     for person, photos in by_person.items():

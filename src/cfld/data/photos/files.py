@@ -21,6 +21,7 @@ from ...pose.skeleton import Pose, Size
 from ..prepare import pairs_csv_text, refuse_differing, text_state
 from .catalogue import Photo
 from .framing_records import FRAMING_DIR, Record
+from .names import nfc
 from .report import PhotosReport
 
 PEOPLE_CSV = "people.csv"
@@ -134,8 +135,9 @@ def write_dataset(out: Path, files: dict[Path, str], images: dict[Path, Path], f
     pictures_done = {path for path, source in images.items() if path.exists() and _same_file(path, source)}
     differing = [path for path, state in text_states.items() if state == "differs"]
     differing += [path for path in images if path.exists() and path not in pictures_done]
+    prepared = {nfc(str(path)) for path in images}  # a file system that decomposes names (HFS+) lists them so
     stale = [file for folder in folders if folder.is_dir() for file in sorted(folder.iterdir())
-             if file.suffix == ".png" and file not in images]
+             if file.suffix == ".png" and nfc(str(file)) not in prepared]
     refuse_differing(out, [*differing, *stale], overwrite)
     for file in stale:
         file.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from ...pose.detect import NO_PERSON
 from ...pose.formats import pose_from_json, pose_to_json
 from ...pose.skeleton import Pose, Size
 from .catalogue import Photo
+from .names import nfc
 from .report import PhotosReport
 
 FRAMING_DIR = "framing"
@@ -68,7 +69,7 @@ def _read_record(path: Path, photo: Photo, digest: str | None, settings: dict, s
     except (OSError, ValueError):
         return "differs"
     try:
-        if (data.get("format") != RECORD_FORMAT or data.get("source") != photo.source
+        if (data.get("format") != RECORD_FORMAT or nfc(data.get("source")) != nfc(photo.source)
                 or data.get("sha1") != digest or data.get("settings") != settings):
             return "differs"
         pose = pose_from_json(data["pose"], str(path)) if data.get("pose") is not None else None
