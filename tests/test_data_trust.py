@@ -268,3 +268,31 @@ def test_cli_resume_refuses_a_dataset_that_changed_unless_new_data(prepared, tmp
     # the same data again: resumes without a word about it
     code, said, err = _train(capsys, "-c", tmp_path / "config.json", "-o", out, "--resume", "--max-steps", "4")
     assert code == 0 and "new data" not in said, err
+
+
+def test_datasets_sharing_a_latent_cache_dir_get_folders_of_their_own(prepared, tmp_path):
+    """Two datasets of other photos names in one latent_cache_dir: two folders, neither encoding the other's
+    shards again; the same names (a folder prepared again) share one, where each shard is checked."""
+    from cfld.training.latent_cache import build_latent_cache
+
+    shared, lines = tmp_path / "shared-cache", []
+    first = tmp_path / "first"
+    shutil.copytree(prepared, first, ignore=shutil.ignore_patterns("latent-cache"))
+    second = small_prepared_copy(tmp_path)
+    vae = Counting(small_vae())
+    for root in (first, second, first, second):
+        build_latent_cache(dataset_of(root), vae, shared, progress=False, shard_size=SHARD, report=lines.append)
+    assert len(list(shared.iterdir())) == 2 and lines == []
+    total = len(dataset_of(first).photo_names()) + len(dataset_of(second).photo_names())
+    assert vae.photos == total  # each photo encoded once
+
+
+def small_prepared_copy(tmp_path: Path) -> Path:
+    """Another prepared folder with other photo names (the first pairs of the test split, one more of them)."""
+    class Factory:
+        def mktemp(self, name):
+            folder = tmp_path / name
+            folder.mkdir()
+            return folder
+
+    return small_prepared(Factory(), {"test": 1, "train": 7})

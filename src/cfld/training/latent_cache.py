@@ -7,7 +7,8 @@ cache keeps what the encoder gives, the posterior's ``mean`` and ``std``, and tr
 VAE's own ``posterior.sample()``: the same distribution, the same random numbers, equal up to the rounding of
 encoding photos in other batches (measured in ``docs/training.md``).
 
-Layout, beside a prepared dataset unless ``latent_cache_dir`` says where::
+Layout, beside a prepared dataset unless ``latent_cache_dir`` says where (there the folder's name ends in
+``-NAMES``, a digest of the photos' names, as several datasets may share it)::
 
     DATASET/latent-cache/SPLIT-VAEKEY-HxW/
         cache.json              what the folder is: format, VAE key, size, split, shard size, photo count
@@ -70,10 +71,14 @@ def vae_key(vae) -> str:
 
 
 def cache_folder(dataset, key: str, folder: str | Path | None = None) -> Path:
-    """Where the cache of ``dataset`` encoded by the VAE of ``key`` lives."""
-    base = Path(folder) if folder is not None else Path(dataset.manifest_path).parent / FOLDER
+    """Where the cache of ``dataset`` encoded by the VAE of ``key`` lives. In a ``latent_cache_dir`` that several
+    datasets may share, the folder's name also holds a digest of the photos' names, so that two datasets do not
+    take turns encoding the same shards."""
     height, width = dataset.image_size
-    return base / f"{dataset.split}-{key}-{height}x{width}"
+    if folder is None:
+        return Path(dataset.manifest_path).parent / FOLDER / f"{dataset.split}-{key}-{height}x{width}"
+    names = hashlib.sha256("\n".join(dataset.photo_names()).encode()).hexdigest()[:8]
+    return Path(folder) / f"{dataset.split}-{key}-{height}x{width}-{names}"
 
 
 def latent_shape(vae, image_size: Sequence[int]) -> tuple[int, int, int]:
