@@ -260,6 +260,9 @@ def test_cli_resume_refuses_a_dataset_that_changed_unless_new_data(prepared, tmp
     assert "photos changed (e.g. " in err and "): pass --new-data to go on training on it (fine-tuning on purpose), " \
                                                "or restore the data" in err, err
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]  # nothing written
+    code, _, err = _train(capsys, "-c", tmp_path / "config.json", "-o", out, "--new-data")
+    assert code == 2 and err == "error: cfld train: --new-data goes with --resume (it lets a resumed run go on with " \
+                               "other data)\n", err
     code, said, err = _train(capsys, "-c", tmp_path / "config.json", "-o", out, "--resume", "--new-data")
     assert code == 0, err
     assert "training goes on on new data (--new-data): " in said and "photos changed" in said

@@ -62,6 +62,8 @@ def train(config_spec: str | None, output: str | None, resume: str | None, max_s
         return
     if output is None:
         raise InputError("cfld train", "needs --output FOLDER for checkpoints and the trained model")
+    if new_data and resume is None:
+        raise InputError("cfld train", "--new-data goes with --resume (it lets a resumed run go on with other data)")
     if config_spec is None:
         if resume is None:
             raise InputError("cfld train", "needs --config PRESET|FILE (or --resume to continue a run in --output)")
