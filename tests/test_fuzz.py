@@ -128,7 +128,7 @@ BAD_TRAIN_CONFIGS: dict[str, tuple[object, str]] = {
                        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
                        "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
                        "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n",
-                       "more than"),
+                       "uses YAML anchors/aliases"),
     "deep": ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested"),
     "python_tag": ("data: !!python/object/apply:os.system ['touch PWNED']\n", "not valid YAML"),
     "list": ("- 1\n- 2\n", "not a mapping"),

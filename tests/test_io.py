@@ -132,12 +132,14 @@ def test_documents_are_plain_bounded_data(tmp_path):
     path.write_text("x: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(InputError, match="not valid YAML"):
         cio.read_yaml(path)
-    path.write_text("when: 2024-01-01\n")
-    with pytest.raises(InputError, match="holds a date"):
+    path.write_text("root: 2024-01-01\n")  # a folder named by a date: text, as no option is a date
+    assert cio.read_yaml(path) == {"root": "2024-01-01"}
+    path.write_text("names: !!set {a, b}\n")
+    with pytest.raises(InputError, match="holds a set"):
         cio.read_yaml(path)
     path.write_text("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
         f"{k}: &{k} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, k in zip("abcde", "bcdef")))
-    with pytest.raises(InputError, match="more than 1,000,000 values"):
+    with pytest.raises(InputError, match=r"uses YAML anchors/aliases \(&a / \*a\) at line 1, column 4"):
         cio.read_yaml(path)
     path.write_text("[" * 50_000 + "]" * 50_000)
     with pytest.raises(InputError, match="nested"):

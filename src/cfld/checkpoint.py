@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import InputError, one_line
 from .io import atomic_path, atomic_write_text, check_writable, path_kind, read_json_object
-from .model_names import looks_like_hub_id
+from .model_names import hub_problem, looks_like_hub_id, quiet_hub
 from .models.cfld import CFLDModel, build_unet
 from .models.config import PRESETS, CFLDConfig, check_unet_config
 from .models.perception_refined_decoder import PerceptionRefinedDecoder
@@ -331,7 +331,8 @@ def load_sd_component(
       ``from_single_file``, with ``config`` (the component's diffusers config) so no config is fetched;
     * a local diffusers folder (the pipeline folder with ``subfolder``, or the component folder itself);
     * a Hub id (``owner/name``), downloaded once by ``huggingface_hub`` into its cache; with
-      ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) only that cache is looked at.
+      ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) only that cache is looked at. The Hub client's log is held
+      back: an id that cannot be downloaded (no network, no such repository ...) is one InputError saying why.
     """
     path = Path(source)
     try:
@@ -347,11 +348,14 @@ def load_sd_component(
             return cls.from_pretrained(str(path), subfolder=subfolder if has_sub else None)
         if not looks_like_hub_id(str(source)):
             raise InputError(source, "is neither a file, a folder, nor a Hugging Face Hub id (owner/name)")
-        return cls.from_pretrained(str(source), subfolder=subfolder, local_files_only=local_files_only)
+        with quiet_hub():
+            return cls.from_pretrained(str(source), subfolder=subfolder, local_files_only=local_files_only)
     except InputError:
         raise
     except Exception as error:  # diffusers and huggingface_hub raise OSError, ValueError, KeyError, ...
-        raise InputError(source, f"has no loadable {subfolder} ({type(error).__name__}: {error})") from None
+        problem = hub_problem(error) if path_kind(path) is None else None
+        raise InputError(source, problem or f"has no loadable {subfolder} ({type(error).__name__}: "
+                                            f"{one_line(error, 200)})") from None
 
 
 def load_sd15_unet(

@@ -8,6 +8,7 @@ where the repository has no card.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from . import checkpoint, model_folders
 from .errors import InputError, one_line
 from .io import atomic_folder
 from .model_card import is_blank, model_card, provenance_of
-from .model_names import resolve_model_name
+from .model_names import hub_problem, quiet_hub, resolve_model_name
 from .schedulers import check_scheduler
 from .state_dict import check_finite
 
@@ -41,12 +42,14 @@ class CFLDLoadersMixin:
             if folder.is_dir():
                 model_folders.check_diffusers_folder(folder, kwargs.get("variant"))
             try:
-                pipe = super().from_pretrained(name, **kwargs)
+                with quiet_hub() if not folder.is_dir() else contextlib.nullcontext():
+                    pipe = super().from_pretrained(name, **kwargs)
             except (InputError, MemoryError):
                 raise
             except Exception as error:  # noqa: BLE001 - diffusers and huggingface_hub raise many kinds
-                raise InputError(name, f"cannot be loaded as a CFLD pipeline ({type(error).__name__}: "
-                                       f"{one_line(error, 200)})") from None
+                problem = None if folder.is_dir() else hub_problem(error)
+                raise InputError(name, problem or f"cannot be loaded as a CFLD pipeline ({type(error).__name__}: "
+                                                  f"{one_line(error, 200)})") from None
             for part, module in (("model", pipe.model), ("unet", pipe.unet)):
                 check_finite(module.state_dict(), f"{name} ({part})")
             pipe.provenance = provenance_of(folder / "README.md") if folder.is_dir() else f"from the Hub: {name}"

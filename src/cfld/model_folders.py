@@ -28,7 +28,7 @@ from huggingface_hub import hf_hub_download, snapshot_download
 from . import checkpoint, guidance
 from .errors import InputError, one_line
 from .io import path_kind, read_json_object
-from .model_names import looks_like_hub_id
+from .model_names import UNREACHABLE, hub_problem, looks_like_hub_id, quiet_hub
 from .models.cfld import CFLDModel
 from .models.config import CFLDConfig
 from .schedulers import check_schedule, make_scheduler, scheduler_key
@@ -119,12 +119,16 @@ def check_diffusers_folder(folder: Path, variant: str | None = None) -> None:
 def hub_layout(repo_id: str, **hub_kwargs: Any) -> str:
     """The layout of a Hub repository, from its ``model_index.json`` alone ("diffusers" also when it has none to
     read: diffusers then says why it cannot be loaded); ``hub_kwargs``: ``cache_dir``, ``revision``, ``token``,
-    ``local_files_only``."""
+    ``local_files_only``. A repository that is not there (or gated) is one InputError saying so."""
     try:
-        index = read_json_object(Path(hf_hub_download(repo_id, MODEL_INDEX, **hub_kwargs)), "model_index.json")
+        with quiet_hub():
+            index = read_json_object(Path(hf_hub_download(repo_id, MODEL_INDEX, **hub_kwargs)), "model_index.json")
     except InputError:
         raise
-    except Exception:  # noqa: BLE001 - no model_index.json: an original or bare checkpoint, or nothing loadable
+    except Exception as error:  # noqa: BLE001 - no model_index.json: an original or bare checkpoint, or nothing loadable
+        problem = hub_problem(error)
+        if problem is not None and problem not in UNREACHABLE:  # no such repository: no snapshot to try either
+            raise InputError(repo_id, problem) from None
         return "snapshot"
     return "cfld-0.1" if "guidance_type" in index and "model" not in index else "diffusers"
 
@@ -133,10 +137,11 @@ def hub_snapshot(repo_id: str, **hub_kwargs: Any) -> Path:
     """A whole Hub repository (a layout diffusers' download does not know), downloaded once into huggingface_hub's
     cache, or one InputError saying why not."""
     try:
-        return Path(snapshot_download(repo_id, **hub_kwargs))
+        with quiet_hub():
+            return Path(snapshot_download(repo_id, **hub_kwargs))
     except Exception as error:  # noqa: BLE001 - offline, unknown repository, gated, network errors ...
-        raise InputError(repo_id, f"is not a local folder and cannot be downloaded from the Hugging Face Hub "
-                                  f"({type(error).__name__}: {one_line(error, 200)})") from None
+        raise InputError(repo_id, hub_problem(error) or "is not a local folder and cannot be downloaded from the "
+                                  f"Hugging Face Hub ({type(error).__name__}: {one_line(error, 200)})") from None
 
 
 def components(folder: Path, kind: str, base: str | os.PathLike | None = None,

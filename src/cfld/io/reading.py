@@ -1,5 +1,6 @@
 """Reading what a user hands us: text, JSON and YAML with a size limit, refusing deep nesting, NaN/Infinity
-literals and YAML alias bombs; every parser complaint becomes one line naming the file, the line and the fault."""
+literals and YAML anchors and aliases; every parser complaint becomes one line naming the file, the line and the
+fault."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from typing import Any
 
 import yaml
 
-from ..errors import InputError, one_line
+from ..errors import InputError, format_size, one_line
 
 MAX_TEXT_BYTES = 256 * 2**20  # the largest annotation file of the datasets is ~10 MB
-MAX_NODES = 1_000_000  # values in one JSON/YAML document after YAML aliases are expanded
+MAX_NODES = 1_000_000  # values in one JSON document
 MAX_DEPTH = 100  # nesting of one JSON/YAML document: our formats need fewer than 10 levels
+MAX_CONFIG_BYTES = 2**20  # a config a user writes (a YAML/JSON training recipe: ~2 kB; the original config.yaml: ~3 kB)
+MAX_CONFIG_VALUES = 20_000  # values in one YAML config: ours hold under 100, the original config.yaml ~300
+MAX_NUMBER_CHARS = 100  # characters of one YAML number: the largest any option takes (eval_seed) has 19 digits
+ANCHORS_REFUSED = "uses YAML anchors/aliases (&a / *a){where}, which cfld configs do not allow"
 
 
 def path_kind(path: str | os.PathLike) -> str | None:
@@ -43,7 +48,7 @@ def read_text(path: str | os.PathLike, what: str = "text file", limit: int = MAX
     try:
         size = path.stat().st_size
         if size > limit:
-            raise InputError(path, f"is {size / 2**20:.0f} MB, more than the {limit // 2**20} MB a {what} may be")
+            raise InputError(path, f"is {format_size(size)}, more than the {format_size(limit)} a {what} may be")
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise InputError(path, f"is not UTF-8 text (byte {error.start}), so not a {what}") from None
@@ -82,26 +87,86 @@ def read_json_object(path: str | os.PathLike, what: str = "JSON file") -> dict[s
     return data
 
 
-def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
-    """A YAML file (``yaml.safe_load``: plain data only, never Python objects) or one clear InputError.
+class YAMLSyntaxError(InputError):
+    """The text is not YAML at all (a parser complaint), as opposed to YAML that cfld refuses to read."""
 
-    Parser errors become one line with the line and column; aliases that expand to more than
-    :data:`MAX_NODES` values (a "billion laughs" file) and nesting deeper than :data:`MAX_DEPTH` are refused.
-    """
-    text = read_text(path, what)
+
+class _Refused(Exception):
+    """What :class:`ConfigLoader` refuses: ``problem`` with ``{where}`` (the line and column) and ``{what}``."""
+
+    def __init__(self, problem: str, mark: Any):
+        super().__init__(problem)
+        self.problem, self.mark = problem, mark
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (plain data, never Python objects) that refuses, while the document is composed and so
+    before anything is expanded or built: anchors and aliases (a "billion laughs" document is nine lines), nesting
+    deeper than :data:`MAX_DEPTH` (PyYAML composes recursively), more than :data:`MAX_CONFIG_VALUES` values, and
+    numbers longer than :data:`MAX_NUMBER_CHARS` characters."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth, self.values = 0, 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(ANCHORS_REFUSED, event.start_mark)
+        self.values += 1
+        if self.values > MAX_CONFIG_VALUES:
+            raise _Refused(f"holds more than {MAX_CONFIG_VALUES:,} values; that is not a {{what}}", None)
+        if self.depth > MAX_DEPTH:
+            raise _Refused(f"is nested more than {MAX_DEPTH} levels deep{{where}}; that is not a {{what}}",
+                           event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value) > MAX_NUMBER_CHARS:
+            raise _Refused(f"holds a number {len(node.value):,} characters long{{where}}; no option of a {{what}} "
+                          "takes one that long", node.start_mark)
+        return self.construct_yaml_int(node)
+
+
+ConfigLoader.add_constructor("tag:yaml.org,2002:int", ConfigLoader.construct_bounded_int)
+# a date-like value (a folder named 2024-01-01) stays the text it is: no option of a config is a date
+ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", ConfigLoader.construct_yaml_str)
+
+
+def parse_yaml(text: str, source: object, what: str = "YAML file") -> Any:
+    """YAML text read with :class:`ConfigLoader`, then checked by :func:`check_document`; a parser complaint is one
+    :class:`YAMLSyntaxError`, YAML that cfld refuses one :class:`InputError`, each naming ``source`` and the
+    line and column."""
+    loader = ConfigLoader(text)
     try:
-        data = yaml.safe_load(text)
+        data = loader.get_single_data()
+    except _Refused as refusal:
+        raise InputError(source, refusal.problem.format(where=_where(refusal.mark), what=what)) from None
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = " ".join(str(error.problem or error.context or "syntax error").split())
-        raise InputError(path, f"is not valid YAML ({problem}{where})") from None
+        raise YAMLSyntaxError(source, f"is not valid YAML ({problem}{_where(error.problem_mark)})") from None
     except RecursionError:
-        raise InputError(path, f"is nested too deeply to be a {what}") from None
+        raise InputError(source, f"is nested too deeply to be a {what}") from None
     except yaml.YAMLError as error:
-        raise InputError(path, f"is not valid YAML ({one_line(error)})") from None
-    check_document(data, path, what)
+        raise YAMLSyntaxError(source, f"is not valid YAML ({one_line(error)})") from None
+    finally:
+        loader.dispose()
+    check_document(data, source, what)
     return data
+
+
+def _where(mark: Any) -> str:
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def read_yaml(path: str | os.PathLike, what: str = "YAML file", limit: int = MAX_CONFIG_BYTES) -> Any:
+    """A YAML file a user gave (a config: at most ``limit`` bytes), parsed by :func:`parse_yaml`, or one clear
+    InputError naming it."""
+    return parse_yaml(read_text(path, what, limit), path, what)
 
 
 _PLAIN = (str, int, float, bool, type(None), list, dict)

@@ -28,11 +28,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .. import validation as V
 from ..errors import InputError
 from ..io import path_kind, read_json, read_yaml
+from ..io.reading import MAX_CONFIG_BYTES, YAMLSyntaxError, parse_yaml
 from ..metrics.evaluate import ALL_METRICS
 from ..models.config import PRESETS as MODEL_PRESETS
 from ..models.config import CFLDConfig
@@ -136,15 +135,16 @@ class TrainConfig:
 
     @classmethod
     def load(cls, spec: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
-        """A preset name (see :func:`presets`) or a YAML/JSON file (plain data: YAML tags that would build
-        Python objects are refused), with ``overrides`` (``KEY=VALUE``, see :func:`apply_overrides`) applied."""
+        """A preset name (see :func:`presets`) or a YAML/JSON file of at most 1 MiB (plain data: YAML tags that
+        would build Python objects, anchors and aliases are refused), with ``overrides`` (``KEY=VALUE``, see
+        :func:`apply_overrides`) applied."""
         path = Path(spec)
         if path_kind(path) is None and str(spec) in presets():
             with resources.as_file(resources.files("cfld") / "assets" / "train" / f"{spec}.yaml") as preset:
                 return cls.load(preset, overrides)
         if path_kind(path) != "file":
             raise InputError(spec, f"is neither a training config file nor a preset ({', '.join(presets())})")
-        data = (read_json(path, "training config") if path.suffix.lower() == ".json"
+        data = (read_json(path, "training config", MAX_CONFIG_BYTES) if path.suffix.lower() == ".json"
                 else read_yaml(path, "training config"))
         return cls.from_dict(apply_overrides(data, overrides), source=path)
 
@@ -284,8 +284,9 @@ class TrainConfig:
 
 def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
     """``data`` (a config's mapping) with each ``KEY=VALUE`` of ``overrides`` set: ``VALUE`` is read as YAML (``5e-6``,
-    ``null``, ``[256, 176]``, text), a dotted ``KEY`` reaches into a mapping (``data.root=DIR``). Unknown keys are
-    refused later, by :meth:`TrainConfig.from_dict`, with the others."""
+    ``null``, ``[256, 176]``, text; bounded and free of anchors and aliases as a config file is: see
+    :func:`cfld.io.reading.parse_yaml`), a dotted ``KEY`` reaches into a mapping (``data.root=DIR``). Unknown keys
+    are refused later, by :meth:`TrainConfig.from_dict`, with the others."""
     if not overrides or not isinstance(data, dict):
         return data
     data = dict(data)
@@ -295,8 +296,8 @@ def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
         if not sep or not all(part.strip() for part in parts):
             raise InputError(f"--set {item}", "must be KEY=VALUE, e.g. --set data.root=data/mine or --set lr=1e-5")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
+            value = parse_yaml(text, f"--set {key.strip()}", "training option") if text.strip() else ""
+        except YAMLSyntaxError:
             value = text  # not YAML: the text itself
         if isinstance(value, bool) and text.strip().lower() not in ("true", "false"):
             value = text.strip()  # YAML 1.1 reads no/yes/on/off as booleans: mixed_precision=no means "no"
