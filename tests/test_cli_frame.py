@@ -35,10 +35,18 @@ def canvas_with(photo: Path, size=(450, 800), top=100, left=520, height=225, col
     return canvas, (top, left, height, width)
 
 
+def nobody(height: int = 512, width: int = 352) -> Image.Image:
+    """A photo with nobody in it: a sky-to-ground gradient, by default of the models' own shape (which framing
+    passes through unchanged, as it does a dataset photo)."""
+    rows = np.linspace(0.0, 1.0, height)[:, None, None]
+    pixels = np.array([120, 150, 230]) * (1 - rows) + np.array([90, 140, 60]) * rows
+    return Image.fromarray(np.broadcast_to(pixels, (height, width, 3)).astype(np.uint8))
+
+
 def test_frame_a_folder(tmp_path, capsys, monkeypatch):
     """A real DeepFashion photo comes back as it was (framed: false), a wide photo framed around its person (the
-    crop is where the photo was pasted), a blank photo is reported and the others are still written; one detector
-    serves them all."""
+    crop is where the photo was pasted), a blank photo and a photo of the models' shape with nobody in it are listed
+    as left out, with nothing written for them, and the others are still written; one detector serves them all."""
     needs_mediapipe()
     from cfld import framing
     from cfld.pose import pose_from_json
@@ -52,6 +60,7 @@ def test_frame_a_folder(tmp_path, capsys, monkeypatch):
     canvas, rect = canvas_with(PHOTO)
     canvas.save(photos / "wide.png")
     Image.new("RGB", (600, 400), (90, 90, 90)).save(photos / "blank.png")
+    nobody().save(photos / "noperson.png")
     (photos / "notes.txt").write_text("not a photo")
     out = tmp_path / "out"
 
@@ -61,8 +70,11 @@ def test_frame_a_folder(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["wide.json", "wide.png", "women1.json", "women1.png"]
     assert f"{photos / 'women1.jpg'}: already framed, used as it is" in stdout
     assert f"{photos / 'wide.png'}: framed (a " in stdout
-    assert "left out 1 photo:" in stdout and "blank.png: no person found" in stdout
-    assert "framed 2 of 3 photos" in stdout
+    assert "left out 2 photos (2 no person found):" in stdout
+    assert f"  {photos / 'blank.png'}: no person found" in stdout
+    assert f"  {photos / 'noperson.png'}: no person found" in stdout
+    assert "noperson.png: already framed" not in stdout
+    assert "framed 2 of 4 photos" in stdout
 
     # the dataset photo: untouched, bit for bit, and its record says so
     record = json.loads((out / "women1.json").read_text())
@@ -82,27 +94,114 @@ def test_frame_a_folder(tmp_path, capsys, monkeypatch):
     assert (out / "wide.json").read_text().startswith('{\n  "format"')  # indented, for people
 
 
-def test_frame_refuses_to_overwrite_and_checks_before_detecting(tmp_path, capsys, monkeypatch):
+def test_frame_reruns_keep_what_is_there_and_refuse_only_what_differs(tmp_path, capsys, monkeypatch):
+    """The same run again keeps every output as it is, without detecting anything; a run with other settings finds
+    them differing before any detection and replaces them only with --overwrite; a record left without its
+    picture (a run stopped between the two) is framed again; a picture changed since is refused."""
     needs_mediapipe()
     from cfld import framing
 
     out = tmp_path / "out"
     canvas_with(PHOTO)[0].save(tmp_path / "wide.png")
-    assert main(["frame", str(PHOTO), str(tmp_path / "wide.png"), "-o", str(out), "--no-progress"]) == 0
+    args = ["frame", str(PHOTO), str(tmp_path / "wide.png"), "-o", str(out), "--no-progress"]
+    assert main(args) == 0
     capsys.readouterr()
     before = {p.name: p.read_bytes() for p in out.iterdir()}
+    record = json.loads((out / "wide.json").read_text())
+    assert record["photo"] == "wide.png" and record["plain_background"] is False
+    assert len(record["photo_sha1"]) == len(record["picture_sha1"]) == 40
 
     def no_detection(*args, **kwargs):
-        raise AssertionError("detected before the outputs were checked")
+        raise AssertionError("detected a photo whose outputs are already there")
 
     monkeypatch.setattr(framing.Framer, "__call__", no_detection)
-    line = assert_fails(capsys, ["frame", str(PHOTO), str(tmp_path / "wide.png"), "-o", str(out)], "already exists",
+    code, stdout, err = run(capsys, *args)
+    assert code == 0, err
+    assert f"{PHOTO}: kept as an earlier run framed it" in stdout and "2 of them kept from an earlier run" in stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    # other settings: refused before any detection, naming the first output and how many more
+    line = assert_fails(capsys, [*args, "--plain-background"], "women1.png", "already exists", "3 more of the outputs",
                         "--overwrite")
-    assert "women1.png" in line and "3 more of the outputs" in line
+    assert "not what this run writes" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     monkeypatch.undo()
-    assert main(["frame", str(PHOTO), "-o", str(out), "--overwrite"]) == 0
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the same photo, the same files
+
+    # a record without its picture is framed again; the other photo is kept
+    (out / "wide.png").unlink()
+    code, stdout, err = run(capsys, *args)
+    assert code == 0, err
+    assert f"{tmp_path / 'wide.png'}: framed (a " in stdout and "1 of them kept" in stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    # a picture changed since differs; --overwrite writes it again, as it was
+    (out / "women1.png").write_bytes(b"changed")
+    assert_fails(capsys, args, "women1.png", "already exists", "--overwrite")
+    assert main([*args, "--overwrite"]) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_frame_overwrite_removes_what_an_earlier_version_wrote_for_a_photo_with_nobody(tmp_path, capsys):
+    """Earlier versions wrote noperson.png and noperson.json for a photo of the models' shape with nobody in it:
+    they are not what this run writes (refused), and --overwrite removes them, as the photo gets no file."""
+    needs_mediapipe()
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    out.mkdir()
+    shutil.copy(PHOTO, photos / "women1.jpg")
+    nobody().save(photos / "noperson.png")
+    nobody().save(out / "noperson.png")
+    (out / "noperson.json").write_text(json.dumps({"format": "cfld.framing/v1", "framed": False, "pose": None}))
+    args = ["frame", str(photos), "-o", str(out), "--no-progress"]
+    assert_fails(capsys, args, f"{out / 'noperson.png'}: already exists and is not what this run writes",
+                 "1 more of the outputs", "--overwrite")
+    code, stdout, err = run(capsys, *args, "--overwrite")
+    assert code == 0, err
+    assert f"  {photos / 'noperson.png'}: no person found in the photo (MediaPipe's pose detector saw nobody); its " \
+           "earlier noperson.png and noperson.json were removed" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["women1.json", "women1.png"]
+
+
+def test_frame_on_a_full_disk_keeps_what_it_wrote_and_goes_on(tmp_path, capsys, monkeypatch):
+    """The disk fills at the second photo's picture: one sentence names that file, what it is and what is kept; the
+    first photo's outputs stay, the second's record goes with its picture; the plain rerun frames only the second."""
+    needs_mediapipe()
+    import errno
+
+    from cfld.io import is_temporary
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(PHOTO, photos / "a.jpg")
+    shutil.copy(OTHER, photos / "b.jpg")
+    out = tmp_path / "out"
+    args = ["frame", str(photos), "-o", str(out), "--no-progress"]
+    write_bytes, pictures = Path.write_bytes, []
+
+    def full_disk(self, data):
+        if out in self.parents:
+            pictures.append(self)
+            if len(pictures) > 1:
+                write_bytes(self, data[:100])  # what fitted
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    line = assert_fails(capsys, args, f"{out / 'b.png'}: the framed picture cannot be written (No space left on "
+                        "device", f"the 1 photo framed before is kept in {out} (its .png and .json): free space and "
+                        "run the same command again to go on where it stopped")
+    assert "b.jpg" not in line
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.png"]  # no temporary, no record without picture
+    assert not [p for p in out.iterdir() if is_temporary(p)]
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.undo()
+
+    code, stdout, err = run(capsys, *args)
+    assert code == 0, err
+    assert f"{photos / 'a.jpg'}: kept as an earlier run framed it" in stdout
+    assert f"{photos / 'b.jpg'}: already framed, used as it is" in stdout
+    assert "framed 2 of 2 photos" in stdout and "1 of them kept" in stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("a.")} == first
 
 
 def test_frame_refuses_two_photos_of_one_stem(tmp_path, capsys):
@@ -122,9 +221,13 @@ def test_frame_fails_only_when_no_photo_could_be_framed(tmp_path, capsys):
     assert "none of the 2 photos could be framed" in err and "nothing was written" in err
     assert "blank.png: no person found" in stdout and "broken.jpg: cannot be read as an image" in stdout
     assert not (tmp_path / "out").exists()
-    # one photo: its own sentence
+    # one photo: its own sentence; a photo of the models' shape with nobody in it is no different
     assert_fails(capsys, ["frame", str(tmp_path / "blank.png"), "-o", str(tmp_path / "out")], "blank.png",
                  "no person found")
+    nobody().save(tmp_path / "noperson.png")
+    assert_fails(capsys, ["frame", str(tmp_path / "noperson.png"), "-o", str(tmp_path / "out")],
+                 f"{tmp_path / 'noperson.png'}: no person found")
+    assert not (tmp_path / "out").exists()
 
 
 def test_frame_plain_background_and_market_size(tmp_path, capsys):
@@ -167,7 +270,9 @@ def test_frame_help_and_listing(capsys):
     text = " ".join(out.split())
     assert code == 0
     for fragment in ("cfld frame PHOTO... -o DIR", "cfld frame FOLDER -o DIR", "--size", "--plain-background",
-                     "--overwrite", "Examples:", "cfld frame photos/ -o framed/", '"crop"'):
+                     "--overwrite", "Examples:", "cfld frame photos/ -o framed/", '"crop"', "gets no file at all",
+                     "listed as left out with its reason", "exits 0 when at least one photo was framed",
+                     "fails (exit 2) when none was", "goes on where it stopped", "from 16 to 4096 pixels"):
         assert fragment in text, fragment
 
 

@@ -259,3 +259,24 @@ def test_cli_interpolate_frames_both_photos(tiny_model_dir, tmp_path, capsys, mo
     assert seen["a"].size == (44, 64)  # framed at --size
     assert np.array_equal(np.asarray(seen["b"]), np.asarray(Image.open(SOURCES[1]).convert("RGB")))  # as it is
     assert Image.open(out).size == (2 * 44, 64)
+
+
+def test_a_reference_with_nobody_is_refused_for_that_before_its_masks_shape():
+    """prepare_reference: a reference photo in which nobody was found is refused naming that photo, even when its
+    mask was made for another picture; with the reference's pose given, the mask's shape is what is refused; a
+    (H, W) tensor mask is checked and cut as a picture is."""
+    from cfld.editing import prepare_reference
+    from cfld.framing import Crop, Framed
+
+    photo = Image.new("RGB", (352, 512), (120, 160, 235))  # the models' shape: framing passes it through
+    passed = Framed(photo, Crop(0, 0, 512, 352), (256, 176), None, False, (512, 352), (120, 160, 235))
+    common = dict(name="landscape.png", mask_name="mask.png", way_around="(pass --no-frame)")
+    with pytest.raises(InputError, match=r"^landscape\.png: no person found"):
+        prepare_reference(photo, passed, MASK, **common)  # MASK is 256x256, not the photo's shape
+    with pytest.raises(InputError, match=r"^mask\.png: is 256x256 \(HxW\) but the reference photo is 512x352"):
+        prepare_reference(photo, passed, MASK, _pose(), **common)
+    with pytest.raises(InputError, match=r"^mask\.png: is 256x256 \(HxW\) but the reference photo is 512x352"):
+        prepare_reference(photo, passed, torch.ones(256, 256), _pose(), **common)
+    cropped = Framed(photo.resize((176, 256)), Crop(0, 0, 512, 352), (256, 176), _pose(), True, (512, 352), (0, 0, 0))
+    prepared = prepare_reference(photo, cropped, torch.ones(512, 352), **common)
+    assert prepared.mask.size == (176, 256) and prepared.mask.getextrema() == (255, 255)

@@ -235,6 +235,25 @@ def test_nobody_in_a_photo_of_the_models_shape_is_used_as_it_is(framer):
     assert np.array_equal(np.asarray(framed.image), np.asarray(picture))
 
 
+def test_a_sliver_of_a_photo_is_named_with_its_own_size(framer):
+    """A photo 20000x20 (or 20x20000) shrinks to a line in the detector's view: that view is not looked at (it said
+    "image: is only 1024x1 pixels"); the photo is refused naming it and the width and height it has."""
+    with pytest.raises(F.FramingError, match=r"^flat\.png: is only 20000x20 pixels \(width x height\), too low for a "
+                                             r"person of the 64 pixels framing needs") as caught:
+        framer(Image.new("RGB", (20000, 20), (200, 200, 200)), "flat.png")
+    assert caught.value.reason == "too_small"
+    with pytest.raises(F.FramingError, match=r"^thin\.png: no person found") as caught:
+        framer(Image.new("RGB", (20, 20000), (200, 200, 200)), "thin.png")
+    assert caught.value.reason == "no_person"
+
+
+@pytest.mark.parametrize("size", [(1, 1), (15, 176), (256, 4097)])
+def test_a_framing_size_it_cannot_make_is_refused(detector, size):
+    with pytest.raises(InputError, match=rf"^framing size: {size[0]}x{size[1]} \(height x width\) is not a size "
+                                         r"framing can make: each side must be from 16 to 4096 pixels"):
+        F.Framer(size, detector=detector)
+
+
 def test_several_people(framer):
     photo = Image.open(PHOTO).convert("RGB")
     other = Image.open(OTHER).convert("RGB")

@@ -186,18 +186,29 @@ def latent_mask(mask: ImageInput | torch.Tensor, size: tuple[int, int], referenc
         picture = load_image(mask, name, background=BLACK).convert("L")
         values = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0)
     if reference is not None:
-        mask_ratio, photo_ratio = values.shape[1] / values.shape[0], reference.width / reference.height
-        if abs(mask_ratio / photo_ratio - 1) > 0.02:
-            raise InputError(name, f"is {values.shape[0]}x{values.shape[1]} (HxW) but the reference photo is "
-                                   f"{reference.height}x{reference.width}: a mask must have the photo's shape")
+        check_mask_shape(tuple(values.shape), reference, name)
     if values.max() <= 0:
         raise InputError(name, "is empty (no white pixel): nothing would be edited")
     if framed is not None and framed.cropped:
         if isinstance(mask, torch.Tensor):
-            picture = Image.fromarray((values.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), "L")
+            picture = _mask_picture(values)
         cut = cut_mask(picture, framed, name, "(pass frame=False, or --no-frame, to use the whole photo)")
         values = torch.from_numpy(np.asarray(cut, dtype=np.float32) / 255.0)
     return torch.nn.functional.interpolate(values[None, None], size=size, mode="area").clamp(0, 1)
+
+
+def _mask_picture(values: torch.Tensor) -> Image.Image:
+    """(H, W) mask values in [0, 1] as a greyscale picture."""
+    return Image.fromarray((values.float().clamp(0, 1) * 255).round().to(torch.uint8).numpy(), "L")
+
+
+def check_mask_shape(shape: tuple[int, int], reference: Image.Image, name: object) -> None:
+    """Refuse a mask of ``shape`` = (H, W) whose aspect ratio is not the reference photo's: it was made for another
+    picture, and stretching it would edit the wrong region."""
+    mask_ratio, photo_ratio = shape[1] / shape[0], reference.width / reference.height
+    if abs(mask_ratio / photo_ratio - 1) > 0.02:
+        raise InputError(name, f"is {shape[0]}x{shape[1]} (HxW) but the reference photo is "
+                               f"{reference.height}x{reference.width}: a mask must have the photo's shape")
 
 
 def cut_mask(mask: Image.Image, framed, name: object, way_around: str) -> Image.Image:
@@ -230,7 +241,8 @@ def prepare_reference(photo: Image.Image, framed: Framed | None, mask: ImageInpu
     picture; without one, the framed picture's own (refused in one sentence naming ``name`` where nobody, or fewer
     than ``min_joints`` joints, were found; ``give``: what the sentence suggests instead), or, where the photo was not
     framed, detected in it; ``detected`` is called with a pose so found. Then the mask (white = edit, drawn on the
-    photo) is cut with the crop (:func:`cut_mask`: one sentence naming ``mask_name`` and ``way_around`` where no
+    photo) must have the photo's shape (:func:`check_mask_shape`; a photo with nobody in it is refused for that
+    first) and is cut with the crop (:func:`cut_mask`: one sentence naming ``mask_name`` and ``way_around`` where no
     white pixel is left)."""
     if pose is not None:
         pose = framed.move_pose(pose) if framed is not None else pose
@@ -238,7 +250,12 @@ def prepare_reference(photo: Image.Image, framed: Framed | None, mask: ImageInpu
         pose = person_pose(photo, framed, name, give, min_joints)
         if detected is not None:
             detected(pose)
-    if framed is not None and framed.cropped:
+    if isinstance(mask, torch.Tensor) and mask.ndim == 2:  # (H, W) values, as latent_mask takes them
+        picture, shape = None, tuple(mask.shape)
+    else:
         picture = mask if isinstance(mask, Image.Image) else load_image(mask, str(mask_name), background=BLACK)
-        mask = cut_mask(picture, framed, mask_name, way_around)
+        shape = (picture.height, picture.width)
+    check_mask_shape(shape, photo, mask_name)
+    if framed is not None and framed.cropped:
+        mask = cut_mask(picture if picture is not None else _mask_picture(mask), framed, mask_name, way_around)
     return StyleReference(photo if framed is None else framed.image, pose, mask)

@@ -51,7 +51,7 @@ def load_image(image: ImageInput, source: str | None = None, background: tuple[i
     """
     name = source or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "image")
     if isinstance(image, (str, os.PathLike)):
-        pil = _read_file(Path(image), name, background, max_pixels)
+        pil = _read_file(Path(image), name, background, max_pixels, min_side)
     elif isinstance(image, Image.Image):
         _check_pixels(image.size, name, max_pixels)
         pil = _to_rgb(image, name, background)
@@ -69,9 +69,7 @@ def load_image(image: ImageInput, source: str | None = None, background: tuple[i
         pil = Image.fromarray(to_uint8(image.unsqueeze(0))[0])
     else:
         raise InputError(name, f"is a {type(image).__name__}, not a path, PIL image, array or tensor")
-    if min(pil.size) < min_side:
-        raise InputError(name,
-                         f"is only {pil.width}x{pil.height} pixels; a person photo needs at least {min_side} per side")
+    _check_sides(pil.size, name, min_side)
     return pil
 
 
@@ -131,11 +129,15 @@ def _check_file(path: Path, name: str) -> None:
         raise InputError(name, f"is a {kind}, not a file")
 
 
-def _read_file(path: Path, name: str, background: tuple[int, int, int], max_pixels: int) -> Image.Image:
+def _read_file(path: Path, name: str, background: tuple[int, int, int], max_pixels: int,
+               min_side: int = 1) -> Image.Image:
     _check_file(path, name)
+    if _file_bytes(path) == 0:
+        raise InputError(name, "cannot be read as an image: the file is empty (0 bytes)")
     try:
         with _open_lazily(path) as opened:
             _check_pixels(opened.size, name, max_pixels)  # before anything is decoded
+            _check_sides(opened.size, name, min_side)  # the file's own width and height, before any resizing
             return _to_rgb(opened, name, background)
     except InputError:
         raise
@@ -143,13 +145,30 @@ def _read_file(path: Path, name: str, background: tuple[int, int, int], max_pixe
         raise InputError(name, f"declares parts of more than {Image.MAX_IMAGE_PIXELS:,} pixels; it is refused as a "
                                "decompression bomb") from None
     except _READ_ERRORS as error:
+        if "truncated" in str(error).lower():
+            raise InputError(name, "cannot be read as an image: the file ends before its picture does (it is "
+                                   "truncated, as a copy or download that did not finish is)") from None
         raise InputError(name, f"cannot be read as an image ({one_line(error)})") from None
+
+
+def _file_bytes(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def _check_pixels(size: tuple[int, int], name: str, max_pixels: int = MAX_PIXELS) -> None:
     width, height = size
     if width * height > max_pixels:
         raise InputError(name, f"is {width}x{height} pixels, more than the {max_pixels:,} we accept")
+
+
+def _check_sides(size: tuple[int, int], name: str, min_side: int) -> None:
+    width, height = size
+    if min(width, height) < min_side:
+        raise InputError(name, f"is only {width}x{height} pixels (width x height); a person photo needs at least "
+                               f"{min_side} per side")
 
 
 def _to_rgb(image: Image.Image, name: str, background: tuple[int, int, int]) -> Image.Image:

@@ -112,12 +112,11 @@ class App:
         (:func:`cfld.editing.prepare_reference`)."""
         import torch
 
-        from ..editing import latent_mask, prepare_reference
+        from ..editing import prepare_reference
 
         reference = self.photo(reference_path, "reference photo")
         source = self.photo(source_path, "appearance photo")
         mask = self.photo(mask_path, "mask", background=(0, 0, 0))
-        latent_mask(mask, self.pipe.latent_size, reference)  # the mask's own checks, against the photo it was drawn on
         reference_name = f"reference photo ({Path(reference_path).name})"
         _, framed, _ = self.framing.framed_input(reference, reference_name, frame)
         source, _, _ = self.framing.framed_input(source, f"appearance photo ({Path(source_path).name})", frame)

@@ -115,9 +115,10 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
     out_size, device, frame, framing = _check(output, overwrite, size, device, pose_frame, no_frame, save_framed,
                                               [reference, *sources])
-    # every photo, the mask and the pose read once: a bad one is reported before anything slow starts
+    # every photo, the mask and the pose read once: a bad one is reported before anything slow starts (the mask's
+    # shape is checked against the reference's once a person is found in it: a photo with nobody is told so first)
     picture = load_image(reference)
-    latent_mask(mask, (8, 8), picture)
+    latent_mask(mask, (8, 8))
     pictures = {source: load_image(source) for source in sources}
     given_pose = None if reference_pose is None else load_pose(reference_pose, frame=frame)
     framed = None

@@ -3,6 +3,8 @@ taking a person photo does first (:class:`PhotoFraming`: ``--no-frame``, ``--sav
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import sys
@@ -12,9 +14,12 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..framing import RECORD_FORMAT, FramingError
 from ..image_processor import PersonImageProcessor
-from ..images import MAX_OUTPUT_SIDE, load_image, save_image
-from ..io import atomic_write_text, check_output_folder, path_kind
+from ..images import MAX_OUTPUT_SIDE, MIN_SIDE, load_image, save_image
+from ..io import atomic_write, atomic_write_text, check_output_folder, path_kind, writing
+from ..left_out import REASONS
+from ..pose.detect import NO_PERSON
 from .options import check_targets, parse_size_option, photo_arguments, real_path
 
 FRAMED_SUFFIX = "_framed"  # --save-framed: <stem>_framed.png and <stem>_framed.json beside the results
@@ -126,10 +131,13 @@ class PhotoFraming:
 @click.option("-o", "--output", required=True, metavar="DIR",
               help="Folder for DIR/<stem>.png (the framed picture) and DIR/<stem>.json (its record) per photo.")
 @click.option("--size", default="256x176", show_default=True, metavar="HxW",
-              help="The model's size: 256x176 (or 512x352) for DeepFashion models, 128x64 for Market-1501 ones.")
+              help="The model's size: 256x176 (or 512x352) for DeepFashion models, 128x64 for Market-1501 ones; "
+                   f"each side from {MIN_SIDE} to {MAX_OUTPUT_SIDE} pixels.")
 @click.option("--plain-background", is_flag=True,
               help="Lay everything away from the person on the training photos' plain light colour.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace outputs that exist and differ from what this run writes (another photo's, other "
+                   "settings); remove those of a photo left out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (shown for several photos).")
 def frame(photos: tuple[str, ...], output: str, size: str, plain_background: bool, overwrite: bool,
           no_progress: bool) -> None:
@@ -147,19 +155,27 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
     photo cuts it), the body centred; where the crop reaches beyond the photo it is padded with the
     photo's background colour. A photo already framed like that (a dataset photo) is written as it is.
 
-    Every photo gets DIR/<stem>.png, the framed picture at --size, and DIR/<stem>.json, its record: the
-    crop box in the photo's own pixels ("crop": top, left, height, width; it may reach beyond the
-    photo), "size", "photo_size", "framed" (false: the photo was used as it is), the padding colour
-    ("background") and the person's pose in the framed picture ("pose", our pose JSON; for a photo
-    used as it is, in the photo's own frame, as its "frame" says), so that a result made from the
-    framed picture can be put back into the original photo.
+    Every photo framed gets DIR/<stem>.png, the framed picture at --size, and DIR/<stem>.json, its
+    record: the crop box in the photo's own pixels ("crop": top, left, height, width; it may reach
+    beyond the photo), "size", "photo_size", "framed" (false: the photo was used as it is), the padding
+    colour ("background") and the person's pose in the framed picture ("pose", our pose JSON; for a
+    photo used as it is, in the photo's own frame, as its "frame" says), so that a result made from
+    the framed picture can be put back into the original photo; and what the run was ("photo",
+    "photo_sha1", "plain_background", "picture_sha1").
 
     A FOLDER's photos are its .png .jpg .jpeg .bmp .tif .tiff .webp files (not its sub-folders); photos
-    and folders may be mixed. One detector serves all photos. A photo that cannot be framed (no person,
-    several people, a person too small, a crop that would be mostly padding, an unreadable file) is
-    reported in one line and the others are still written; the command fails only when none could be
-    framed. Two photos with the same name stem are refused before anything is done, and existing
-    outputs are never replaced without --overwrite (all are checked before any detection).
+    and folders may be mixed. One detector serves all photos. A photo that cannot be framed (nobody in
+    it, several people, a person too small, a crop that would be mostly padding, an unreadable file)
+    gets no file at all: it is listed as left out with its reason and the others are still written. The
+    command exits 0 when at least one photo was framed, and fails (exit 2) when none was: one PHOTO
+    that cannot be framed is that photo's own error.
+
+    The run can be stopped and run again: the outputs an earlier run wrote for the same photo with the
+    same --size and --plain-background are kept as they are (that photo is not framed again), so a run
+    stopped by a full disk goes on where it stopped. Outputs that exist and differ (another photo's, other
+    settings, changed since) are replaced only with --overwrite (those of a photo left out are then
+    removed); they are all checked before any detection, as are two photos with the same name stem
+    (refused). --size takes each side from 16 to 4096 pixels.
 
     \b
     Examples:
@@ -167,59 +183,176 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
       cfld frame photos/ -o framed/ --plain-background
       cfld frame a.jpg b.png more_photos/ -o framed/ --size 512x352 --overwrite
     """
-    from tqdm import tqdm
-
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     listed = photo_arguments(photos, "both would be framed into {stem}.png")
-    targets = _plan_outputs(listed, Path(output), overwrite)
+    run = FrameRun(listed, Path(output), out_size, plain_background)
+    run.plan(overwrite)  # every output checked before any detection
     check_output_folder(output)  # a folder that cannot be written is refused before the detection
-    written, failed = {}, {}
     start = time.perf_counter()
-    read = {listed[0]: load_image(listed[0])} if len(listed) == 1 else {}  # one photo: a bad one before MediaPipe
-    with PersonImageProcessor(replace_background=plain_background, hint=None) as processor:
-        bar = tqdm(listed, desc="framing photos", unit="photo", file=sys.stderr, leave=False,
-                   disable=no_progress or len(listed) < 2)
-        for photo in bar:
+    run.frame_all(progress=not no_progress)
+    run.report(photos, time.perf_counter() - start)
+
+
+class FrameRun:
+    """One ``cfld frame`` run: its photos, their outputs (DIR/<stem>.png and DIR/<stem>.json), what an earlier run
+    left there, and what this one frames, writes and leaves out."""
+
+    def __init__(self, photos: list[Path], output: Path, size: tuple[int, int], plain_background: bool):
+        self.photos, self.output, self.size, self.plain_background = photos, output, size, plain_background
+        self.targets = {photo: (output / f"{photo.stem}.png", output / f"{photo.stem}.json") for photo in photos}
+        self.kept: list[Path] = []  # framed by an earlier run with these settings: kept as they are
+        self.replace: set[Path] = set()  # photos whose existing outputs this run may replace
+        self.written: dict[Path, object] = {}  # photo -> its Framed
+        self.left_out: dict[Path, tuple[str, str]] = {}  # photo -> (reason, sentence)
+
+    def plan(self, overwrite: bool) -> None:
+        """Check every output before any work: refuse -o as a file and outputs that are photos or folders; sort the
+        existing outputs into kept (an earlier run's, for this photo and these settings), unfinished (its record
+        without its picture: framed again) and differing (replaced only with ``overwrite``)."""
+        kind = path_kind(self.output)
+        if kind not in (None, "folder"):
+            raise InputError(self.output, f"is a {kind}; -o names a folder (DIR/<stem>.png and DIR/<stem>.json per "
+                                          "photo)")
+        if kind is None and self.output.suffix.lower() in (".png", ".json", ".jpg", ".jpeg"):
+            raise InputError(self.output, "looks like a file name, but -o names a folder (DIR/<stem>.png and "
+                                          "DIR/<stem>.json per photo); give a folder name")
+        check_targets([path for pair in self.targets.values() for path in pair], self.photos, overwrite=True)
+        differing = []
+        for photo, (png, record) in self.targets.items():
+            state = self._state(photo, png, record)
+            if state == "kept":
+                self.kept.append(photo)
+            elif state != "new":
+                self.replace.add(photo)
+                if state == "differs":
+                    differing += [path for path in (png, record) if path_kind(path) is not None]
+        if differing and not overwrite:
+            more = f" (and {len(differing) - 1} more of the outputs)" if len(differing) > 1 else ""
+            raise InputError(differing[0], f"already exists and is not what this run writes (another photo's, other "
+                                           f"settings, or changed since){more}; pass --overwrite to replace "
+                                           f"{'them' if more else 'it'}")
+
+    def _state(self, photo: Path, png: Path, record: Path) -> str:
+        """"new" (nothing there), "kept", "unfinished" or "differs" (see :meth:`plan`)."""
+        if path_kind(png) is None and path_kind(record) is None:
+            return "new"
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+            ours = (isinstance(data, dict) and data.get("format") == RECORD_FORMAT
+                    and data.get("size") == list(self.size) and data.get("plain_background") is self.plain_background
+                    and data.get("photo_sha1") == _sha1(photo.read_bytes()))
+        except (OSError, ValueError):
+            return "differs"
+        if not ours:
+            return "differs"
+        if path_kind(png) is None:
+            return "unfinished"
+        try:
+            return "kept" if _sha1(png.read_bytes()) == data.get("picture_sha1") else "differs"
+        except OSError:
+            return "differs"
+
+    def frame_all(self, progress: bool) -> None:
+        """Frame every photo not kept with one detector, writing each one's outputs as soon as it is framed."""
+        from tqdm import tqdm
+
+        todo = [photo for photo in self.photos if photo not in self.kept]
+        with PersonImageProcessor(replace_background=self.plain_background, hint=None) as processor:
+            bar = tqdm(todo, desc="framing photos", unit="photo", file=sys.stderr, leave=False,
+                       disable=not progress or len(todo) < 2)
+            for photo in bar:
+                try:
+                    picture = load_image(photo)  # a bad photo is told before MediaPipe starts
+                    framed = processor.frame(picture, self.size, source=str(photo))
+                    if framed.pose is None:  # shaped like the training photos, so framing passed it through
+                        raise FramingError(photo, NO_PERSON, "no_person")
+                except InputError as error:
+                    problem = error.problem + self._drop_earlier(photo)
+                    if len(self.photos) == 1:
+                        raise InputError(error.source, problem) from None
+                    self.left_out[photo] = (getattr(error, "reason", "unreadable"), problem)
+                    continue
+                self._write(photo, framed)
+            bar.close()
+
+    def _drop_earlier(self, photo: Path) -> str:
+        """A photo left out whose earlier outputs this run may replace (--overwrite, or a record of an unfinished
+        run) loses them, so that DIR holds nothing for it; what the photo's sentence adds to say so."""
+        if photo not in self.replace:
+            return ""
+        removed = []
+        for path in self.targets[photo]:
             try:
-                framed = processor.frame(read.pop(photo, None) or load_image(photo), out_size, source=str(photo))
-            except InputError as error:
-                if len(listed) == 1:
-                    raise
-                failed[photo] = error.problem
+                path.unlink()
+                removed.append(path.name)
+            except OSError:  # not there (or not ours to remove after all): left as it is
                 continue
-            png, record = targets[photo]
-            save_image(framed.image_at_size(), png, overwrite=overwrite)
-            atomic_write_text(record, json.dumps(framed.to_json(), indent=2) + "\n", overwrite=overwrite)
-            written[photo] = framed
-        bar.close()
-    seconds = time.perf_counter() - start
-    if not written:
-        for photo, reason in failed.items():
-            click.echo(f"  {photo}: {reason}")
-        source = photos[0] if len(photos) == 1 else "frame"
-        raise InputError(source, f"none of the {len(listed)} photos could be framed (each is listed above); nothing "
-                                 "was written")
-    for photo, framed in written.items():
-        click.echo(f"{photo}: {describe(framed, plain_background)} -> {targets[photo][0]}, {targets[photo][1].name}")
-    if failed:
-        click.echo(f"left out {_count(len(failed))}:")
-        for photo, reason in failed.items():
-            click.echo(f"  {photo}: {reason}")
-    click.echo(f"framed {len(written)} of {_count(len(listed))} into {output} in {seconds:.1f} s")
+        if not removed:
+            return ""
+        return f"; its earlier {' and '.join(removed)} {'were' if len(removed) > 1 else 'was'} removed"
+
+    def _write(self, photo: Path, framed) -> None:
+        """The record first, then the picture: a run stopped between them leaves a record without its picture,
+        which the next run frames again; a picture that cannot be written takes its record with it."""
+        png, record = self.targets[photo]
+        buffer = io.BytesIO()
+        framed.image_at_size().save(buffer, format="PNG")
+        picture = buffer.getvalue()
+        data = {**framed.to_json(), "photo": photo.name, "photo_sha1": _sha1(photo.read_bytes()),
+                "plain_background": self.plain_background, "picture_sha1": _sha1(picture)}
+        replace = photo in self.replace
+        with writing(kept=self._kept_text):
+            with writing("the framing record"):
+                atomic_write_text(record, json.dumps(data, indent=2) + "\n", overwrite=replace)
+            try:
+                with writing("the framed picture"):
+                    atomic_write(png, lambda tmp: tmp.write_bytes(picture), overwrite=replace)
+            except BaseException:
+                record.unlink(missing_ok=True)
+                raise
+        self.written[photo] = framed
+
+    def _kept_text(self) -> str:
+        """What a refused write leaves, and how to go on."""
+        done = len(self.kept) + len(self.written)
+        if not done:
+            return "nothing was written: free space and run the same command again"
+        each = "its .png and .json" if done == 1 else "each its .png and .json"
+        return (f"the {_count(done)} framed before {'is' if done == 1 else 'are'} kept in {self.output} ({each}): free "
+                "space and run the same command again to go on where it stopped")
+
+    def report(self, arguments: tuple[str, ...], seconds: float) -> None:
+        """A line per photo framed or kept, the photos left out with their reasons, and the count; the command fails
+        when no photo was framed."""
+        if not self.written and not self.kept:
+            self._list_left_out()
+            source = arguments[0] if len(arguments) == 1 else "frame"
+            raise InputError(source, f"none of the {len(self.photos)} photos could be framed (each is listed above); "
+                                     "nothing was written")
+        for photo in self.kept:
+            png, record = self.targets[photo]
+            click.echo(f"{photo}: kept as an earlier run framed it (same photo, same settings) -> {png}, {record.name}")
+        for photo, framed in self.written.items():
+            png, record = self.targets[photo]
+            click.echo(f"{photo}: {describe(framed, self.plain_background)} -> {png}, {record.name}")
+        self._list_left_out()
+        kept = f" ({len(self.kept)} of them kept from an earlier run)" if self.kept else ""
+        click.echo(f"framed {len(self.written) + len(self.kept)} of {_count(len(self.photos))} into {self.output} in "
+                   f"{seconds:.1f} s{kept}")
+
+    def _list_left_out(self) -> None:
+        if not self.left_out:
+            return
+        reasons = [reason for reason, _ in self.left_out.values()]
+        counts = ", ".join(f"{reasons.count(key)} {words}" for key, words in REASONS.items() if key in reasons)
+        click.echo(f"left out {_count(len(self.left_out))} ({counts}):")
+        for photo, (_, sentence) in self.left_out.items():
+            click.echo(f"  {photo}: {sentence}")
 
 
 def _count(count: int) -> str:
     return f"{count} photo{'s' if count != 1 else ''}"
 
 
-def _plan_outputs(photos: list[Path], output: Path, overwrite: bool) -> dict[Path, tuple[Path, Path]]:
-    """DIR/<stem>.png and DIR/<stem>.json per photo, all checked before any work."""
-    kind = path_kind(output)
-    if kind not in (None, "folder"):
-        raise InputError(output, f"is a {kind}; -o names a folder (DIR/<stem>.png and DIR/<stem>.json per photo)")
-    if kind is None and output.suffix.lower() in (".png", ".json", ".jpg", ".jpeg"):
-        raise InputError(output, "looks like a file name, but -o names a folder (DIR/<stem>.png and DIR/<stem>.json "
-                                 "per photo); give a folder name")
-    targets = {photo: (output / f"{photo.stem}.png", output / f"{photo.stem}.json") for photo in photos}
-    check_targets([path for pair in targets.values() for path in pair], photos, overwrite)
-    return targets
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()

@@ -2,22 +2,24 @@
 
 Numbers must be finite (click's own ``FloatRange`` lets ``nan`` through), seeds fit the random generators,
 step counts fit the 1,000 training timesteps, and sizes are bounded so that no option can ask for more
-memory than a machine has.
+memory than a machine has: every ``--size`` takes HEIGHTxWIDTH with each side from 16 pixels (the least a person
+photo or a framed picture can be) to 4,096 (``cfld pose draw`` 8,192, ``cfld pose render`` 2,048), and a pose
+frame (``--frame``, ``--pose-frame``) at least 16 a side (:func:`parse_size_option`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import click
 
 from ..errors import InputError
-from ..images import PHOTO_SUFFIXES
+from ..images import MIN_SIDE, PHOTO_SUFFIXES
 from ..io import path_kind
 from ..model_names import resolve_model_name
-from ..pose.skeleton import parse_size
 from ..presets import FAST, PAPER, check_interval, resolve
 from ..schedulers import scheduler_key
 
@@ -93,21 +95,40 @@ def load_pipeline(model_dir, pipeline=None, **kwargs):
             logging.enable_progress_bar()
 
 
-def parse_size_option(value: str | None, option: str, max_side: int | None = None) -> tuple[int, int] | None:
-    """``"256x176"`` -> (256, 176) (height x width); ``"256"`` -> (256, 256); each side at most ``max_side``."""
+def parse_size_option(value: str | None, option: str, max_side: int | None = None,
+                      min_side: int = MIN_SIDE) -> tuple[int, int] | None:
+    """``"256x176"`` -> (256, 176) (height x width); ``"256"`` -> (256, 256). Each side is a whole number of pixels
+    from ``min_side`` (:data:`~cfld.images.MIN_SIDE`, 16: no smaller picture holds a person, nor can be framed) to
+    ``max_side`` (None: no upper bound; the commands' ``--size`` take :data:`~cfld.images.MAX_OUTPUT_SIDE`, 4096):
+    anything else is refused in one sentence naming ``option``, before any work (and before any memory is
+    asked for it)."""
     if value is None:
         return None
-    parts = value.lower().replace("×", "x").split("x")
-    try:
-        numbers = [int(part) for part in parts]
-    except ValueError:
-        raise InputError(option, f"expected HEIGHTxWIDTH such as 256x176, got {value[:40]!r}") from None
-    if len(numbers) > 2:
-        raise InputError(option, f"expected HEIGHTxWIDTH such as 256x176, got {value[:40]!r}")
-    size = parse_size(numbers[0] if len(numbers) == 1 else numbers, option)
-    if max_side is not None and max(size) > max_side:
-        raise InputError(option, f"{size[0]}x{size[1]} is larger than the {max_side}x{max_side} allowed here")
-    return size
+    shown = repr(value[:40])
+    parts = [part.strip() for part in value.lower().replace("×", "x").split("x")]
+    if len(parts) > 2 or not all(_WHOLE.fullmatch(part) for part in parts):
+        raise InputError(option, f"expected HEIGHTxWIDTH in pixels, such as 256x176, got {shown}")
+    sides = [_whole(part) for part in parts] * (3 - len(parts))
+    bounds = f"from {min_side} to {max_side}" if max_side is not None else f"at least {min_side}"
+    if min(sides) <= 0:
+        raise InputError(option, f"{shown} is not a size: each side must be a positive whole number of pixels, "
+                                 f"{bounds} (HEIGHTxWIDTH, such as 256x176)")
+    small, large = min(sides) < min_side, max_side is not None and max(sides) > max_side
+    if small or large:
+        what = "out of range" if small and large else "too small" if small else "too large"
+        raise InputError(option, f"{shown} is {what} here: each side must be {bounds} pixels (HEIGHTxWIDTH, such "
+                                 "as 256x176)")
+    return sides[0], sides[1]
+
+
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_MAX_DIGITS = 12  # a side written with more digits is taken as this large: int() of 5,000 digits would refuse it
+
+
+def _whole(text: str) -> int:
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    return sign * (int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS)
 
 
 def guidance_options(command):

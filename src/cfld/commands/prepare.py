@@ -12,6 +12,7 @@ from ..data.deepfashion import prepare_deepfashion
 from ..data.market1501 import prepare_market1501
 from ..data.photos import prepare_photos
 from ..data.prepare import summary
+from ..images import MAX_OUTPUT_SIDE
 from .options import parse_size_option
 
 COMMON_HELP = """
@@ -53,7 +54,7 @@ def _sizes(values: tuple[str, ...], original_names: tuple[str, ...]) -> list:
         if value.lower() in original_names:
             sizes.append(None)
         else:
-            sizes.append(parse_size_option(value, "--size"))
+            sizes.append(parse_size_option(value, "--size", MAX_OUTPUT_SIDE))
     return sizes
 
 
@@ -176,8 +177,8 @@ def photos(folder, people, output, size, test_fraction, seed, max_pairs_per_pers
       cfld prepare photos --people shoot/people.csv -o data/shoot --min-joints 12
     """
     _, report = prepare_photos(
-        folder, output, people=people, size=parse_size_option(size, "--size"), test_fraction=test_fraction,
-        seed=seed, max_pairs_per_person=max_pairs_per_person, min_joints=min_joints,
+        folder, output, people=people, size=parse_size_option(size, "--size", MAX_OUTPUT_SIDE),
+        test_fraction=test_fraction, seed=seed, max_pairs_per_person=max_pairs_per_person, min_joints=min_joints,
         plain_background=plain_background, overwrite=overwrite, progress=not no_progress)
     for line in report.lines(Path(output).resolve()):
         click.echo(line)

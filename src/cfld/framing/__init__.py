@@ -37,7 +37,7 @@ The package, one job a module:
 * :mod:`~cfld.framing.framer`: :class:`Framer`, the steps above, and :func:`frame_photo`.
 """
 
-from .framed import Crop, Framed, FramingError, person_pose
+from .framed import RECORD_FORMAT, Crop, Framed, FramingError, person_pose
 from .framer import (
     ASPECT_TOLERANCE,
     LOOKS_BELOW,
@@ -78,6 +78,7 @@ __all__ = [
     "OTHER_PERSON_JOINTS",
     "PASS_THROUGH_HEIGHT",
     "PASS_THROUGH_IOU",
+    "RECORD_FORMAT",
     "SEARCH_SCALES",
     "WINDOW_MARGIN",
     "Crop",

@@ -16,6 +16,8 @@ from ..pose.detect import MIN_JOINTS, NO_PERSON, detect_pose, too_few_joints
 from ..pose.formats import pose_to_json
 from ..pose.skeleton import Pose, Size
 
+RECORD_FORMAT = "cfld.framing/v1"  # the "format" of :meth:`Framed.to_json`'s record (what ``cfld frame`` writes)
+
 
 class FramingError(InputError):
     """A photo that cannot be framed: the one sentence of :class:`InputError`, and :attr:`reason`, one of
@@ -128,7 +130,7 @@ class Framed:
     def to_json(self) -> dict[str, Any]:
         """What ``cfld frame`` writes beside the framed picture."""
         return {
-            "format": "cfld.framing/v1",
+            "format": RECORD_FORMAT,
             "crop": self.crop.to_json(),
             "size": list(self.size),
             "photo_size": list(self.photo_size),

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
-from ..images import load_image
+from ..images import MAX_OUTPUT_SIDE, MIN_SIDE, load_image
 from ..pose.detect import PoseDetector, landmarks_to_openpose
 from ..pose.skeleton import DEEPFASHION_SIZE, Pose, Size, parse_size
 from .framed import Crop, Framed, FramingError
@@ -42,6 +42,9 @@ class Framer:
     def __init__(self, size: Size = DEEPFASHION_SIZE, replace_background: bool = False,
                  min_confidence: float = 0.5, detector: PoseDetector | None = None):
         self.size = parse_size(size, "framing size")
+        if min(self.size) < MIN_SIDE or max(self.size) > MAX_OUTPUT_SIDE:
+            raise InputError("framing size", f"{self.size[0]}x{self.size[1]} (height x width) is not a size framing "
+                                             f"can make: each side must be from {MIN_SIDE} to {MAX_OUTPUT_SIDE} pixels")
         self.placement = placement_for(self.size)
         self.replace_background = replace_background
         if detector is not None and not detector.segmentation:
@@ -63,6 +66,10 @@ class Framer:
         if first is None:
             if has_aspect:  # nobody seen, but shaped like the training photos: used as it is
                 return self._unchanged(picture, None, None)
+            if frame[0] < MIN_PERSON_HEIGHT:
+                raise FramingError(name, f"is only {frame[1]}x{frame[0]} pixels (width x height), too low for a person "
+                                         f"of the {MIN_PERSON_HEIGHT} pixels framing needs; nobody was found in it",
+                                   "too_small")
             raise FramingError(name, "no person found in the photo (MediaPipe's pose detector saw nobody, also "
                                      "in windows of it); give a photo of one person", "no_person")
         coarse = self._place(first)

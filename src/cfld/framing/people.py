@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..images import MIN_SIDE
 from ..pose.detect import Detection, PoseDetector, border_colour
 from ..pose.skeleton import Size
 from .framed import Crop, FramingError, crop_resize
@@ -77,6 +78,8 @@ def detect_in_window(detector: PoseDetector, pixels: np.ndarray, window: tuple[f
     else:
         box = (left, top, left + win_w, top + win_h)
         out = (max(1, round(win_w * scale)), max(1, round(win_h * scale)))
+        if min(out) < MIN_SIDE:  # a sliver of a window (a photo of 20000x20 pixels): nobody can be seen in it
+            return None
         fill = tuple(int(v) for v in border_colour(pixels))
         view = np.asarray(crop_resize(Image.fromarray(pixels), box, out, fill))
     found: Detection | None = detector.detect(view)

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...errors import InputError
+from ...images import MAX_OUTPUT_SIDE, MIN_SIDE
 from ...io import atomic_write_text, remove_stale_temporaries, writing
 from ...pose.skeleton import DEEPFASHION_SIZE, NUM_JOINTS, Size, parse_size
 from ..prepare import MANIFEST, MANIFEST_FORMAT, ORIGINAL, check_output_dir, earlier_manifest, first_names, text_state
@@ -93,6 +94,9 @@ def prepare_photos(
         framer_factory: ``(size, plain_background) -> Framer`` (default: :class:`cfld.framing.Framer`).
     """
     size = parse_size(size, "--size")
+    if not all(MIN_SIDE <= side <= MAX_OUTPUT_SIDE for side in size):
+        raise InputError("--size", f"{size[0]}x{size[1]} is out of range: each side must be from {MIN_SIDE} to "
+                                   f"{MAX_OUTPUT_SIDE} pixels")
     if not 0 <= test_fraction <= 1:
         raise InputError("--test-fraction", f"must lie between 0 and 1, got {test_fraction:g}")
     if max_pairs_per_person < 1:
