@@ -209,3 +209,17 @@ def test_what_the_hub_answered_is_said_in_a_few_words():
     assert hub_problem(raised(httpx.ConnectError("[Errno 111] Connection refused"))) == NO_NETWORK
     assert hub_problem(raised(errors.RemoteEntryNotFoundError("404", response=response))) is None  # no such file
     assert hub_problem(OSError("a damaged file")) is None
+
+
+@pytest.mark.parametrize("option, said", [
+    ("data.length=100000000000", "length must be a whole number from 1 to 100,000,000 (pairs), got 100000000000"),
+    ("data.length=true", "length must be a whole number from 1 to 100,000,000 (pairs), got True"),
+    ("data.photo_size=[100000, 100000]", "photo_size must be from 16 to 4096 pixels a side, got 100000x100000"),
+    ("data.photo_size=[1, 1]", "photo_size must be from 16 to 4096 pixels a side, got 1x1"),
+])
+def test_synthetic_data_sizes_that_cannot_fit_are_refused_before_any_work(tmp_path, capsys, option, said):
+    """Drawn data too large for memory (an epoch's order of 10^11 pairs, a 100000x100000 photo) was an 'unexpected'
+    allocation error deep in training; now one sentence before anything is written."""
+    assert_fails(capsys, ["train", "-c", "synthetic-cpu", "--set", option, "-o", tmp_path / "run"],
+                 f"(data): synthetic dataset: {said}")
+    assert not (tmp_path / "run").exists()

@@ -36,7 +36,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ..images import to_model_input
+from ..images import MAX_OUTPUT_SIDE, MIN_SIDE, to_model_input
 from ..pose import DEEPFASHION_SIZE, Pose, PoseTable, gallery, parse_size, pose_image, read_annotation_csv
 from ..pose.skeleton import JOINT_NAMES
 
@@ -71,6 +71,8 @@ def select_poses(table: PoseTable, split: str = "all", test_every: int = 10) -> 
     return [table[table.names[i]] for i in usable]
 
 
+MAX_LENGTH = 100_000_000  # pairs: more than any dataset of the field, and an epoch order still fits in memory
+
 class SyntheticPersons(Dataset):
     """Pairs of one synthetic person in two real poses, generated on the fly from ``(seed, index)``.
 
@@ -100,13 +102,17 @@ class SyntheticPersons(Dataset):
         photo_size: Sequence[int] = DEEPFASHION_SIZE,
         flip_cond: bool = False,
     ):
-        if not isinstance(length, int) or length < 1:
-            raise InputError("synthetic dataset", f"length must be a positive integer, got {length!r}")
+        if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
+            raise InputError("synthetic dataset", f"length must be a whole number from 1 to {MAX_LENGTH:,} (pairs), "
+                                                  f"got {str(length)[:40]}")
         self.length = length
         self.image_size = parse_size(tuple(image_size), "image_size")
         self.cond_size = parse_size(tuple(cond_size), "cond_size")
         self.pose_size = parse_size(tuple(pose_size), "pose_size")
         self.photo_size = parse_size(tuple(photo_size), "photo_size")
+        if not all(MIN_SIDE <= side <= MAX_OUTPUT_SIDE for side in self.photo_size):
+            raise InputError("synthetic dataset", f"photo_size must be from {MIN_SIDE} to {MAX_OUTPUT_SIDE} pixels a "
+                                                  f"side, got {self.photo_size[0]}x{self.photo_size[1]}")
         self.seed = int(seed)
         table = gallery() if poses is None else poses if isinstance(poses, PoseTable) else read_annotation_csv(poses)
         self.poses = select_poses(table, split)
