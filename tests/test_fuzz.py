@@ -134,7 +134,8 @@ BAD_TRAIN_CONFIGS: dict[str, tuple[object, str]] = {
     "list": ("- 1\n- 2\n", "not a mapping"),
     "scalar": ("42\n", "not a mapping"),
     "unknown_option": ({"learning_rate": 1}, "unknown training options learning_rate"),
-    "date": ({"noise_scheduler": {"made": "DATE"}}, "holds a date"),
+    "date": ({"data": {"kind": "synthetic", "length": "DATE"}}, "length must be a whole number from 1 to 100,000,000 "
+                                                                "(pairs), got 2024-01-01"),  # a date is read as text
     "batch_text": ({"batch_size": "4"}, "batch_size must be a whole number"),
     "batch_float": ({"batch_size": 2.5}, "batch_size must be a whole number"),
     "epochs_negative": ({"epochs": -1}, "epochs must be a whole number"),
@@ -188,7 +189,7 @@ BAD_TRAIN_CONFIGS: dict[str, tuple[object, str]] = {
     "data_option": ({"data": {"kind": "synthetic", "length": 8, "colour": "red"}},
                     "options colour that synthetic does not take"),
     "data_reserved": ({"data": {"kind": "synthetic", "length": 8, "image_size": [8, 8]}}, "sets image_size"),
-    "data_length_text": ({"data": {"kind": "synthetic", "length": "many"}}, "length must be a positive integer"),
+    "data_length_text": ({"data": {"kind": "synthetic", "length": "many"}}, "length must be a whole number from 1"),
     "data_photo_size": ({"data": {"kind": "synthetic", "length": 8, "photo_size": 5}}, "synthetic dataset"),
     "data_poses_missing": ({"data": {"kind": "synthetic", "length": 8, "poses": "nowhere.csv"}}, "nowhere.csv"),
     "prepared_no_root": ({"data": {"kind": "prepared"}}, "needs a 'root'"),
