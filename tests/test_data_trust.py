@@ -299,3 +299,28 @@ def small_prepared_copy(tmp_path: Path) -> Path:
             return folder
 
     return small_prepared(Factory(), {"test": 1, "train": 7})
+
+
+def test_a_cache_place_taken_by_something_else_is_one_sentence(prepared, tmp_path, capsys):
+    """A file where the cache's folder belongs (refused before the run writes anything), a folder where a shard
+    belongs: one sentence each, nothing deleted."""
+    from cfld.errors import InputError
+    from cfld.training.latent_cache import build_latent_cache
+
+    root = tmp_path / "data"
+    shutil.copytree(prepared, root, ignore=shutil.ignore_patterns("latent-cache"))
+    (root / "latent-cache").write_text("notes\n")
+    (tmp_path / "config.json").write_text(tiny(data={"kind": "prepared", "root": str(root)}, max_steps=1,
+                                               batch_size=2).to_json())
+    code, _, err = _train(capsys, "-c", tmp_path / "config.json", "-o", tmp_path / "run")
+    assert code == 2 and err == (f"error: {root / 'latent-cache'}: is a file where the latent cache's folder belongs: "
+                                 "move it away, set latent_cache_dir to a folder, or cache_latents: false\n"), err
+    assert not (tmp_path / "run").exists() and (root / "latent-cache").read_text() == "notes\n"
+    (root / "latent-cache").unlink()
+    data, vae = dataset_of(root), small_vae()
+    folder = build_latent_cache(data, vae, progress=False, shard_size=SHARD).folder
+    (folder / "shard-00000.safetensors").unlink()
+    (folder / "shard-00000.safetensors").mkdir()
+    with pytest.raises(InputError, match=r"shard-00000.safetensors: is a folder where a latent cache shard belongs: "
+                                         r"delete it to encode the shard again"):
+        build_latent_cache(data, vae, progress=False, shard_size=SHARD)

@@ -213,6 +213,9 @@ def build_latent_cache(dataset, vae, folder: str | Path | None = None, *, photos
     todo = []
     for number in range(rank, len(expected.spans), world):
         path = _shard_file(folder, number)
+        if path.is_dir():
+            raise InputError(path, "is a folder where a latent cache shard belongs: delete it to encode the shard "
+                                   "again")
         problem, digest = expected.problem(number, path) if path.exists() else ("missing", None)
         if digest is not None:
             digests[number] = digest

@@ -151,6 +151,9 @@ def uses_latent_cache(config, dataset, origin: object) -> bool:
         base = (Path(config.latent_cache_dir) if config.latent_cache_dir
                 else Path(dataset.manifest_path).parent / CACHE_FOLDER)
         existing = next(p for p in (base, *base.parents) if p.exists())
+        if not existing.is_dir():
+            raise InputError(existing, "is a file where the latent cache's folder belongs: move it away, set "
+                                       "latent_cache_dir to a folder, or cache_latents: false")
         if existing == base or os.access(existing, os.W_OK):
             return True
         if config.cache_latents is True:
