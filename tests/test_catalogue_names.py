@@ -197,6 +197,23 @@ def test_a_name_in_two_unicode_forms_is_one_person(tmp_path, capsys):
     assert "train: 2 people, 4 photos" in stdout
 
 
+def test_a_csv_finds_its_photos_written_in_the_other_unicode_form(tmp_path, capsys):
+    """A CSV typed in NFC for folders and files macOS wrote in NFD (and copied to a Linux disk as they were): the
+    photos are found, not reported missing."""
+    needs_mediapipe()
+    root = tmp_path / "catalogue"
+    for name in ("Zoë", "Renée"):
+        photo(root / nfd(name) / nfd("é0.jpg"))
+        photo(root / nfd(name) / "1.jpg")
+    rows = ["photo,person", *(f"{name}/{file},{name}" for name in ("Zoë", "Renée") for file in ("é0.jpg", "1.jpg"))]
+    (root / "people.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code, stdout, err = run(capsys, "prepare", "photos", "--people", root / "people.csv", "-o", tmp_path / "csv",
+                            "--test-fraction", "0", "--no-progress")
+    assert code == 0, err
+    assert "train: 2 people, 4 photos" in stdout
+    assert {row["person"] for row in people_csv(tmp_path / "csv")} == {"Zoë", "Renée"}
+
+
 def test_hidden_and_system_entries(tmp_path, capsys):
     """A folder whose name begins with a dot is a person like any other (``.carol``, ``..carol``); the system's
     and tools' own entries are passed over; a photo whose name begins with a dot is ignored, and said so."""

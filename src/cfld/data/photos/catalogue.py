@@ -212,7 +212,7 @@ def read_people_csv(path: str | os.PathLike, folder: str | os.PathLike | None = 
         if len(row) <= max(i_photo, i_person) or not row[i_photo].strip() or not row[i_person].strip():
             raise InputError(where, "needs a photo and a person")
         given, person = row[i_photo].strip(), nfc(row[i_person].strip())
-        file = root / given
+        file = _as_on_disk(root, given)
         if problem := _link_problem(file):
             left_out.append(("unreadable", given, problem))
             continue
@@ -231,6 +231,27 @@ def read_people_csv(path: str | os.PathLike, folder: str | os.PathLike | None = 
     if missing:
         raise InputError(path, f"names {len(missing)} photo(s) that are not in {root}: {first_names(missing)}")
     return _checked(Catalogue(root, photos, left_out=left_out))
+
+
+def _as_on_disk(root: Path, given: str) -> Path:
+    """``root / given``; where that is not there, the path whose names are the same text in another Unicode form
+    (a CSV written in NFC for a folder that macOS wrote in NFD, or the other way round)."""
+    path = root / given
+    if os.path.lexists(path):
+        return path
+    found = root
+    for part in Path(given).parts:
+        if os.path.lexists(found / part) or part in ("..", "."):
+            found = found / part
+            continue
+        try:
+            twins = [entry.name for entry in os.scandir(found) if nfc(entry.name) == nfc(part)]
+        except OSError:
+            return path
+        if len(twins) != 1:
+            return path
+        found = found / twins[0]
+    return found
 
 
 def _checked(catalogue: Catalogue) -> Catalogue:
