@@ -146,7 +146,7 @@ class PoseTransferDataset(Dataset):
 
     @property
     def manifest_path(self) -> Path:
-        """The folder's manifest: what a latent cache of these photos is checked against."""
+        """The folder's manifest; a latent cache of these photos goes beside it (``latent-cache/``)."""
         return self.root / MANIFEST
 
     def data_files(self) -> dict[str, Path]:

@@ -70,15 +70,22 @@ def vae_key(vae) -> str:
     return digest.hexdigest()[:16]
 
 
+def cache_base(dataset, folder: str | Path | None = None) -> Path:
+    """The folder the caches of ``dataset`` go in: ``folder`` (``latent_cache_dir``), else ``latent-cache``
+    beside the dataset's manifest."""
+    return Path(folder) if folder is not None else Path(dataset.manifest_path).parent / FOLDER
+
+
 def cache_folder(dataset, key: str, folder: str | Path | None = None) -> Path:
     """Where the cache of ``dataset`` encoded by the VAE of ``key`` lives. In a ``latent_cache_dir`` that several
     datasets may share, the folder's name also holds a digest of the photos' names, so that two datasets do not
     take turns encoding the same shards."""
     height, width = dataset.image_size
+    name = f"{dataset.split}-{key}-{height}x{width}"
     if folder is None:
-        return Path(dataset.manifest_path).parent / FOLDER / f"{dataset.split}-{key}-{height}x{width}"
+        return cache_base(dataset) / name
     names = hashlib.sha256("\n".join(dataset.photo_names()).encode()).hexdigest()[:8]
-    return Path(folder) / f"{dataset.split}-{key}-{height}x{width}-{names}"
+    return cache_base(dataset, folder) / f"{name}-{names}"
 
 
 def latent_shape(vae, image_size: Sequence[int]) -> tuple[int, int, int]:

@@ -30,8 +30,7 @@ from .data_identity import RECORD as DATA_RECORD
 from .data_identity import check_resume, describe
 from .datasets import build_dataset, check_items
 from .evaluation import BEST_DIR, HISTORY, PeriodicEvaluation
-from .latent_cache import FOLDER as CACHE_FOLDER
-from .latent_cache import build_latent_cache, cacheable
+from .latent_cache import build_latent_cache, cache_base, cacheable
 from .step import adam_class
 
 FINAL_MODEL, VAE_DIR = "model", "vae"
@@ -148,8 +147,7 @@ def uses_latent_cache(config, dataset, origin: object) -> bool:
     if config.cache_latents is False:
         return False
     if cacheable(dataset):
-        base = (Path(config.latent_cache_dir) if config.latent_cache_dir
-                else Path(dataset.manifest_path).parent / CACHE_FOLDER)
+        base = cache_base(dataset, config.latent_cache_dir)
         existing = next(p for p in (base, *base.parents) if p.exists())
         if not existing.is_dir():
             raise InputError(existing, "is a file where the latent cache's folder belongs: move it away, set "
