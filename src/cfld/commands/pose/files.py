@@ -28,22 +28,39 @@ renderer does (a note names them); joints more than a frame size outside are an 
 """
 
 
-def source_options(command):
-    """The options that say which pose of SOURCE to read: --name, --person, --frame."""
+FRAME_HELP = "Frame of the keypoints: the photo size for OpenPose files, the annotation frame for rows."
 
-    @click.argument("source")
-    @click.option("--name", help="Row of an annotation file, path-style or flattened DeepFashion name.")
-    @click.option("--person", type=click.IntRange(min=0), default=0, show_default=True,
-                  help="Person of an OpenPose file (OpenPose's order).")
-    @click.option("--frame", metavar="HxW",
-                  help="Frame of the keypoints: the photo size for OpenPose files, the annotation frame for rows.")
+
+def source_arguments(frame_help: str = FRAME_HELP):
+    """SOURCE and the options that say which pose of it to read: --name, --person, --frame (``frame_help``)."""
+
+    def decorate(command):
+        command = click.option("--frame", metavar="HxW", help=frame_help)(command)
+        command = click.option("--person", type=click.IntRange(min=0), default=0, show_default=True,
+                               help="Person of an OpenPose file (OpenPose's order).")(command)
+        command = click.option("--name", help="Row of an annotation file, path-style or flattened DeepFashion "
+                                              "name.")(command)
+        return click.argument("source")(command)
+
+    return decorate
+
+
+def read_source(source: str, name: str | None, person: int, frame: tuple[int, int] | None) -> P.Pose:
+    """The pose of SOURCE that :func:`source_arguments` name; a note on stderr names joints outside its frame."""
+    pose = P.load_pose(source, name=name, person=person, frame=frame)
+    note = pose.outside_note()
+    if note:
+        click.echo(f"note: {note}", err=True)
+    return pose
+
+
+def source_options(command):
+    """:func:`source_arguments`, read into the :class:`~cfld.pose.Pose` that ``command`` gets first."""
+
+    @source_arguments()
     @functools.wraps(command)
     def wrapper(source: str, name: str | None, person: int, frame: str | None, **kwargs):
-        pose = P.load_pose(source, name=name, person=person, frame=parse_size_option(frame, "--frame"))
-        note = pose.outside_note()
-        if note:
-            click.echo(f"note: {note}", err=True)
-        return command(pose, **kwargs)
+        return command(read_source(source, name, person, parse_size_option(frame, "--frame")), **kwargs)
 
     return wrapper
 
@@ -108,12 +125,7 @@ def retarget(pose: P.Pose, to: str, fit: str, padding: float, output: str, overw
 
 
 @click.command("draw", epilog=SOURCE_HELP)
-@click.argument("source")
-@click.option("--name", help="Row of an annotation file, path-style or flattened DeepFashion name.")
-@click.option("--person", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Person of an OpenPose file (OpenPose's order).")
-@click.option("--frame", metavar="HxW",
-              help="Frame of the keypoints (default for OpenPose files: the size of --image).")
+@source_arguments("Frame of the keypoints (default for OpenPose files: the size of --image).")
 @click.option("--image", type=click.Path(dir_okay=False), help="Photo to draw the skeleton over.")
 @click.option("--size", metavar="HxW", help="Picture size (default: the photo's, else the pose frame).")
 @output_options
@@ -133,10 +145,7 @@ def draw(source: str, name: str | None, person: int, frame: str | None, image: s
     frame_size = parse_size_option(frame, "--frame")
     if frame_size is None and background is not None and P.pose_format(source) == "openpose":
         frame_size = background.shape[:2]  # OpenPose coordinates are pixels of the photo it ran on
-    pose = P.load_pose(source, name=name, person=person, frame=frame_size)
-    note = pose.outside_note()
-    if note:
-        click.echo(f"note: {note}", err=True)
+    pose = read_source(source, name, person, frame_size)
     picture_size = parse_size_option(size, "--size", P.MAX_PICTURE_SIDE)
     if picture_size is None and background is None and max(pose.frame) > P.MAX_PICTURE_SIDE:
         raise InputError(source, f"has a {pose.frame[0]}x{pose.frame[1]} frame, too large to draw at its own size; "
