@@ -204,6 +204,7 @@ class FrameRun:
         self.replace: set[Path] = set()  # photos whose existing outputs this run may replace
         self.written: dict[Path, object] = {}  # photo -> its Framed
         self.left_out: dict[Path, tuple[str, str]] = {}  # photo -> (reason, sentence)
+        self._digests: dict[Path, str] = {}  # photo -> SHA-1 of its bytes, read once per run
 
     def plan(self, overwrite: bool) -> None:
         """Check every output before any work: refuse -o as a file and outputs that are photos or folders; sort the
@@ -240,7 +241,7 @@ class FrameRun:
             data = json.loads(record.read_text(encoding="utf-8"))
             ours = (isinstance(data, dict) and data.get("format") == RECORD_FORMAT
                     and data.get("size") == list(self.size) and data.get("plain_background") is self.plain_background
-                    and data.get("photo_sha1") == _sha1(photo.read_bytes()))
+                    and data.get("photo_sha1") == self._photo_sha1(photo))
         except (OSError, ValueError):
             return "differs"
         if not ours:
@@ -251,6 +252,13 @@ class FrameRun:
             return "kept" if _sha1(png.read_bytes()) == data.get("picture_sha1") else "differs"
         except OSError:
             return "differs"
+
+    def _photo_sha1(self, photo: Path) -> str:
+        """The SHA-1 of ``photo``'s bytes, hashed once per run (by :meth:`plan` for an earlier record, else when its
+        record is written)."""
+        if photo not in self._digests:
+            self._digests[photo] = _sha1(photo.read_bytes())
+        return self._digests[photo]
 
     def frame_all(self, progress: bool) -> None:
         """Frame every photo not kept with one detector, writing each one's outputs as soon as it is framed."""
@@ -298,7 +306,7 @@ class FrameRun:
         buffer = io.BytesIO()
         framed.image_at_size().save(buffer, format="PNG")
         picture = buffer.getvalue()
-        data = {**framed.to_json(), "photo": photo.name, "photo_sha1": _sha1(photo.read_bytes()),
+        data = {**framed.to_json(), "photo": photo.name, "photo_sha1": self._photo_sha1(photo),
                 "plain_background": self.plain_background, "picture_sha1": _sha1(picture)}
         replace = photo in self.replace
         with writing(kept=self._kept_text):
