@@ -115,7 +115,9 @@ class Expected:
 
     def __init__(self, key: str, image_size: Sequence[int], shape: tuple[int, int, int], photos: Mapping[str, str],
                  shard_size: int):
-        self.key, self.size, self.shape, self.shard_size = key, f"{image_size[0]}x{image_size[1]}", shape, shard_size
+        self.key, self.shape, self.shard_size = key, shape, shard_size
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.size = f"{self.image_size[0]}x{self.image_size[1]}"  # as the records write it
         self.names = list(photos)
         self.photos = dict(photos)
         self.spans = _shards(self.names, shard_size)
@@ -291,7 +293,7 @@ class LatentCache:
         self.folder = Path(folder)
         self.row = {name: i for i, name in enumerate(expected.names)}
         self.shard_size = expected.shard_size
-        self.image_size = tuple(int(n) for n in expected.size.split("x"))
+        self.image_size = expected.image_size
         self.digests = list(digests)  # each shard's tensors, as checked when the run started
         self._open: dict[int, Any] = {}
         self._layouts: dict[tuple, torch.memory_format] = {}
