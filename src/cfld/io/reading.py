@@ -36,7 +36,6 @@ def path_kind(path: str | os.PathLike) -> str | None:
         return None
 
 
-
 def read_text(path: str | os.PathLike, what: str = "text file", limit: int = MAX_TEXT_BYTES) -> str:
     """The UTF-8 text of a file a user gave (a leading byte-order mark dropped), or one clear InputError."""
     path = Path(path)
@@ -174,8 +173,8 @@ _PLAIN = (str, int, float, bool, type(None), list, dict)
 
 def check_document(data: Any, source: object, what: str) -> None:
     """Refuse a parsed document nested deeper than :data:`MAX_DEPTH`, holding more than :data:`MAX_NODES`
-    values (counting every use of a YAML alias, without ever walking more than that), or holding anything
-    but JSON's plain values (YAML dates, sets, binary) and text keys."""
+    values (never walking more than that), or holding anything but JSON's plain values (YAML sets, binary) and
+    text keys. (YAML anchors and aliases never get here: :class:`ConfigLoader` refuses them while composing.)"""
     budget = [MAX_NODES]
 
     def walk(value: Any, depth: int) -> None:
