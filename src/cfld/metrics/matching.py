@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..images import PHOTO_SUFFIXES as IMAGE_SUFFIXES  # the same files as a folder of photos
 from ..pose import flat_name
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def list_images(folder: str | os.PathLike, what: str) -> list[Path]:
