@@ -1,0 +1,83 @@
+"""The pose check of the generating commands: ``--pose-threshold``/``--no-pose-check``, one line per result,
+a warning naming each result that misses its target pose, and ``scores.csv`` beside the results.
+
+``cfld transfer``, ``animate``, ``edit`` and ``sample`` score what they made with
+:mod:`cfld.metrics.pose_accuracy` (PCKh@0.5, PCK@0.1 and the share of joints found, docs/pose-check.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import click
+
+from ..errors import MissingDependencyError
+from ..io import atomic_write_text
+
+WARN_BELOW = 0.5  # cfld.metrics.pose_accuracy.WARN_BELOW, kept here so that --help needs no numpy
+SCORES_FILE = "scores.csv"
+
+
+def pose_check_options(command: Callable) -> Callable:
+    """``--pose-threshold`` and ``--no-pose-check`` (in that order after the command's own options)."""
+    command = click.option("--no-pose-check", "no_pose_check", is_flag=True,
+                           help="Do not score the results against their target poses (no MediaPipe needed).")(command)
+    return click.option("--pose-threshold", type=click.FloatRange(0, 1), default=WARN_BELOW, show_default=True,
+                        metavar="SHARE",
+                        help="Warn about a result whose PCK@0.1 (share of target joints found within 0.1 of the "
+                             "pose's box diagonal) is below this; docs/pose-check.md says how it was chosen.")(command)
+
+
+class PoseCheck:
+    """Scores results against their target poses, prints a line each and warns on a miss.
+
+    ``check = PoseCheck(threshold, enabled)``; ``scores = check.run([(path, image, target_pose), ...])`` returns a
+    :class:`~cfld.metrics.pose_accuracy.PoseScore` per result (all None when the check is off or MediaPipe is
+    missing, which one line says); ``check.write(folder / "scores.csv", ...)`` writes them.
+    """
+
+    def __init__(self, threshold: float = WARN_BELOW, enabled: bool = True, echo: Callable[[str], None] = click.echo):
+        self.threshold = threshold
+        self.enabled = enabled
+        self.echo = echo
+        self.seconds = 0.0
+
+    def run(self, results: Sequence[tuple[Path, object, object]], label: Callable[[Path], str] = str) -> list:
+        """Score every ``(path, image, target pose)``; the lines name each result by ``label(path)``."""
+        if not self.enabled or not results:
+            return [None] * len(results)
+        from ..metrics.pose_accuracy import PoseScorer
+
+        start = time.perf_counter()
+        try:
+            scorer = PoseScorer()
+        except MissingDependencyError as error:
+            self.echo(f"not checking the results' poses: {error} (or pass --no-pose-check)")
+            return [None] * len(results)
+        scores, misses = [], []
+        with scorer:
+            for path, image, target in results:
+                score = scorer(image, target, str(path))
+                scores.append(score)
+                self.echo(f"{label(path)}: {score.line()}")
+                if score.misses(self.threshold):
+                    misses.append((path, score))
+        self.seconds = time.perf_counter() - start
+        for path, score in misses:
+            click.echo(f"warning: {path} misses its target pose (PCK@0.1 {score.pck:.2f} < {self.threshold}); look "
+                       "at it before using it", err=True)
+        self.echo(f"pose check: {len(scores)} result{'s' * (len(scores) != 1)} in {self.seconds:.1f} s, "
+                  f"{len(misses)} below PCK@0.1 {self.threshold}")
+        return scores
+
+    def write(self, path: Path, rows: Sequence[tuple[str, object]], overwrite: bool = True) -> Path | None:
+        """``scores.csv`` of ``(file name, score or None)`` rows; nothing when the check did not run."""
+        if not rows or all(score is None for _, score in rows):
+            return None
+        from ..metrics.pose_accuracy import scores_csv
+
+        written = atomic_write_text(path, scores_csv(rows, self.threshold), overwrite=overwrite)
+        self.echo(f"wrote {written}")
+        return written
