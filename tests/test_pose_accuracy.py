@@ -167,3 +167,22 @@ def test_threshold_checks_and_one_default():
         with pytest.raises(InputError, match="share in"):
             PA.check_threshold(bad)
     assert pose_check.WARN_BELOW == PA.WARN_BELOW  # the command line's copy, kept light for --help
+
+
+def test_the_command_check_names_ten_misses_counts_the_rest_and_skips_an_empty_target(tmp_path, capsys):
+    pytest.importorskip("mediapipe", reason="the pose check needs MediaPipe (pip install 'cfld[detect]')")
+    from cfld.commands.pose_check import MAX_WARNINGS, PoseCheck
+
+    grey = np.full((256, 176, 3), 128, np.uint8)  # nobody in it
+    results = [(tmp_path / f"r{i:02d}.png", grey, TARGET) for i in range(MAX_WARNINGS + 2)]
+    results.append((tmp_path / "empty.png", grey, pose({})))
+    check = PoseCheck(0.5)
+    scores = check.run(results, label=lambda path: path.name)
+    out, err = capsys.readouterr()
+    assert scores[-1] is None and "empty.png: not checked, its target pose has no joint" in out
+    assert all(s is not None and s.misses() for s in scores[:-1])
+    assert err.count("misses its target pose") == MAX_WARNINGS and "2 more results miss" in err
+    assert f"pose check: {MAX_WARNINGS + 2} results" in out
+    written = check.write(tmp_path / "scores.csv", [(p.name, s) for (p, _, _), s in zip(results, scores)])
+    rows = list(csv.DictReader(written.read_text().splitlines()))
+    assert len(rows) == MAX_WARNINGS + 3 and rows[-1]["pck"] == "" and rows[0]["misses_pose"] == "true"

@@ -18,6 +18,7 @@ from ..io import atomic_write_text
 
 WARN_BELOW = 0.5  # cfld.metrics.pose_accuracy.WARN_BELOW, kept here so that --help needs no numpy
 SCORES_FILE = "scores.csv"
+MAX_WARNINGS = 10  # warnings named one by one; the rest are counted in one line (scores.csv lists them all)
 
 
 def pose_check_options(command: Callable) -> Callable:
@@ -59,16 +60,24 @@ class PoseCheck:
         scores, misses = [], []
         with scorer:
             for path, image, target in results:
+                if not target.visible.any():  # nothing to score against (a caller's empty pose): not checked
+                    scores.append(None)
+                    self.echo(f"{label(path)}: not checked, its target pose has no joint")
+                    continue
                 score = scorer(image, target, str(path))
                 scores.append(score)
                 self.echo(f"{label(path)}: {score.line()}")
                 if score.misses(self.threshold):
                     misses.append((path, score))
         self.seconds = time.perf_counter() - start
-        for path, score in misses:
+        for path, score in misses[:MAX_WARNINGS]:
             click.echo(f"warning: {path} misses its target pose (PCK@0.1 {score.pck:.2f} < {self.threshold}); look "
                        "at it before using it", err=True)
-        self.echo(f"pose check: {len(scores)} result{'s' * (len(scores) != 1)} in {self.seconds:.1f} s, "
+        if len(misses) > MAX_WARNINGS:
+            click.echo(f"warning: {len(misses) - MAX_WARNINGS} more results miss their target poses; scores.csv "
+                       "marks every one (misses_pose)", err=True)
+        checked = sum(score is not None for score in scores)
+        self.echo(f"pose check: {checked} result{'s' * (checked != 1)} in {self.seconds:.1f} s, "
                   f"{len(misses)} below PCK@0.1 {self.threshold}")
         return scores
 
