@@ -101,7 +101,8 @@ def test_cli_animate_from_video_frames(tiny_model_dir, shared_dir, tmp_path):
     out = tmp_path / "out"
     assert main(["animate", "-s", str(PHOTO), "-p", str(frames_dir), "-m", str(tiny_model_dir), "-o", str(out),
                  "--steps", "1", "--size", "64x44", "--no-mp4"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["animation.gif", "frame_0000.png", "frame_0001.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["animation.gif", "frame_0000.png", "frame_0001.png",
+                                                     "scores.csv"]  # scores.csv: the pose check's
 
     poses = A.load_pose_sequence(frames_dir, PHOTO, progress=False)
     assert [p.frame for p in poses] == [(256, 176)] * 2 and all(p.num_visible >= 16 for p in poses)
@@ -174,7 +175,7 @@ def test_cli_animate_frames_the_source_and_the_video_frames(tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert f"{source}: framed (a " in stdout and "2 poses from frames" in stdout
     assert sorted(p.name for p in out.iterdir()) == ["animation.gif", "frame_0000.png", "frame_0001.png",
-                                                     "wide_framed.json", "wide_framed.png"]
+                                                     "scores.csv", "wide_framed.json", "wide_framed.png"]
     import json
 
     assert json.loads((out / "wide_framed.json").read_text())["framed"] is True

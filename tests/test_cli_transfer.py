@@ -143,7 +143,8 @@ def test_transfer_frames_a_wide_photo_and_saves_the_crop(tmp_path, capsys):
     assert main([*common, "-o", str(out), "--save-framed"]) == 0
     stdout = capsys.readouterr().out
     assert f"{wide}: framed (a " in stdout and "of the 450x800 photo, HxW)" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["wide_framed.json", "wide_framed.png", "wide_to_front.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["scores.csv", "wide_framed.json", "wide_framed.png",
+                                                     "wide_to_front.png"]  # scores.csv: the pose check's
     record = json.loads((out / "wide_framed.json").read_text())
     assert record["framed"] is True and record["photo_size"] == [450, 800] and record["size"] == [64, 44]
     crop = record["crop"]

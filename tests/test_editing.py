@@ -124,6 +124,11 @@ def test_cli_edit_commands(tiny_model_dir, tmp_path, capsys):
             "-s", str(SOURCES[0]), "-s", str(SOURCES[1]), "-o", str(out), *common]
     assert main(args) == 0
     assert Image.open(out).size == (3 * 44, 64)
+    # the pose check: each result (panels 2 and 3; panel 1 is the reference) against the reference's pose
+    stdout = capsys.readouterr().out
+    assert "edited.png panel 2 (look of " in stdout and "edited.png panel 3 (look of " in stdout
+    scores = (tmp_path / "edited_scores.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in scores] == ["file", "edited.png panel 2", "edited.png panel 3"]
     assert main(args) == 2 and "already exists" in capsys.readouterr().err
     strip = tmp_path / "strip.png"
     assert main(["edit", "interpolate", "-a", str(SOURCES[0]), "-b", str(SOURCES[1]), "-p", pose, "-n", "4",

@@ -23,6 +23,7 @@ from .options import (
     sampling,
     sampling_options,
 )
+from .pose_check import SCORES_FILE, PoseCheck, pose_check_options
 
 
 @click.command("animate")
@@ -34,7 +35,8 @@ from .options import (
 @model_option("CFLD model folder (as for `cfld transfer`).")
 @click.option("--base", metavar="SD15", help="Stable Diffusion 1.5 for an original checkpoint folder.")
 @click.option("-o", "--output", default="animation", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for frame_0000.png ..., animation.gif and animation.mp4.")
+              help="Folder for frame_0000.png ..., animation.gif, animation.mp4 and the frames' pose check "
+                   "(scores.csv).")
 @click.option("--fps", type=FiniteFloat(0.1, 100), default=8, show_default=True,
               help="Frames per second of the GIF and MP4.")
 @click.option("--no-mp4", is_flag=True, help="Write the frames and the GIF only.")
@@ -56,9 +58,10 @@ from .options import (
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=4, show_default=True, help="Frames per UNet batch.")
 @framing_options
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@pose_check_options
 def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, steps, scheduler, guidance_interval,
             fast, guidance_pose, guidance_appearance, seed, size, pose_fit, pose_frame, device, dtype, batch_size,
-            no_frame, save_framed, overwrite) -> None:
+            no_frame, save_framed, overwrite, pose_threshold, no_pose_check) -> None:
     """Animate the person of --source through the poses of --poses: frames, a looping GIF and an MP4.
 
     The source is encoded once and every frame starts from the same noise, so only the pose changes.
@@ -74,6 +77,10 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
     around its person. The frames share one crop (the union of theirs), so the person's moves through
     the clip are kept; --pose-fit body frames each on its own. --save-framed keeps the framed source and
     its crop box; --no-frame skips framing.
+
+    Each frame is then checked against its pose (docs/pose-check.md): a line per frame gives its
+    PCKh, PCK and joints found, a warning names each frame whose PCK@0.1 is below --pose-threshold,
+    and the scores go to scores.csv beside the frames (needs MediaPipe; --no-pose-check skips it).
     """
     from .. import animation as A
     from .frame import PhotoFraming, frame_of
@@ -96,10 +103,10 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
     names = [f"frame_{i:04d}.png" for i in range(len(files))] + ["animation.gif"]
     names += [] if no_mp4 else ["animation.mp4"]
     saved = [path.name for path in framing.plan([source])]
-    if not overwrite:
-        taken = [n for n in names + saved if (out_dir / n).exists()]
-        if taken:
-            raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
+    check = PoseCheck(pose_threshold, not no_pose_check)
+    written = names + saved + ([SCORES_FILE] if check.enabled else [])
+    if not overwrite and (taken := [n for n in written if (out_dir / n).exists()]):
+        raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
     check_output_folder(out_dir)
     picture = I.load_image(source)  # read once; a bad photo is reported before anything slow starts
     if kind == "poses":  # pose files are read before any detection: a bad one is reported first
@@ -119,11 +126,13 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
     frames = A.animate(pipe, picture, poses, frame=False, num_inference_steps=steps, guidance_pose=guidance_pose,
                        guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=interval,
                        seed=seed, output_size=out_size, batch_size=batch_size)
-    for name, image in zip(names, frames):
-        I.save_image(image, out_dir / name, overwrite=overwrite)
+    paths = [I.save_image(image, out_dir / name, overwrite=overwrite) for name, image in zip(names, frames)]
     click.echo(f"wrote {len(frames)} frames to {out_dir}/frame_*.png")
     shown = A.with_poses(frames, pipe.pose_images(poses)) if with_pose else frames
     click.echo(f"wrote {A.write_gif(shown, out_dir / 'animation.gif', fps, overwrite=overwrite)}")
     if not no_mp4:
         click.echo(f"wrote {A.write_mp4(shown, out_dir / 'animation.mp4', fps, overwrite=overwrite)}")
     framing.save()
+    # each frame against its pose (stretched onto the frame, as its pose image was drawn)
+    scores = check.run(list(zip(paths, frames, poses)), label=lambda path: path.name)
+    check.write(out_dir / SCORES_FILE, [(path.name, score) for path, score in zip(paths, scores)], overwrite)

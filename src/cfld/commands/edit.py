@@ -10,7 +10,7 @@ from PIL import Image
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InputError
 from ..images import MAX_OUTPUT_SIDE, image_format, load_image, save_image
-from ..io import check_output_file
+from ..io import check_output_file, check_writable
 from ..pose import NUM_JOINTS, load_pose
 from .options import (
     SEED,
@@ -22,6 +22,7 @@ from .options import (
     sampling,
     sampling_options,
 )
+from .pose_check import PoseCheck, pose_check_options
 
 COMMON = [
     model_option("CFLD model folder (as for `cfld transfer`)."),
@@ -32,7 +33,8 @@ COMMON = [
     click.option("--pose-frame", metavar="HxW", help="Frame of OpenPose pose files (they do not record it)."),
     click.option("--device", default=None, help="cpu, cuda, ... (default: cuda if available)."),
     framing_options,
-    click.option("--overwrite", is_flag=True, help="Replace an existing output file."),
+    click.option("--overwrite", is_flag=True, help="Replace an existing output file (and its _scores.csv)."),
+    pose_check_options,
 ]
 
 
@@ -42,15 +44,18 @@ def common_options(command):
     return command
 
 
-def _check(output, overwrite, size, device, pose_frame, no_frame, save_framed, photos):
+def _check(output, overwrite, size, device, pose_frame, no_frame, save_framed, photos, check):
     """Everything the options decide, checked before any model is loaded: (output size, device, pose frame,
-    framing); ``photos``: the photos that --save-framed would save beside ``output``."""
+    framing); ``photos``: the photos that --save-framed would save beside ``output``; ``check``: the pose check,
+    whose scores file must be free too."""
     from .frame import PhotoFraming  # imports torch (through the image processor)
 
     check_framing(no_frame, save_framed)
     out_size = parse_size_option(size, "--size", MAX_OUTPUT_SIDE)
     image_format(output)
     check_output_file(output, overwrite)
+    if check.enabled:
+        check_writable(scores_path(output), overwrite)
     framing = PhotoFraming(not no_frame, out_size, Path(output).parent if save_framed else None, overwrite)
     for path in framing.plan(photos):
         if path == Path(output):
@@ -59,6 +64,22 @@ def _check(output, overwrite, size, device, pose_frame, no_frame, save_framed, p
         if path.exists() and not overwrite:
             raise InputError(path, "already exists; pass --overwrite to replace it")
     return out_size, resolve_device(device), parse_size_option(pose_frame, "--pose-frame"), framing
+
+
+def scores_path(output) -> Path:
+    """Where the pose check's scores of ``output`` go: ``OUTPUT-STEM_scores.csv`` beside it."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_scores.csv")
+
+
+def _score(check, output, images, pose, notes, overwrite) -> None:
+    """The pose check of the strip ``output``'s generated ``images``, all asked for ``pose``: a line each, named by
+    its panel (numbered from the left) and what ``notes`` = {panel: note} adds, a warning for each that misses, and
+    the scores in OUTPUT-STEM_scores.csv."""
+    output = Path(output)
+    panels = {f"{output} panel {k}": f"{output.name} panel {k} ({note})" for k, note in notes.items()}
+    scores = check.run(list(zip(panels, images, [pose] * len(images))), label=panels.get)
+    check.write(scores_path(output), [(f"{output.name} panel {k}", s) for k, s in zip(notes, scores)], overwrite)
 
 
 def _load(model_dir, base, device):
@@ -95,7 +116,8 @@ def edit() -> None:
               help="PNG: reference | result per source, side by side.")
 @common_options
 def style_transfer(reference, reference_pose, sources, mask, output, model_dir, base, steps, scheduler,
-                   guidance_interval, fast, seed, size, pose_frame, device, no_frame, save_framed, overwrite) -> None:
+                   guidance_interval, fast, seed, size, pose_frame, device, no_frame, save_framed, overwrite,
+                   pose_threshold, no_pose_check) -> None:
     """Keep the reference's pose and the unmasked regions; take the masked region's look from each source.
 
     \b
@@ -107,14 +129,18 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     Every photo is first framed as the model's training photos are (see `cfld frame`); a framed
     reference's mask and --reference-pose (given in the photo's own frame) are cut with the same crop.
     --save-framed writes each framed picture and its crop box beside -o; --no-frame skips framing.
+
+    Each result (panel 2 on) is then checked against the reference's pose: a line each, a warning
+    below --pose-threshold, OUTPUT_scores.csv beside -o (docs/pose-check.md; --no-pose-check skips it).
     """
     import torch
 
     from ..editing import latent_mask, prepare_reference
 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
+    check = PoseCheck(pose_threshold, not no_pose_check)
     out_size, device, frame, framing = _check(output, overwrite, size, device, pose_frame, no_frame, save_framed,
-                                              [reference, *sources])
+                                              [reference, *sources], check)
     # every photo, the mask and the pose read once: a bad one is reported before anything slow starts (the mask's
     # shape is checked against the reference's once a person is found in it: a photo with nobody is told so first)
     picture = load_image(reference)
@@ -139,6 +165,8 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
     first = prepared.picture.resize((out_size[1], out_size[0]))
     click.echo(f"wrote {save_image(_strip([first, *result.images]), output, overwrite=overwrite)}")
     framing.save()
+    _score(check, output, result.images, prepared.pose,
+           {k: f"look of {Path(s).name}" for k, s in enumerate(sources, 2)}, overwrite)
 
 
 @edit.command("interpolate")
@@ -149,7 +177,8 @@ def style_transfer(reference, reference_pose, sources, mask, output, model_dir, 
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG strip, A to B.")
 @common_options
 def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, scheduler, guidance_interval, fast,
-                seed, size, pose_frame, device, no_frame, save_framed, overwrite) -> None:
+                seed, size, pose_frame, device, no_frame, save_framed, overwrite, pose_threshold,
+                no_pose_check) -> None:
     """Shift the appearance smoothly from A to B: coarse prompts and HGA biases interpolated linearly.
 
     \b
@@ -158,12 +187,16 @@ def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, s
 
     A and B are first framed as the model's training photos are (see `cfld frame`); --save-framed
     writes each framed picture and its crop box beside -o; --no-frame skips framing.
+
+    Each image of the strip is then checked against --pose: a line each, a warning below
+    --pose-threshold, OUTPUT_scores.csv beside -o (docs/pose-check.md; --no-pose-check skips it).
     """
     import torch
 
     steps, scheduler, interval = sampling(fast, steps, scheduler, guidance_interval, "ddpm")
+    check = PoseCheck(pose_threshold, not no_pose_check)
     out_size, device, frame, framing = _check(output, overwrite, size, device, pose_frame, no_frame, save_framed,
-                                              [source_a, source_b])
+                                              [source_a, source_b], check)
     pictures = {photo: load_image(photo) for photo in (source_a, source_b)}  # read once, before anything slow
     target = load_pose(pose, frame=frame)
     if not no_frame:
@@ -177,3 +210,4 @@ def interpolate(source_a, source_b, pose, num, output, model_dir, base, steps, s
                               generator=torch.Generator().manual_seed(seed), output_size=out_size, pose_frame=frame)
     click.echo(f"wrote {save_image(_strip(result.images), output, overwrite=overwrite)}")
     framing.save()
+    _score(check, output, result.images, target, {k: f"weight {w:.2f}" for k, w in enumerate(weights, 1)}, overwrite)

@@ -24,6 +24,7 @@ from .options import (
     sampling,
     sampling_options,
 )
+from .pose_check import SCORES_FILE, PoseCheck, pose_check_options
 
 
 @click.command("transfer")
@@ -44,7 +45,8 @@ from .options import (
               help="Stable Diffusion 1.5 for an original checkpoint folder: hub id (the default), diffusers folder or "
                    "single file.")
 @click.option("-o", "--output", default="outputs", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the results, one PNG per (source, pose): SOURCE_to_POSE.png.")
+              help="Folder for the results, one PNG per (source, pose): SOURCE_to_POSE.png, and their pose "
+                   "check's scores.csv.")
 @sampling_options("ddpm", "ddpm (the paper), ddim, dpm++, dpm++-karras, unipc, euler, euler-a or pndm.")
 @guidance_options
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same seed, same images).")
@@ -59,9 +61,10 @@ from .options import (
               help="(source, pose) pairs per UNet batch.")
 @framing_options
 @click.option("--overwrite", is_flag=True, help="Replace existing result files.")
+@pose_check_options
 def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, steps, scheduler, guidance_interval, fast,
              guidance_pose, guidance_appearance, seed, size, pose_frame, grid, device, dtype, batch_size, no_frame,
-             save_framed, overwrite) -> None:
+             save_framed, overwrite, pose_threshold, no_pose_check) -> None:
     """Re-pose the person of each --source into each --pose.
 
     \b
@@ -78,6 +81,10 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     Each photo is first framed as the model's training photos are (see `cfld frame`; a line says how):
     a dataset photo goes through unchanged, any other gets a crop of the model's shape around its
     person. --save-framed keeps each framed picture and its crop box; --no-frame skips framing.
+
+    Each result is then checked against its target pose (docs/pose-check.md): a line gives its PCKh,
+    PCK and joints found, a warning names each result whose PCK@0.1 is below --pose-threshold, and
+    the scores go to scores.csv beside the results (needs MediaPipe; --no-pose-check skips it).
     """
     import torch
 
@@ -101,10 +108,10 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     saved = [path.name for path in framing.plan([*sources, *pose_photos])]
     if len(set(names + saved)) != len(names + saved):
         raise InputError(output, "two results would get the same file name; give the sources and poses distinct names")
-    if not overwrite:
-        taken = [n for n in names + saved + (["grid.png"] if grid else []) if (out_dir / n).exists()]
-        if taken:
-            raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
+    check = PoseCheck(pose_threshold, not no_pose_check)
+    written = names + saved + (["grid.png"] if grid else []) + ([SCORES_FILE] if check.enabled else [])
+    if not overwrite and (taken := [n for n in written if (out_dir / n).exists()]):
+        raise InputError(out_dir / taken[0], "already exists; pass --overwrite to replace results")
     check_output_folder(out_dir)
     # every photo and pose file read once, here: a bad one is reported before anything slow starts
     pictures = {photo: I.load_image(photo) for photo in (*sources, *pose_photos)}
@@ -124,14 +131,16 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
     result = pipe(encoding, pose_maps, paired=True, num_inference_steps=steps, guidance_pose=guidance_pose,
                   guidance_appearance=guidance_appearance, scheduler=scheduler, guidance_interval=interval,
                   generator=generator, output_size=out_size, batch_size=batch_size)
-    for name, image in zip(names, result.images):
-        path = I.save_image(image, out_dir / name, overwrite=overwrite)
-        click.echo(f"wrote {path}")
+    paths = [I.save_image(image, out_dir / name, overwrite=overwrite) for name, image in zip(names, result.images)]
+    click.echo("\n".join(f"wrote {path}" for path in paths))
     if grid:
         rows = I.comparison_rows([images[sources[i]] for i in pair_sources], pose_maps, result.images, out_size,
                                  paired=True)
         click.echo(f"wrote {I.save_image(rows, out_dir / 'grid.png', overwrite=overwrite)}")
     framing.save()
+    # each result against the pose it was asked for (stretched onto the result, as its pose image was drawn)
+    scores = check.run(list(zip(paths, result.images, pair_poses)), label=lambda path: path.name)
+    check.write(out_dir / SCORES_FILE, [(path.name, score) for path, score in zip(paths, scores)], overwrite)
 
 
 def _given(ctx: click.Context, name: str) -> bool:
