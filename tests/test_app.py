@@ -58,7 +58,7 @@ def same(a, b) -> bool:
 
 
 def test_repose_with_a_gallery_pose(app):
-    result, drawing, framed, note = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    result, drawing, framed, note, _ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
     assert result.size == (176, 256) and framed.size == (176, 256) and note
     table = gallery()
     assert np.array_equal(drawing, draw_pose(table[table.names[3]], (256, 176)))  # the pose that was picked
@@ -67,7 +67,7 @@ def test_repose_with_a_gallery_pose(app):
 
 
 def test_a_wide_photo_is_framed_before_the_model_sees_it(app, canvas, mediapipe):
-    result, drawing, framed, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    result, drawing, framed, note, _ = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
     assert note.startswith("framed: a ") and "of the 500x900 photo" in note
     assert framed.size == (176, 256)
     # the crop is where the person was pasted: where framing the pasted photo itself puts it, moved onto the canvas
@@ -87,10 +87,10 @@ def test_a_wide_photo_is_framed_before_the_model_sees_it(app, canvas, mediapipe)
 
 
 def test_a_dataset_photo_goes_through_unchanged(app, mediapipe):
-    result, drawing, framed, note = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    result, drawing, framed, note, _ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
     assert note == web.PASSED_NOTE
     assert same(framed, Image.open(PHOTO).convert("RGB"))
-    unframed, unframed_drawing, _, off = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7,
+    unframed, unframed_drawing, _, off, _ = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7,
                                                     frame=False)
     assert off == web.UNFRAMED_NOTE
     assert same(result, unframed) and np.array_equal(drawing, unframed_drawing)
@@ -99,7 +99,7 @@ def test_a_dataset_photo_goes_through_unchanged(app, mediapipe):
 def test_framing_off_is_the_old_behaviour(app, canvas, mediapipe):
     table = gallery()
     pose = table[table.names[3]]
-    result, drawing, shown, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7,
+    result, drawing, shown, note, _ = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7,
                                               frame=False, plain=True)  # plain background: no effect unframed
     assert note == web.UNFRAMED_NOTE
     photo = Image.open(canvas).convert("RGB")
@@ -112,7 +112,7 @@ def test_framing_off_is_the_old_behaviour(app, canvas, mediapipe):
 
 
 def test_plain_background(app, canvas, mediapipe):
-    _, _, framed, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7, plain=True)
+    _, _, framed, note, _ = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7, plain=True)
     assert note.startswith("framed: ") and note.endswith("; background made plain")
     corner = np.asarray(framed)[:8, :8].reshape(-1, 3)
     assert np.abs(corner.astype(int) - (241, 241, 242)).max() <= 2  # the training photos' colour, not the grey
@@ -121,14 +121,17 @@ def test_plain_background(app, canvas, mediapipe):
 def test_without_mediapipe_photos_are_used_as_they_are(reference_pipeline, canvas, monkeypatch):
     from cfld import image_processor
     from cfld.errors import MissingDependencyError
+    from cfld.metrics import pose_accuracy
 
     def missing(*args, **kwargs):
         raise MissingDependencyError("pose detection needs MediaPipe: pip install 'cfld[detect]'")
 
     monkeypatch.setattr(image_processor, "PoseDetector", missing)  # where the app's framing makes its detector
+    monkeypatch.setattr(pose_accuracy, "PoseDetector", missing)  # and where the pose check makes its own
     app = web.App(reference_pipeline, 2)
-    _, _, shown, note = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    _, _, shown, note, check = app.repose(str(canvas), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
     assert note.startswith("not framed: framing needs MediaPipe") and shown.size == (176, 256)
+    assert check == "pose check: not run, it needs MediaPipe (pip install 'cfld[detect]')"
 
 
 def test_the_fast_box_runs_the_fast_preset(app):
@@ -161,7 +164,7 @@ def test_repose_with_a_pose_json_fits_it_into_the_source_frame(app, tmp_path):
 def test_a_pose_json_is_fitted_into_the_framed_picture(app, canvas, tmp_path, mediapipe):
     pose = retarget(gallery()[gallery().names[5]], (500, 900))  # e.g. a pose detected in another wide photo
     pose_file = write_pose_json(pose, tmp_path / "pose.json")
-    _, drawing, _, note = app.repose(str(canvas), web.POSE_MODES[2], 0, None, str(pose_file), 1, 2.0, 2.0, 0)
+    _, drawing, _, note, _ = app.repose(str(canvas), web.POSE_MODES[2], 0, None, str(pose_file), 1, 2.0, 2.0, 0)
     assert note.startswith("framed: ")
     assert np.array_equal(drawing, draw_pose(retarget(pose, (256, 176)), (256, 176)))
 
@@ -220,13 +223,13 @@ def test_framing_errors_are_one_sentence_that_says_how_to_skip_it(app, tmp_path,
 
 
 def test_edit_and_interpolate(app, canvas):
-    strip = app.interpolate(str(PHOTO), str(canvas), 2, 3, 1, 0)
+    strip, _ = app.interpolate(str(PHOTO), str(canvas), 2, 3, 1, 0)
     assert [label for _, label in strip] == ["0.00", "0.50", "1.00"]
     assert all(image.size == (176, 256) for image, _ in strip)
     pytest.importorskip("mediapipe", reason="the reference's pose is detected when no JSON is given")
     mask = DATA / "deepfashion_ref_4_mask_upper.png"
     for frame in (True, False):  # SQUARE is framed (its mask cut with the same crop), or used as it is
-        edited = app.style_transfer(str(SQUARE), None, str(mask), str(canvas), 1, 0, frame=frame)
+        edited, _ = app.style_transfer(str(SQUARE), None, str(mask), str(canvas), 1, 0, frame=frame)
         assert edited.size == (176, 256)
 
 
@@ -256,17 +259,41 @@ def test_the_reference_mask_and_pose_json_are_cut_with_the_reference_crop(app, t
 def test_animate_tab(app, tmp_path):
     table = gallery()
     files = [str(write_pose_json(table[table.names[i]], tmp_path / f"{i}.json")) for i in (0, 1)]
-    mp4, gif = app.animate(str(PHOTO), files, 4, 1, 0)
+    mp4, gif, _ = app.animate(str(PHOTO), files, 4, 1, 0)
     assert Path(mp4).suffix == ".mp4" and Path(mp4).stat().st_size > 0
     with Image.open(gif) as opened:
         assert opened.n_frames == 2 and opened.size == (2 * 176, 256)  # pose | frame
     canvas = tmp_path / "wide.png"
     Image.new("RGB", (900, 500), (128, 128, 128)).save(canvas)
-    _, gif = app.animate(str(canvas), files, 4, 1, 0, frame=False)  # framing off: nobody needs to be found
+    _, gif, _ = app.animate(str(canvas), files, 4, 1, 0, frame=False)  # framing off: nobody needs to be found
     with Image.open(gif) as opened:
         assert opened.size == (2 * 176, 256)
     with pytest.raises(InputError, match="upload pose JSON files or video frames"):
         app.animate(str(PHOTO), [], 4, 1, 0)
+
+
+def test_each_result_shows_its_pose_check(app, tmp_path, mediapipe):
+    """Under each result a line gives its pose check (PCKh, PCK, joints found), with a warning sentence when it
+    misses its target pose: the tiny model's noise always does."""
+    from cfld.app import pose_scores
+    from cfld.metrics.pose_accuracy import WARN_BELOW, PoseScore, PoseScorer
+
+    assert pose_scores.WARN_BELOW == WARN_BELOW
+    table = gallery()
+    result, _, _, _, check = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
+    with PoseScorer() as scorer:
+        expected = scorer(result, table[table.names[3]])
+    assert check.startswith(f"pose check: {expected.line()}") and expected.misses()
+    assert "**Warning: the result misses its target pose** (PCK@0.1 0.00 < 0.5)" in check
+    good = PoseScore(joints=16, found_joints=15, pck_hits=14, pckh_hits=15, person=True)
+    assert app.pose_scores.line(good) == "pose check: PCKh 0.94, PCK 0.88, 15/16 joints found"
+
+    _, check = app.interpolate(str(PHOTO), str(OTHER), 2, 2, 1, 0)
+    assert "- weight 0.00: " in check and "- weight 1.00: " in check
+    assert "**Warning: weight 0.00, weight 1.00 miss their target poses**" in check
+    files = [str(write_pose_json(table[table.names[i]], tmp_path / f"{i}.json")) for i in (0, 1)]
+    *_, check = app.animate(str(PHOTO), files, 4, 1, 0)
+    assert "- frame 1 (0.json): " in check and "- frame 2 (1.json): " in check and "**Warning: frame 1" in check
 
 
 def test_cli_app_needs_a_model_until_the_demo_model_exists(capsys, monkeypatch):

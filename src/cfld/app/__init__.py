@@ -10,6 +10,10 @@ Three tabs, each a thin layer over the library:
   and :meth:`CFLDPipeline.interpolate`).
 * **Animate**: a person through a sequence of pose files or video frames -> GIF and MP4 (:mod:`cfld.animation`).
 
+**The pose check.** Under every result a line gives its pose check (:mod:`~cfld.app.pose_scores`, as the commands
+print it): PCKh, PCK and the target joints found in it, and a warning sentence when its PCK@0.1 is below 0.5 (the
+result misses the pose it was asked for); without MediaPipe the line says that the check needs it.
+
 **Framing.** Every person photo is framed the way the model's training photos are (:mod:`cfld.framing`, as
 the command line does): the person is found, a crop of the model's aspect is cut around them and resized to
 :data:`OUTPUT_SIZE`; a photo already framed like the training photos (e.g. DeepFashion's own) goes through
@@ -33,9 +37,10 @@ one generation at a time (all buttons share one queue), and refuses uploads over
 :class:`~cfld.errors.InputError` text).
 
 The package, one job a module: :mod:`~cfld.app.inputs` (uploads and the page's values, read and checked),
-:mod:`~cfld.app.photo_framing` (the app's framing and its note), :mod:`~cfld.app.actions` (:class:`App`: what the
-buttons do), :mod:`~cfld.app.layout` (:func:`build_app`: the page, a function per tab) and :mod:`~cfld.app.server`
-(launching, the guard around every action, the temporary folder). Importing it imports neither torch nor Gradio.
+:mod:`~cfld.app.photo_framing` (the app's framing and its note), :mod:`~cfld.app.pose_scores` (the pose check under
+each result), :mod:`~cfld.app.actions` (:class:`App`: what the buttons do), :mod:`~cfld.app.layout`
+(:func:`build_app`: the page, a function per tab) and :mod:`~cfld.app.server` (launching, the guard around every
+action, the temporary folder). Importing it imports neither torch nor Gradio.
 """
 
 from .actions import POSE_MODES, App

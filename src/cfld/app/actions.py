@@ -15,6 +15,7 @@ from ..pose import draw_pose, gallery, retarget
 from . import inputs
 from .inputs import MAX_FRAMES, check_frames, read_photo, uploaded_pose
 from .photo_framing import OUTPUT_SIZE, AppFraming
+from .pose_scores import PoseScores
 from .server import work_folder
 
 POSE_MODES = ("gallery pose", "pose of another photo", "pose JSON file")
@@ -25,8 +26,9 @@ ANY_JOINTS = 0
 class App:
     """The app's actions as plain methods (what the buttons call), testable without a browser.
 
-    Person photos are framed by one :class:`~cfld.app.photo_framing.AppFraming` (MediaPipe detectors made on first
-    use and closed by :meth:`close`, registered with ``atexit``).
+    Person photos are framed by one :class:`~cfld.app.photo_framing.AppFraming` and results scored against their
+    target poses by one :class:`~cfld.app.pose_scores.PoseScores` (MediaPipe detectors made on first use and closed
+    by :meth:`close`, registered with ``atexit``): each action also returns the pose check's markdown.
     """
 
     def __init__(self, pipe, default_steps: int = 50):
@@ -40,6 +42,7 @@ class App:
         self.gallery_pictures = [(draw_pose(pose), _gallery_label(name)) for name, pose in self.gallery.items()]
         self.work_dir = work_folder()
         self.framing = AppFraming()
+        self.pose_scores = PoseScores()
         atexit.register(self.close)
 
     # -- inputs ----------------------------------------------------------------------------------------------
@@ -53,8 +56,9 @@ class App:
         return self.framing.frame(image, name, plain)
 
     def close(self) -> None:
-        """Close the MediaPipe detectors (a later framing makes a new one)."""
+        """Close the MediaPipe detectors (a later framing or pose check makes a new one)."""
         self.framing.close()
+        self.pose_scores.close()
 
     def target_pose(self, source, mode: str, gallery_index: int | None, pose_photo: str | None,
                     pose_json: str | None, frame: bool = False):
@@ -84,7 +88,7 @@ class App:
 
     def repose(self, source_path, mode, gallery_index, pose_photo, pose_json, steps, guidance_pose,
                guidance_appearance, seed, fast=False, frame=True, plain=False):
-        """Re-pose tab: (result image, pose drawing, framed input at the output size, framing note).
+        """Re-pose tab: (result image, pose drawing, framed input at the output size, framing note, pose check).
 
         With ``frame`` the person photo is framed like the training photos (``plain``: on their plain
         background) and the pose fitted into the framed picture; without, the photo is used as it is."""
@@ -99,12 +103,13 @@ class App:
                            output_size=OUTPUT_SIZE, generator=torch.Generator().manual_seed(inputs.seed(seed)))
         drawing = draw_pose(pose, OUTPUT_SIZE)
         shown = _at_output_size(picture)
-        return result.images[0], drawing, shown, note
+        check = self.pose_scores.line(self.pose_scores.score(result.images[0], pose, "result"))
+        return result.images[0], drawing, shown, note, check
 
     def style_transfer(self, reference_path, reference_pose_json, mask_path, source_path, steps, seed,
                        fast=False, frame=True):
-        """Edit tab, style transfer by mask: the reference's pose and unmasked regions, the source's look
-        inside the mask. The reference's pose comes from a pose JSON, else it is detected in the photo.
+        """Edit tab, style transfer by mask: (result, pose check): the reference's pose and unmasked regions, the
+        source's look inside the mask. The reference's pose comes from a pose JSON, else it is detected in the photo.
 
         With ``frame`` both photos are framed like the training photos; the mask (drawn on the reference
         photo) is cut with the reference's crop, and a pose JSON (in the reference photo's pixels, or
@@ -128,11 +133,13 @@ class App:
         result = self.editor.style_transfer(prepared.picture, prepared.pose, source, prepared.mask,
                                             **inputs.sampling(steps, fast), output_size=OUTPUT_SIZE, frame=False,
                                             generator=torch.Generator().manual_seed(inputs.seed(seed)))
-        return result.images[0]
+        check = self.pose_scores.line(self.pose_scores.score(result.images[0], prepared.pose, "result"))
+        return result.images[0], check
 
     def interpolate(self, path_a, path_b, gallery_index, count, steps, seed, fast=False, frame=True):
-        """Edit tab, style interpolation: a strip of images from A's look to B's, in one gallery pose (with
-        ``frame``, A and B framed like the training photos first)."""
+        """Edit tab, style interpolation: (a strip of images from A's look to B's, in one gallery pose, each
+        captioned with its weight; the pose check of each). With ``frame``, A and B are framed like the training
+        photos first."""
         import torch
 
         a, b = self.photo(path_a, "photo A"), self.photo(path_b, "photo B")
@@ -146,12 +153,13 @@ class App:
         result = self.editor.interpolate(a, b, pose, weights, **inputs.sampling(steps, fast),
                                          output_size=OUTPUT_SIZE, frame=False,
                                          generator=torch.Generator().manual_seed(inputs.seed(seed)))
-        return [(image, f"{w:.2f}") for image, w in zip(result.images, weights)]
+        check = self.pose_scores.lines([(f"weight {w:.2f}", image, pose) for image, w in zip(result.images, weights)])
+        return [(image, f"{w:.2f}") for image, w in zip(result.images, weights)], check
 
     def animate(self, source_path, files, fps, steps, seed, fast=False, frame=True):
-        """Animate tab: (MP4 path, GIF path) of the person through the uploaded poses or frames. With ``frame``
-        the person photo is framed like the training photos first, and poses detected in video frames are
-        fitted into the framed picture."""
+        """Animate tab: (MP4 path, GIF path, pose check of each frame) of the person through the uploaded poses
+        or frames. With ``frame`` the person photo is framed like the training photos first, and poses detected in
+        video frames are fitted into the framed picture."""
         from .. import animation as A
 
         source = self.photo(source_path, "person photo")
@@ -173,7 +181,9 @@ class App:
         shown = A.with_poses(frames, self.pipe.pose_images(poses))
         gif = A.write_gif(shown, job / "animation.gif", float(fps))
         mp4 = A.write_mp4(shown, job / "animation.mp4", float(fps))
-        return str(mp4), str(gif)
+        names = [f"frame {i} ({path.name})" for i, path in enumerate(A.sequence_files(folder)[1], 1)]
+        check = self.pose_scores.lines(list(zip(names, frames, poses)))
+        return str(mp4), str(gif), check
 
 
 def _at_output_size(picture):

@@ -73,7 +73,7 @@ class _Page:
 
 def _repose_tab(page: _Page) -> None:
     """Re-pose: a person photo, a target pose (gallery, another photo, a pose JSON), sampling; the result, the
-    framed input, the framing note and the pose drawing."""
+    framed input, the framing note, the pose check's line and the pose drawing."""
     gr = page.gr
     with gr.Row():
         with gr.Column():
@@ -103,6 +103,7 @@ def _repose_tab(page: _Page) -> None:
                 framed = gr.Image(label="framed input", type="pil", format="png", interactive=False, elem_id="framed")
                 result = gr.Image(label="result", type="pil", format="png", interactive=False, elem_id="result")
             framing_note = gr.Markdown(elem_id="framing-note")
+            pose_check = gr.Markdown(elem_id="pose-check")
             drawing = gr.Image(label="target pose", type="numpy", format="png", interactive=False,
                                elem_id="pose-drawing")
 
@@ -117,11 +118,12 @@ def _repose_tab(page: _Page) -> None:
     run.click(guarded(page.app.repose),
               [source, mode, pose_index, pose_photo, pose_json, steps, guidance_pose, guidance_app, seed, fast, frame,
                plain],
-              [result, drawing, framed, framing_note], **page.queue)
+              [result, drawing, framed, framing_note, pose_check], **page.queue)
 
 
 def _style_transfer_rows(page: _Page) -> None:
-    """Edit, style transfer by mask: the reference, its mask and the look's photo; the result beside them."""
+    """Edit, style transfer by mask: the reference, its mask and the look's photo; the result beside them, its pose
+    check under it."""
     gr = page.gr
     gr.Markdown("**Style transfer by mask** (paper Sec. 4.6): keep the reference's pose and everything "
                 "outside the mask (white = edit), dress the masked region in the other photo's look.")
@@ -132,7 +134,10 @@ def _style_transfer_rows(page: _Page) -> None:
             mask = page.photo_input("mask (white = edit)", "mask", 240, "mask", mask=True)
         with gr.Column():
             look = page.photo_input("appearance from", "appearance photo", 240, "look")
-        edited = gr.Image(label="result", type="pil", format="png", interactive=False, height=240, elem_id="edited")
+        with gr.Column():
+            edited = gr.Image(label="result", type="pil", format="png", interactive=False, height=240,
+                              elem_id="edited")
+            edited_check = gr.Markdown(elem_id="edited-pose-check")
     with gr.Row():
         reference_pose = gr.File(label="reference's pose JSON (optional: detected if absent)", file_types=[".json"],
                                  type="filepath")
@@ -142,11 +147,11 @@ def _style_transfer_rows(page: _Page) -> None:
         frame = gr.Checkbox(**page.frame_box)
         run = gr.Button("Transfer style", variant="primary")
     run.click(guarded(page.app.style_transfer), [reference, reference_pose, mask, look, steps, seed, fast, frame],
-              edited, **page.queue)
+              [edited, edited_check], **page.queue)
 
 
 def _interpolate_rows(page: _Page) -> None:
-    """Edit, style interpolation: photos A and B, a gallery pose; the strip from A's look to B's."""
+    """Edit, style interpolation: photos A and B, a gallery pose; the strip from A's look to B's and its pose check."""
     gr = page.gr
     gr.Markdown("**Style interpolation**: the look shifts from A to B (coarse prompts and fine-grained "
                 "biases interpolated linearly), in a gallery pose.")
@@ -165,12 +170,13 @@ def _interpolate_rows(page: _Page) -> None:
             frame = gr.Checkbox(**page.frame_box)
             run = gr.Button("Interpolate", variant="primary")
     strip = gr.Gallery(label="A -> B", columns=8, height=300, elem_id="strip")
-    run.click(guarded(page.app.interpolate), [photo_a, photo_b, pose, count, steps, seed, fast, frame], strip,
-              **page.queue)
+    strip_check = gr.Markdown(elem_id="strip-pose-check")
+    run.click(guarded(page.app.interpolate), [photo_a, photo_b, pose, count, steps, seed, fast, frame],
+              [strip, strip_check], **page.queue)
 
 
 def _animate_tab(page: _Page) -> None:
-    """Animate: a person photo and pose files or video frames; the MP4 and the GIF."""
+    """Animate: a person photo and pose files or video frames; the MP4, the GIF and each frame's pose check."""
     gr = page.gr
     gr.Markdown(f"Upload pose JSON files (e.g. from `cfld pose detect`) or video frames, up to {MAX_FRAMES}; "
                 "they are taken in file-name order. The source is encoded once.")
@@ -189,4 +195,6 @@ def _animate_tab(page: _Page) -> None:
     with gr.Row():
         video = gr.Video(label="MP4", interactive=False, elem_id="video")
         gif = gr.File(label="GIF", interactive=False, elem_id="gif")
-    run.click(guarded(page.app.animate), [source, files, fps, steps, seed, fast, frame], [video, gif], **page.queue)
+    frames_check = gr.Markdown(elem_id="frames-pose-check")
+    run.click(guarded(page.app.animate), [source, files, fps, steps, seed, fast, frame], [video, gif, frames_check],
+              **page.queue)
