@@ -18,6 +18,7 @@ share of images flagged moves with the threshold, and whether tighter alphas sep
 
     python benchmarks/pose_accuracy.py                 # all rows (about 2 minutes on 2 CPU cores)
     python benchmarks/pose_accuracy.py --no-demo       # without sampling the demo model
+    python benchmarks/pose_accuracy.py --timing        # also: scoring one image vs one sampling step (SD 1.5 sizes)
 """
 
 from __future__ import annotations
@@ -121,6 +122,34 @@ def demo_rows(detector: PoseDetector, pairs: int, steps: int) -> dict[str, list[
             "drawn persons' own targets": list(zip(detect(held.truth), targets))}
 
 
+def timing(detector: PoseDetector, repeats: int = 24) -> None:
+    """Seconds to score one 256x176 result against one denoising step of the paper-size model for one image (random
+    weights, which do not change the speed; DDPM with both guidance branches, as `cfld transfer` samples)."""
+    import torch
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from cfld.metrics.pose_accuracy import PoseScorer
+    from common import PHOTO, first_steps, random_pipeline
+
+    table = read_annotation_csv(REAL / "keypoints.csv")
+    names = sorted(table)[:repeats]
+    with PoseScorer(detector) as scorer:
+        scorer(photo(names[0]), table[names[0]])  # warm-up
+        start = time.perf_counter()
+        for name in names:
+            scorer(photo(name), table[name])
+        score_seconds = (time.perf_counter() - start) / len(names)
+    torch.manual_seed(0)
+    pipe = random_pipeline("sd15")
+    with torch.inference_mode():
+        _, steps = first_steps(pipe, str(PHOTO), table[names[0]], 4, num_inference_steps=50,
+                               generator=torch.Generator().manual_seed(0))
+    step_seconds = float(np.median(steps[1:]))
+    print(f"\nscoring one result: {1000 * score_seconds:.0f} ms; one DDPM step of the SD 1.5-size model for one "
+          f"image at 256x176 on {torch.get_num_threads()} CPU threads: {1000 * step_seconds:.0f} ms; "
+          f"ratio {score_seconds / step_seconds:.3f} (scoring is {step_seconds / score_seconds:.0f}x faster)")
+
+
 def scores(row: list[tuple], pckh_alpha: float = 0.5, pck_alpha: float = 0.1) -> list[PoseScore]:
     return [score_pose(None if f is None or not f.visible.any() else f, t, pckh_alpha=pckh_alpha,
                        pck_alpha=pck_alpha) for f, t in row]
@@ -138,6 +167,7 @@ def main() -> None:
     parser.add_argument("--demo-pairs", type=int, default=16)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timing", action="store_true", help="also time scoring against one sampling step")
     args = parser.parse_args()
     if not (GENERATED / "generated.csv").is_file():
         sys.exit(f"needs ../shared/data/deepfashion-generated and deepfashion-real beside the repository "
@@ -171,6 +201,9 @@ def main() -> None:
             s = summarize(scores(row, a, b))
             cells.append(f"{fmt(s['pckh'])} / {fmt(s['pck_mean'])}")
         print(f"{name:34} " + " ".join(f"{c:>16}" for c in cells))
+    if args.timing:
+        with PoseDetector() as detector:
+            timing(detector)
 
 
 if __name__ == "__main__":
