@@ -275,10 +275,8 @@ def test_animate_tab(app, tmp_path):
 def test_each_result_shows_its_pose_check(app, tmp_path, mediapipe):
     """Under each result a line gives its pose check (PCKh, PCK, joints found), with a warning sentence when it
     misses its target pose: the tiny model's noise always does."""
-    from cfld.app import pose_scores
-    from cfld.metrics.pose_accuracy import WARN_BELOW, PoseScore, PoseScorer
+    from cfld.metrics.pose_accuracy import PoseScore, PoseScorer
 
-    assert pose_scores.WARN_BELOW == WARN_BELOW
     table = gallery()
     result, _, _, _, check = app.repose(str(PHOTO), web.POSE_MODES[0], 3, None, None, 1, 2.0, 2.0, 7)
     with PoseScorer() as scorer:

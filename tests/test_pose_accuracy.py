@@ -159,14 +159,11 @@ def test_scores_csv_has_a_row_per_result_and_quotes_odd_names():
     assert parsed[2]["person_found"] == "false" and parsed[2]["misses_pose"] == "true"
 
 
-def test_threshold_checks_and_one_default():
-    from cfld.commands import pose_check
-
+def test_threshold_checks():
     assert PA.check_threshold(0.25) == 0.25
     for bad in (-0.1, 1.5, float("nan"), "0.5"):
         with pytest.raises(InputError, match="share in"):
             PA.check_threshold(bad)
-    assert pose_check.WARN_BELOW == PA.WARN_BELOW  # the command line's copy, kept light for --help
 
 
 def test_the_command_check_names_ten_misses_counts_the_rest_and_skips_an_empty_target(tmp_path, capsys):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 
 from ..errors import MissingDependencyError
+from ..metrics.pose_accuracy import WARN_BELOW, PoseScorer
 
-WARN_BELOW = 0.5  # cfld.metrics.pose_accuracy.WARN_BELOW (checked by the tests), here so that the page needs no torch
 NO_MEDIAPIPE_LINE = "pose check: not run, it needs MediaPipe (pip install 'cfld[detect]')"
 NO_JOINTS_LINE = "pose check: not run, the target pose has no joint to check against"
 
@@ -29,8 +29,6 @@ class PoseScores:
             return None
         with self._lock:
             if self._scorer is None and not self.missing:
-                from ..metrics.pose_accuracy import PoseScorer  # imports torch: only once the app generates
-
                 try:
                     self._scorer = PoseScorer()
                 except MissingDependencyError:

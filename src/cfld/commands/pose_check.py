@@ -15,8 +15,8 @@ import click
 
 from ..errors import MissingDependencyError
 from ..io import atomic_write_text
+from ..metrics.pose_accuracy import WARN_BELOW
 
-WARN_BELOW = 0.5  # cfld.metrics.pose_accuracy.WARN_BELOW, kept here so that --help needs no numpy
 SCORES_FILE = "scores.csv"
 MAX_WARNINGS = 10  # warnings named one by one; the rest are counted in one line (scores.csv lists them all)
 
