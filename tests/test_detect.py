@@ -199,3 +199,16 @@ def test_mediapipe_start_up_chatter_never_reaches_stderr(tmp_path):
     assert nobody.stderr.splitlines() == [f"error: {tmp_path / 'empty_room.png'}: no person found in the photo "
                                           "(MediaPipe's pose detector saw nobody)"]
     assert not (tmp_path / "q.json").exists()
+
+
+def test_a_detector_left_open_does_not_hang_python_at_exit():
+    """MediaPipe's graph, still open when Python exits, hung the exit for ever: a script that never closes its
+    detector (or its pose scorer) must still end, without chatter on stderr."""
+    import subprocess
+    import sys
+
+    photo = Path(__file__).resolve().parent / "data" / "women1.jpg"
+    script = ("from cfld.pose import PoseDetector\n"
+              f"detector = PoseDetector()\nprint(detector.detect({str(photo)!r}) is not None)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "True\n" and done.stderr == "", done.stderr

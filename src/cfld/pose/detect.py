@@ -24,12 +24,14 @@ annotations leave out joints that are not in the picture.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -158,6 +160,7 @@ class PoseDetector:
                 min_detection_confidence=min_detection_confidence,
                 min_tracking_confidence=0.5,
             )
+        _LIVE.add(self)
 
     def detect(self, image, source: str | None = None) -> Detection | None:
         """The person MediaPipe finds in the photo (landmarks, and the mask with ``segmentation``), or None."""
@@ -221,6 +224,7 @@ class PoseDetector:
         return pose
 
     def close(self) -> None:
+        _LIVE.discard(self)
         if self._pose is not None:
             self._pose.close()
             self._pose = None
@@ -237,6 +241,18 @@ class PoseDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: Detectors not closed yet. MediaPipe's graph, left open when Python exits, hangs the exit for ever: whatever a
+#: caller forgot to close is closed before then.
+_LIVE: weakref.WeakSet[PoseDetector] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for detector in list(_LIVE):
+        with contextlib.suppress(Exception):
+            detector.close()
 
 
 def border_colour(pixels: np.ndarray) -> np.ndarray:
