@@ -11,6 +11,7 @@ from ..devices import DTYPES, resolve_device, resolve_dtype
 from ..errors import InputError, MissingDependencyError
 from ..images import MAX_OUTPUT_SIDE
 from ..io import check_output_folder
+from ..metrics.pose_accuracy import SCORES_FILE
 from .options import (
     SEED,
     FiniteFloat,
@@ -23,7 +24,7 @@ from .options import (
     sampling,
     sampling_options,
 )
-from .pose_check import SCORES_FILE, PoseCheck, pose_check_options
+from .pose_check import PoseCheck, pose_check_options
 
 
 @click.command("animate")

@@ -219,10 +219,24 @@ def parse_metric_list(value: str) -> list[str]:
 
 
 def echo_metrics(result: dict) -> None:
-    """Each metric of an evaluation result on a line, with the protocol that produced it."""
+    """Each metric of an evaluation result on a line, with the protocol that produced it (a missing number: PSNR of
+    identical images, ``inf``; a pose metric without any pair to score, ``n/a``)."""
     for name, value in result["metrics"].items():
-        shown = "inf" if value is None else f"{value:.4f}"
+        shown = ("inf" if name == "psnr" else "n/a") if value is None else f"{value:.4f}"
         click.echo(f"{name:<13} {shown:>10}   {result['protocols'][name]}")
+
+
+def echo_pose_misses(result: dict) -> None:
+    """With the pose check in an evaluation result: how many images miss their target pose, and how many show
+    nobody at all."""
+    pose = result.get("pose")
+    if not pose:
+        return
+    line = (f"pose check: {pose.get('misses_pose', 0)} of {pose['images']} images miss their target pose (PCK@0.1 "
+            f"below {pose['threshold']}), {pose.get('no_person', 0)} with no person found")
+    if pose.get("no_target_joints"):
+        line += f"; {pose['no_target_joints']} targets without any joint not scored"
+    click.echo(line)
 
 
 # -- PHOTO|FOLDER... arguments (cfld pose detect, cfld frame) -----------------------------------------------------

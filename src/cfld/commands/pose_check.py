@@ -17,7 +17,6 @@ from ..errors import MissingDependencyError
 from ..io import atomic_write_text
 from ..metrics.pose_accuracy import WARN_BELOW
 
-SCORES_FILE = "scores.csv"
 MAX_WARNINGS = 10  # warnings named one by one; the rest are counted in one line (scores.csv lists them all)
 
 

@@ -12,6 +12,7 @@ from ..devices import DTYPES, resolve_device, resolve_dtype
 from ..errors import InputError
 from ..images import MAX_OUTPUT_SIDE
 from ..io import check_output_folder
+from ..metrics.pose_accuracy import SCORES_FILE
 from ..pose import NUM_JOINTS, PoseDetector, load_pose, retarget
 from .options import (
     SEED,
@@ -24,7 +25,7 @@ from .options import (
     sampling,
     sampling_options,
 )
-from .pose_check import SCORES_FILE, PoseCheck, pose_check_options
+from .pose_check import PoseCheck, pose_check_options
 
 
 @click.command("transfer")

@@ -7,6 +7,8 @@
 * :mod:`cfld.metrics.evaluate`: the :class:`Evaluator` used by training, and ``cfld evaluate`` on two folders.
 * :mod:`cfld.metrics.pose_accuracy`: the pose check, PCKh@0.5 / PCK@0.1 of the person found in a generated
   image against the target pose (docs/pose-check.md). It needs no torch.
+* :mod:`cfld.metrics.pose_folders`: the pose check over a set of results (``cfld evaluate --poses``, ``cfld
+  sample``'s ``scores.csv``, training's evaluation).
 
 The names below are imported on first use, so that ``cfld.metrics.pose_accuracy`` (and the command line and the
 app, which read its threshold) load without torch.

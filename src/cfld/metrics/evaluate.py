@@ -15,10 +15,15 @@ The protocol (the original CFLD evaluation, which follows PIDM and NTED):
    images' content, so a training run computes them once.
 
 Generated and ground-truth files are matched by name (:func:`~cfld.metrics.matching.match_pairs`).
+
+With the targets' poses (``poses``), the pose check is added (:mod:`cfld.metrics.pose_folders`): each generated
+image's person, found by MediaPipe, against its target pose, pooled PCKh@0.5 as the pose-transfer papers report it,
+PCK@0.1 and the share of joints found (docs/pose-check.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -35,6 +40,7 @@ from tqdm.auto import tqdm
 from ..devices import resolve_device
 from ..errors import InputError
 from ..images import load_image, resize_output, to_uint8
+from ..pose import PoseTable
 from ..pose.skeleton import DEEPFASHION_SIZE
 from .fid import (
     FeatureStats,
@@ -51,6 +57,8 @@ from .matching import (
     list_images,
     match_pairs,
 )
+from .pose_accuracy import WARN_BELOW, PoseScore
+from .pose_folders import PoseTally, PoseTargets, merge_pose, open_scorer
 from .weights import torchvision_cache_dir
 
 EVAL_SIZE = DEEPFASHION_SIZE
@@ -316,27 +324,53 @@ def evaluate_folders(generated: str | os.PathLike, ground_truth: str | os.PathLi
                      metrics: Sequence[str] = ALL_METRICS, name_map=None, on_size_mismatch: str = "resize",
                      batch_size: int = 16, device: str | torch.device | None = None,
                      cache_dir: str | os.PathLike | None | bool = None, progress: bool = True,
-                     evaluator: Evaluator | None = None, **weights) -> dict:
+                     evaluator: Evaluator | None = None, poses=None, pose_threshold: float = WARN_BELOW,
+                     pose_scores: dict[str, PoseScore] | None = None, **weights) -> dict:
     """Evaluate a folder of generated images against a folder of ground truth (see the module docstring).
 
-    ``weights``: ``inception_weights``, ``alexnet_weights``, ``allow_download`` for :class:`Evaluator`.
-    Returns :meth:`Evaluator.compute`'s dict plus the folders used.
+    ``poses``: the targets' poses (an annotation CSV, a :class:`~cfld.pose.PoseTable` or
+    :class:`~cfld.metrics.pose_folders.PoseTargets`): adds the pose check's ``pckh``, ``pck`` and ``pose_found``
+    (needs MediaPipe), ``pose`` (:func:`~cfld.metrics.pose_accuracy.summarize` with ``pose_threshold``) and their
+    per-pair numbers; ``pose_scores``: scores already made, by generated file (relative to ``generated``), taken
+    instead of scoring those files again. ``weights``: ``inception_weights``, ``alexnet_weights``,
+    ``allow_download`` for :class:`Evaluator`. Returns :meth:`Evaluator.compute`'s dict plus the folders used.
     """
     if on_size_mismatch not in SIZE_POLICIES:
         raise InputError("--size-mismatch", f"must be one of {', '.join(SIZE_POLICIES)}, got {on_size_mismatch!r}")
     size = check_size(size)
     pairs = match_pairs(generated, ground_truth, name_map)
-    ev = evaluator or Evaluator(metrics, size, device, batch_size, fid_reference, cache_dir, progress=progress,
-                                **weights)
-    ev.reset()
     gen_root, gt_root = Path(generated), Path(ground_truth)
-    items = [(p.generated, p.ground_truth) for p in pairs]
-    batches = _load_batches(items, size, on_size_mismatch, batch_size)
-    for start, batch in zip(range(0, len(items), batch_size),
-                            _progress(batches, math.ceil(len(items) / batch_size), "evaluating", progress)):
-        names = [(p.generated.relative_to(gen_root).as_posix(), p.ground_truth.relative_to(gt_root).as_posix())
-                 for p in pairs[start:start + batch_size]]
-        ev.add(_to_batch([b[1] for b in batch], "cpu"), _to_batch([b[0] for b in batch], "cpu"), names)
-    result = ev.compute()
+    names = [(p.generated.relative_to(gen_root).as_posix(), p.ground_truth.relative_to(gt_root).as_posix())
+             for p in pairs]
+    targets = _pose_targets(poses, [gt for _, gt in names])  # a missing row is an error before any work
+    known = [(pose_scores or {}).get(gen) for gen, _ in names]
+    with contextlib.ExitStack() as stack:
+        tally = None
+        if targets is not None:
+            needed = any(k is None and t.visible.any() for k, t in zip(known, targets))
+            tally = PoseTally(stack.enter_context(open_scorer()) if needed else None, pose_threshold)
+        ev = evaluator or Evaluator(metrics, size, device, batch_size, fid_reference, cache_dir, progress=progress,
+                                    **weights)
+        ev.reset()
+        items = [(p.generated, p.ground_truth) for p in pairs]
+        batches = _load_batches(items, size, on_size_mismatch, batch_size)
+        for start, batch in zip(range(0, len(items), batch_size),
+                                _progress(batches, math.ceil(len(items) / batch_size), "evaluating", progress)):
+            chunk = slice(start, start + batch_size)
+            ev.add(_to_batch([b[1] for b in batch], "cpu"), _to_batch([b[0] for b in batch], "cpu"), names[chunk])
+            if tally is not None:
+                tally.add([b[0] for b in batch], targets[chunk], known[chunk], [str(p.generated) for p in pairs[chunk]])
+        result = ev.compute()
+    if tally is not None:
+        merge_pose(result, tally.result())
     return {"generated": str(generated), "ground_truth": str(ground_truth),
             "fid_reference": str(fid_reference) if fid_reference is not None else None, **result}
+
+
+def _pose_targets(poses, truths: Sequence[str]) -> list | None:
+    """The target pose of each ground-truth file (relative names), from ``poses`` (see :func:`evaluate_folders`)."""
+    if poses is None:
+        return None
+    if not isinstance(poses, PoseTargets):
+        poses = PoseTargets(poses) if isinstance(poses, PoseTable) else PoseTargets.read(poses)
+    return [poses.pose(name) for name in truths]

@@ -200,6 +200,7 @@ def summarize(scores: Iterable[PoseScore], threshold: float = WARN_BELOW) -> dic
     return result
 
 
+SCORES_FILE = "scores.csv"  # the name the commands give it beside their results
 #: The columns of ``scores.csv``, one row per result (commands write it beside their outputs).
 SCORE_COLUMNS = ("file", "pckh", "pck", "found", "person_found", "joints", "misses_pose")
 
@@ -232,5 +233,6 @@ def check_threshold(value: float, source: str = "--pose-threshold") -> float:
     return float(value)
 
 
-__all__ = ["HEAD_JOINTS", "METRICS", "PCKH_ALPHA", "PCK_ALPHA", "SCORE_COLUMNS", "PoseScore", "PoseScorer",
-           "WARN_BELOW", "check_threshold", "head_size", "score_pose", "scores_csv", "stretch", "summarize"]
+__all__ = ["HEAD_JOINTS", "METRICS", "PCKH_ALPHA", "PCK_ALPHA", "SCORE_COLUMNS", "SCORES_FILE", "PoseScore",
+           "PoseScorer", "WARN_BELOW", "check_threshold", "head_size", "score_pose", "scores_csv", "stretch",
+           "summarize"]
