@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from cfld.metrics.pose_accuracy import PoseScore, scores_csv
 from cfld.split_sampling import Pair, order_by_source, pair_seed, share
 from conftest import TESTS, assert_fails, run
 
@@ -124,28 +125,51 @@ def test_batch_size_does_not_change_a_bit(reference_run, tiny_model_dir, prepare
 
 
 def test_a_rerun_skips_what_is_done_and_a_subset_is_the_same_pictures(reference_run, tiny_model_dir, prepared_split,
-                                                                    tmp_path, capsys):
+                                                                    tmp_path, capsys, monkeypatch):
     out = tmp_path / "part"
     _sample(capsys, tiny_model_dir, prepared_split, out, "--pairs-from", "3", "--limit", "4")
     part = _files(out)
     assert len(part) == 4 and all(reference_run.joinpath(k).read_bytes() == v for k, v in part.items())
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    # the pose check scored the 4 results; a rerun keeps the rows of results it does not make again
+    scores = out / "256x176" / "scores.csv"
+    header, *rows = scores.read_text().splitlines()
+    assert header == "file,pckh,pck,found,person_found,joints,misses_pose" and len(rows) == 4
+    file, joints = rows[0].split(",")[0], int(rows[0].split(",")[5])
+    kept = scores_csv([(file, PoseScore(joints, joints, joints - 1, joints - 2, True))]).splitlines()[1]
+    scores.write_text("\n".join([header, kept, *rows[1:]]) + "\n")
     stdout = _sample(capsys, tiny_model_dir, prepared_split, out)
     assert "4 of 12 pairs are already done; generating the other 8" in stdout
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # done pairs were not redone
     assert _files(out) == _files(reference_run)
-    stdout = _sample(capsys, tiny_model_dir, prepared_split, out)
+    assert "pose check 256x176: PCKh" in stdout and "4 kept from the earlier scores.csv" in stdout
+    header, *rows = scores.read_text().splitlines()
+    assert len(rows) == 12 and kept in rows  # one row per pair; the done ones not scored again
+    assert {row.split(",")[0] for row in rows} == {p.name for p in (out / "256x176").glob("*.png")}
+    monkeypatch.setattr("cfld.commands.sample.MISSES_SHOWN", 3)  # a whole split's misses are not all listed
+    code, stdout, err = run(capsys, "sample", "-m", tiny_model_dir, "-d", prepared_split, "-o", out, *STEPS, "--quiet")
+    assert code == 0, err
     assert "12 pairs in" in stdout and "0 generated now, 12 already there" in stdout
+    assert "12 kept from the earlier scores.csv" in stdout and kept in scores.read_text().splitlines()
+    misses = sum(row.endswith(",true") for row in scores.read_text().splitlines()[1:])
+    assert misses > 3 and f"{misses} of 12 results miss their target pose" in stdout  # tiny models draw noise
+    assert err.count("misses its target pose") == 3 and f"... and {misses - 3} more, see {scores}" in err
+    # a chunk of the split (--pairs-from/--limit) keeps the other pairs' rows: scores.csv still covers the folder
+    _sample(capsys, tiny_model_dir, prepared_split, out, "--pairs-from", "0", "--limit", "2")
+    assert len(scores.read_text().splitlines()) == 13 and kept in scores.read_text().splitlines()
 
 
 def test_a_damaged_result_is_made_again(reference_run, tiny_model_dir, prepared_split, tmp_path, capsys):
     out = tmp_path / "damaged"
-    _sample(capsys, tiny_model_dir, prepared_split, out, "--limit", "2")
+    stdout = _sample(capsys, tiny_model_dir, prepared_split, out, "--limit", "2", "--no-pose-check")
+    assert not (out / "256x176" / "scores.csv").exists() and "pose check" not in stdout
     victim = sorted((out / "256x176").glob("*.png"))[0]
     victim.write_bytes(victim.read_bytes()[:100])  # truncated by something outside cfld
     stdout = _sample(capsys, tiny_model_dir, prepared_split, out, "--limit", "2")
     assert "1 of 2 pairs are already done" in stdout
     assert victim.read_bytes() == (reference_run / "256x176" / victim.name).read_bytes()
+    rows = (out / "256x176" / "scores.csv").read_text().splitlines()[1:]
+    assert sorted(row.split(",")[0] for row in rows) == sorted(p.name for p in (out / "256x176").glob("*.png"))
 
 
 @pytest.mark.slow
@@ -199,13 +223,16 @@ def test_evaluate_writes_what_cfld_evaluate_gives_by_hand(reference_run, tiny_mo
                      "psnr,ssim,ssim_256,fid_standard")
     assert "0 generated now" in stdout and "ssim" in stdout
     written = json.loads((out / "256x176" / "metrics.json").read_text())
-    code, _, err = run(capsys, "evaluate", "-g", out / "256x176", "-t", prepared_split / "test_highres",
+    assert "12 kept from the earlier scores.csv" in stdout  # the pose check of the copied run, not made again
+    # by hand: --data gives the split's photos (-t) and its keypoints, for the pose check
+    code, _, err = run(capsys, "evaluate", "-g", out / "256x176", "--data", prepared_split,
                        "--fid-reference", prepared_split / "train_highres", "--metrics",
                        "psnr,ssim,ssim_256,fid_standard", "-o", tmp_path / "by_hand.json", "--quiet")
     assert code == 0, err
     by_hand = json.loads((tmp_path / "by_hand.json").read_text())
-    assert (written["metrics"] == by_hand["metrics"]
-            and set(written["metrics"]) == {"psnr", "ssim", "ssim_256", "fid_standard"})
+    assert (written["metrics"] == by_hand["metrics"] and set(written["metrics"]) == {
+        "psnr", "ssim", "ssim_256", "fid_standard", "pckh", "pck", "pose_found"})
+    assert written["pose"] == by_hand["pose"] and written["pose"]["images"] == TEST_PAIRS
     assert written["per_pair"] == by_hand["per_pair"] and written["num_pairs"] == TEST_PAIRS
     assert written["protocols"] == by_hand["protocols"] and "train_highres" in written["protocols"]["fid_standard"]
     assert (written["sampling"]["sampling"]["num_inference_steps"] == 8
@@ -222,6 +249,22 @@ def test_several_sizes_and_strips_from_one_generation(reference_run, tiny_model_
                for f in small)
     strip = Image.open(out / "vis" / small[0].name)
     assert strip.size == (3 * 176, 256)  # source | pose | result
+
+
+def test_without_mediapipe_the_results_and_other_metrics_are_still_made(tiny_model_dir, prepared_split, tmp_path,
+                                                                       capsys, monkeypatch):
+    from cfld.errors import MissingDependencyError
+    from cfld.metrics import pose_folders
+
+    def missing():
+        raise MissingDependencyError("pose detection needs MediaPipe: pip install 'cfld[detect]' (No module)")
+
+    monkeypatch.setattr(pose_folders, "PoseScorer", missing)
+    out = tmp_path / "no-mediapipe"
+    stdout = _sample(capsys, tiny_model_dir, prepared_split, out, "--limit", "1", "--evaluate", "--metrics", "psnr")
+    assert stdout.count("not checking the results' poses") == 1 and "pip install 'cfld[detect]'" in stdout
+    assert not (out / "256x176" / "scores.csv").exists()
+    assert set(json.loads((out / "256x176" / "metrics.json").read_text())["metrics"]) == {"psnr"}
 
 
 def test_other_settings_in_the_same_folder_are_refused(reference_run, tiny_model_dir, prepared_split, tmp_path, capsys):

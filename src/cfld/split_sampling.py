@@ -21,7 +21,8 @@ in which batches, with which random numbers, and where the results go:
 Files: ``OUTPUT/<H>x<W>/<source>_2_<target>.png`` per output size (the names ``cfld evaluate`` matches
 without options), ``OUTPUT/vis/<source>_2_<target>.png`` (source | pose | result) on request, and
 ``OUTPUT/cfld-sample.json``, the settings the images were made with (a rerun with other settings is refused
-unless it overwrites).
+unless it overwrites), and ``OUTPUT/<H>x<W>/scores.csv``, the pose check of each result against its target's
+keypoints (:func:`score_job`, docs/pose-check.md).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from .errors import InputError
 from .images import comparison_rows, load_image, resize_output, save_image, to_model_input, to_pil
 from .io import atomic_write_text, check_output_folder, read_json_object, remove_stale_temporaries
 from .metrics.evaluate import evaluate_folders
+from .metrics.pose_accuracy import WARN_BELOW
+from .metrics.pose_folders import FolderScores, score_folder
 from .pipeline import SourceEncoding
 
 SAMPLE_MANIFEST = "cfld-sample.json"
@@ -263,6 +266,7 @@ class SplitJob:
         self.vis = vis
         self.overwrite = overwrite
         self.pairs = list(split.pairs if pairs is None else pairs)
+        self.fresh: set[str] = set()  # the file names run_job generated (again) in this run
         if len({p.file_name for p in self.pairs}) != len(self.pairs):
             seen: set[str] = set()
             twice = next(p for p in self.pairs if p.file_name in seen or seen.add(p.file_name))
@@ -346,6 +350,7 @@ def run_job(job: SplitJob, pipe, *, batch_size: int = 8, batch_invariant: bool |
         todo = broadcast_object_list([todo])[0]
     mine = share(todo, rank, world)
     total = len(todo)
+    job.fresh = {pair.file_name for pair in todo}
     if main and total < len(job.pairs):
         echo(f"{len(job.pairs) - total} of {len(job.pairs)} pairs are already done; generating the other {total}")
     bar = tqdm(total=total, desc=f"sampling ({world} process{'es' if world > 1 else ''})", unit="pair",
@@ -372,14 +377,29 @@ def _barrier(state) -> None:
 # -- evaluation of the results -----------------------------------------------------------------------------------------
 
 
+def score_job(job: SplitJob, size: tuple[int, int], threshold: float = WARN_BELOW) -> FolderScores:
+    """The pose check of the job's results at ``size`` against their targets' keypoints (the split's table):
+    ``OUTPUT/HxW/scores.csv``, one row per pair of the job; results not generated in this run keep the row an
+    earlier ``scores.csv`` has for them. Needs MediaPipe when anything is scored (a MissingDependencyError)."""
+    table = job.split.data.table
+    items = [(pair.file_name, table.pose(pair.target)) for pair in job.pairs]
+    fresh = {p.file_name for p in job.pairs} if job.overwrite else job.fresh
+    return score_folder(job.output / size_folder(size), items, threshold, fresh=fresh)
+
+
 def evaluate_job(job: SplitJob, size: tuple[int, int], metrics: Sequence[str], *, fid_reference=None,
-                 progress: bool = True, **options) -> dict[str, Any]:
+                 progress: bool = True, poses: bool = False, pose_scores: FolderScores | None = None,
+                 pose_threshold: float = WARN_BELOW, **options) -> dict[str, Any]:
     """``cfld evaluate`` of the images at ``size`` against the split's photos (the targets' ground truth), with
-    ``fid_reference`` (default: the training photos, as the paper, when prepared) as the FID reference.
+    ``fid_reference`` (default: the training photos, as the paper, when prepared) as the FID reference, and with
+    ``poses`` the pose check against the split's keypoints (``pose_scores``: :func:`score_job`'s, not made again).
     Writes ``metrics.json`` next to the images, with the model and sampling settings; returns its content."""
     folder = job.output / size_folder(size)
     if fid_reference is None and {"fid", "fid_standard"} & set(metrics):
         fid_reference = job.split.train_image_dir()
+    if poses:
+        options.update(poses=job.split.data.table, pose_threshold=pose_threshold,
+                       pose_scores=pose_scores.by_file() if pose_scores is not None else None)
     result = evaluate_folders(folder, job.split.image_dir, fid_reference, size=size, metrics=metrics,
                               progress=progress, **options)
     result["sampling"] = job.record()

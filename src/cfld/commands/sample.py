@@ -11,6 +11,7 @@ from ..io import check_output_folder, is_temporary, writing
 from .options import (
     SEED,
     echo_metrics,
+    echo_pose_misses,
     guidance_options,
     load_pipeline,
     model_option,
@@ -19,6 +20,9 @@ from .options import (
     sampling,
     sampling_options,
 )
+from .pose_check import pose_check_options
+
+MISSES_SHOWN = 20  # results named one by one as missing their pose; the rest are in scores.csv
 
 
 @click.command("sample")
@@ -33,7 +37,8 @@ from .options import (
               help="Skip the first K pairs of the list.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Generate at most N pairs (after --pairs-from).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Results folder: OUTPUT/HxW/<source>_2_<target>.png per --size, cfld-sample.json.")
+              help="Results folder: OUTPUT/HxW/<source>_2_<target>.png per --size with OUTPUT/HxW/scores.csv (the "
+                   "pose check), cfld-sample.json.")
 @click.option("--size", "sizes", multiple=True, metavar="HxW",
               help="Output size (repeat for several, all from one generation; DeepFashion: 256x176 and "
                    "512x352). Default: the dataset's annotation frame (256x176, Market 128x64).")
@@ -49,15 +54,17 @@ from .options import (
               help="Weights' precision (default: fp16 on CUDA, fp32 elsewhere).")
 @click.option("--overwrite", is_flag=True, help="Generate every selected pair again, replacing its files.")
 @click.option("--evaluate", "run_evaluation", is_flag=True,
-              help="Then score the results with `cfld evaluate` against the split's photos (metrics.json beside them).")
+              help="Then score the results with `cfld evaluate` against the split's photos and keypoints (metrics.json "
+                   "beside them, with the pose check's PCKh unless --no-pose-check).")
 @click.option("--metrics", "metric_list", default=None,
               help="With --evaluate: comma-separated metrics (default: those whose weights are on this machine).")
 @click.option("--fid-reference", metavar="DIR",
               help="With --evaluate: FID's reference images (default: the prepared train photos, as the paper).")
+@pose_check_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, output, sizes, vis, steps, scheduler,
            guidance_interval, fast, guidance_pose, guidance_appearance, seed, batch_size, device, dtype, overwrite,
-           run_evaluation, metric_list, fid_reference, quiet) -> None:
+           run_evaluation, metric_list, fid_reference, pose_threshold, no_pose_check, quiet) -> None:
     """Generate one image per pair of a prepared split, as the paper's Table 2 needs.
 
     Pairs come from the split's pair list (as `cfld prepare` wrote it) or --pairs. A rerun skips pairs whose
@@ -65,6 +72,10 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     comes from (seed, source, target) alone: the images do not depend on the batch size, the number of
     processes or interruptions (bit-identical on the CPU, where pairs go through the networks one at a time).
     Under `accelerate launch` the pairs are shared out over the processes.
+
+    Then each result is scored against its target's keypoints (docs/pose-check.md) into OUTPUT/HxW/scores.csv
+    (rows of results not made again are kept), with a warning per result that misses its pose (PCK@0.1
+    below --pose-threshold) and the pooled PCKh. Without MediaPipe (pip install 'cfld[detect]') it is skipped.
 
     \b
     Examples:
@@ -114,22 +125,31 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
         counts = S.run_job(job, pipe, batch_size=batch_size, state=state, progress=not quiet, echo=echo)
     echo(f"{counts['pairs']} pairs in {output} ({counts['generated']} generated now, "
          f"{counts['skipped']} already there)")
+    poses = None if no_pose_check or not state.is_main_process else _check_poses(S, job, pose_threshold, echo)
     for size in job.sizes:
         folder = job.output / S.size_folder(size)
         if not run_evaluation:
             reference = fid_reference or data.train_image_dir()
             extra = f" --fid-reference {reference}" if reference else ""
+            extra += f" --data {data_dir} --split {split}" if poses is not None else ""  # and the pose check
             echo(f"next: cfld evaluate -g {folder} -t {data.image_dir}{extra} --size {size[0]}x{size[1]} "
                  f"-o {folder / 'metrics.json'}")
         elif state.is_main_process:
             with writing("the scores", kept=f"the {counts['pairs']} results are kept: free space and run "
                                             "`cfld evaluate` as the line above says"):
                 result = S.evaluate_job(job, size, metrics, fid_reference=fid_reference, progress=not quiet,
-                                        device=device)
-            echo(f"{result['num_pairs']} pairs at {size[0]}x{size[1]} against {data.image_dir}")
-            echo_metrics(result)
-            echo(f"wrote {folder / 'metrics.json'}")
+                                        device=device, poses=poses is not None, pose_threshold=pose_threshold,
+                                        pose_scores=poses.get(size) if poses else None)
+            _report(result, f"{size[0]}x{size[1]} against {data.image_dir}", folder / "metrics.json")
     state.wait_for_everyone()
+
+
+def _report(result: dict, where: str, path) -> None:
+    """An evaluation's numbers on the terminal (main process)."""
+    click.echo(f"{result['num_pairs']} pairs at {where}")
+    echo_metrics(result)
+    echo_pose_misses(result)
+    click.echo(f"wrote {path}")
 
 
 def _kept(job) -> str:
@@ -143,6 +163,37 @@ def _kept(job) -> str:
     done = sum(1 for pair in job.pairs if all(pair.file_name in names for names in present))
     again = "free space and run the same command again to go on where it stopped (done pairs are skipped)"
     return f"the {done} of {len(job.pairs)} pairs already done are kept: {again}" if done else again
+
+
+def _check_poses(S, job, threshold: float, echo) -> dict | None:
+    """The pose check of every size's results (``scores.csv``), a warning for each result that misses its pose (the
+    first :data:`MISSES_SHOWN`) and a summary line; ``{size: FolderScores}``, or None without MediaPipe (one line
+    says so)."""
+    from ..errors import MissingDependencyError
+
+    checked = {}
+    for size in job.sizes:
+        try:
+            with writing("the pose scores", kept=f"the {len(job.pairs)} results are kept"):
+                result = S.score_job(job, size, threshold)
+        except MissingDependencyError as error:
+            echo(f"not checking the results' poses: {error} (or pass --no-pose-check)")
+            return None
+        misses = result.misses()
+        for file, score in misses[:MISSES_SHOWN]:
+            click.echo(f"warning: {result.path.parent / file} misses its target pose: {score.line()}", err=True)
+        if len(misses) > MISSES_SHOWN:
+            click.echo(f"... and {len(misses) - MISSES_SHOWN} more, see {result.path}", err=True)
+        summary = result.summary()
+        pckh = "n/a" if summary is None or summary["pckh"] is None else f"{summary['pckh']:.4f}"
+        pck = "n/a" if summary is None else f"{summary['pck_mean']:.4f}"
+        reused = f", {result.reused} kept from the earlier scores.csv" if result.reused else ""
+        echo(f"pose check {S.size_folder(size)}: PCKh {pckh} (pooled), PCK@0.1 {pck} (mean), {len(misses)} of "
+             f"{len(result.files)} results miss their target pose (PCK@0.1 below {threshold}); "
+             f"{result.seconds:.1f} s{reused}")
+        echo(f"wrote {result.path}")
+        checked[size] = result
+    return checked
 
 
 def _metrics(metric_list: str | None, available_metrics) -> list[str]:
