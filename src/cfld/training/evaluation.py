@@ -7,6 +7,12 @@ metrics whose weights are present (SSIM, SSIM_256 and PSNR always; LPIPS and FID
 torchvision's cache) by :class:`cfld.metrics.Evaluator`, as the paper does. Several processes share the pairs
 and the main process scores them.
 
+When MediaPipe is installed, the pose check scores the same images against their target poses too
+(:mod:`cfld.metrics.pose_folders`: ``pckh`` pooled as the pose-transfer papers, ``pck``, ``pose_found``;
+docs/pose-check.md); without it one line says so at the start and the other metrics go on. The target poses come
+from the dataset's keypoint table (``cfld prepare`` folders) or, for any other dataset, from the heatmaps of the
+item's pose image (:func:`pose_from_image`).
+
 The numbers go to TensorBoard (``eval/<metric>``) and to ``metrics.jsonl`` in the run folder, one line per
 evaluation; when the ``select_by`` metric improves, the model is written to ``best/`` (a pipeline folder, with
 ``cfld-best.json`` saying the step and the numbers). The history and the best so far are part of every
@@ -24,10 +30,12 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, MissingDependencyError
 from ..io import atomic_write_text, read_json_object
 from ..metrics.evaluate import Evaluator, available_metrics, quantise
+from ..metrics.pose_folders import PoseTally, open_scorer
 from ..pipeline import CFLDPipeline
+from ..pose import Pose, PoseTable
 from ..schedulers import make_scheduler
 from ..split_sampling import Pair, SamplingSettings, generate, order_by_source, share
 from .datasets import build_dataset
@@ -64,6 +72,7 @@ class PeriodicEvaluation:
         self.best: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
         self.evaluator = None
+        self.pose_check = False  # known on the main process after prepare(): whether MediaPipe is there
 
     def prepare(self, is_main: bool) -> None:
         """Read the first pair (its sizes) and, on the main process, load the metric networks: a missing weight
@@ -74,6 +83,11 @@ class PeriodicEvaluation:
         if is_main:
             self.evaluator = Evaluator(self.metrics, self.size, reference=self.config.eval_fid_reference,
                                        progress=False)
+            try:
+                open_scorer().close()
+                self.pose_check = True
+            except MissingDependencyError as error:
+                print(f"note: the evaluation goes on without the pose metrics (pckh, pck, pose_found): {error}")
 
     def _item(self, index: int) -> dict[str, Any]:
         item = self.dataset[index]
@@ -124,7 +138,8 @@ class PeriodicEvaluation:
             for pair, image in zip(batch, quantise(images, self.size)):
                 item = items[pairs[pair]]
                 truth = item["img_gt"] if "img_gt" in item else (item["img_tgt"] + 1) / 2
-                generated.append((pairs[pair], Evaluator.prepare_truth(truth), image, (pair.source, pair.target)))
+                generated.append((pairs[pair], Evaluator.prepare_truth(truth), image, (pair.source, pair.target),
+                                  target_pose(self.dataset, item)))
         if world > 1:
             from accelerate.utils import gather_object
 
@@ -139,6 +154,11 @@ class PeriodicEvaluation:
             chunk = generated[start:start + batch]
             ev.add(torch.stack([e[1] for e in chunk]), torch.stack([e[2] for e in chunk]), [e[3] for e in chunk])
         metrics = ev.compute()["metrics"]
+        if self.pose_check:
+            with open_scorer() as scorer:
+                tally = PoseTally(scorer)
+                tally.add(torch.stack([e[2] for e in generated]), [e[4] for e in generated])
+            metrics.update(tally.result()["metrics"])
         entry = {"step": step, "epoch": epoch, "num_pairs": len(generated), "size": list(self.size),
                  "metrics": metrics, "time": time.time()}
         self.history.append(entry)
@@ -162,6 +182,29 @@ class PeriodicEvaluation:
             return True
         lower = self.config.select_by in LOWER_IS_BETTER
         return value < self.best["value"] if lower else value > self.best["value"]
+
+
+def target_pose(dataset, item: dict[str, Any]) -> Pose | None:
+    """The pose an evaluation item asks for: the row of its ``name_tgt`` in the dataset's keypoint ``table`` when it
+    has one, else what its pose image shows (:func:`pose_from_image`)."""
+    table = getattr(dataset, "table", None)
+    if isinstance(table, PoseTable):
+        with contextlib.suppress(KeyError):
+            return table[str(item["name_tgt"])]
+    return pose_from_image(item["pose_img_tgt"], str(item.get("name_tgt", "target")))
+
+
+def pose_from_image(pose_img: torch.Tensor, name: str | None = None) -> Pose | None:
+    """The joints a (21, H, W) pose image (:func:`cfld.pose.pose_image`) was drawn from, in its (H, W) frame: each
+    joint at the peak of its heatmap (within a pixel), missing where its heatmap stays below 0.5 (a joint drawn
+    outside the picture, or none). None for a pose image of another layout."""
+    if pose_img.ndim != 3 or pose_img.shape[0] != 21:
+        return None
+    heat = pose_img[3:].float().flatten(1)
+    peak, where = heat.max(dim=1)
+    width = pose_img.shape[-1]
+    xy = torch.stack([where % width, where // width], dim=1).double().numpy()
+    return Pose(xy, (peak > 0.5).double().numpy(), tuple(pose_img.shape[-2:]), name)
 
 
 def check_state(state: Any, source: object) -> None:
