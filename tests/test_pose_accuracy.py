@@ -183,3 +183,20 @@ def test_the_command_check_names_ten_misses_counts_the_rest_and_skips_an_empty_t
     written = check.write(tmp_path / "scores.csv", [(p.name, s) for (p, _, _), s in zip(results, scores)])
     rows = list(csv.DictReader(written.read_text().splitlines()))
     assert len(rows) == MAX_WARNINGS + 3 and rows[-1]["pck"] == "" and rows[0]["misses_pose"] == "true"
+
+
+def test_background_scoring_gives_the_scores_of_scoring_in_turn(tmp_path):
+    pytest.importorskip("mediapipe", reason="the pose check needs MediaPipe (pip install 'cfld[detect]')")
+    from cfld.metrics.pose_folders import BackgroundScoring
+
+    table = read_annotation_csv(DATA / "keypoints.csv")
+    by_file = {flat_name(name).replace(".jpg", ""): table[name] for name in table}
+    items = [(image, by_file[image.stem.split("___")[-1]]) for image in sorted(DATA.glob("*.png"))]
+    background = BackgroundScoring()
+    for image, target in items:
+        background.submit(image, target)
+    background.submit(tmp_path / "missing.png", TARGET)  # unreadable: left out, for the caller to report
+    background.submit(DATA / "nothing.png", pose({}))  # nothing to score against: not scored
+    scores = background.results()
+    with PA.PoseScorer() as scorer:
+        assert scores == {image: scorer(image, target) for image, target in items}

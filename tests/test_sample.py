@@ -251,6 +251,30 @@ def test_several_sizes_and_strips_from_one_generation(reference_run, tiny_model_
     assert strip.size == (3 * 176, 256)  # source | pose | result
 
 
+def test_each_result_is_scored_once_while_sampling_goes_on(tiny_model_dir, prepared_split, tmp_path, capsys,
+                                                           monkeypatch):
+    """The main process hands each written result to the pose check's worker thread (on a GPU the detector would
+    otherwise wait for the end): every file of every size is scored there once, and not again afterwards."""
+    pytest.importorskip("mediapipe", reason="the pose check needs MediaPipe (pip install 'cfld[detect]')")
+    import threading
+
+    from cfld.metrics import pose_accuracy
+
+    scored, score = [], pose_accuracy.PoseScorer.__call__
+
+    def counting(self, image, target, source=None):
+        scored.append((Path(image).parent.name, Path(image).name, threading.current_thread().name))
+        return score(self, image, target, source)
+
+    monkeypatch.setattr(pose_accuracy.PoseScorer, "__call__", counting)
+    out = tmp_path / "background"
+    _sample(capsys, tiny_model_dir, prepared_split, out, "--limit", "3", "--size", "256x176", "--size", "128x88")
+    files = {(size, f.name) for size in ("256x176", "128x88") for f in (out / size).glob("*.png")}
+    assert len(files) == 6 and sorted(s[:2] for s in scored) == sorted(files)
+    assert all(s[2].startswith("cfld-pose-check") for s in scored)
+    assert all(len((out / size / "scores.csv").read_text().splitlines()) == 4 for size in ("256x176", "128x88"))
+
+
 def test_without_mediapipe_the_results_and_other_metrics_are_still_made(tiny_model_dir, prepared_split, tmp_path,
                                                                        capsys, monkeypatch):
     from cfld.errors import MissingDependencyError

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ from .errors import InputError
 from .images import comparison_rows, load_image, resize_output, save_image, to_model_input, to_pil
 from .io import atomic_write_text, check_output_folder, read_json_object, remove_stale_temporaries
 from .metrics.evaluate import evaluate_folders
-from .metrics.pose_accuracy import WARN_BELOW
+from .metrics.pose_accuracy import WARN_BELOW, PoseScore
 from .metrics.pose_folders import FolderScores, score_folder
 from .pipeline import SourceEncoding
 
@@ -335,9 +335,11 @@ def share(items: Sequence[Any], rank: int, world: int) -> list[Any]:
 
 
 def run_job(job: SplitJob, pipe, *, batch_size: int = 8, batch_invariant: bool | None = None, state=None,
-            progress: bool = True, echo: Callable[[str], None] = print) -> dict[str, int]:
+            progress: bool = True, echo: Callable[[str], None] = print,
+            on_written: Callable[[Pair], None] | None = None) -> dict[str, int]:
     """Generate every pending pair of ``job`` with ``pipe`` on this process's share. ``state``: accelerate's
-    ``PartialState`` when several processes run the job (default: one). Returns counts for the whole job."""
+    ``PartialState`` when several processes run the job (default: one); ``on_written(pair)``: called once a pair's
+    files are written (the pose check scores them meanwhile). Returns counts for the whole job."""
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
     main = rank == 0
     if main:
@@ -360,6 +362,8 @@ def run_job(job: SplitJob, pipe, *, batch_size: int = 8, batch_invariant: bool |
                                   batch_size=batch_size, batch_invariant=batch_invariant):
         for pair, image in zip(batch, images):
             job.write(pair, image)
+            if on_written is not None:
+                on_written(pair)
         done += len(batch)
         # the main process's share stands for all: shares are equal to one pair
         bar.update(min(total, round(done * total / max(1, len(mine)))) - bar.n)
@@ -377,14 +381,18 @@ def _barrier(state) -> None:
 # -- evaluation of the results -----------------------------------------------------------------------------------------
 
 
-def score_job(job: SplitJob, size: tuple[int, int], threshold: float = WARN_BELOW) -> FolderScores:
+def score_job(job: SplitJob, size: tuple[int, int], threshold: float = WARN_BELOW,
+              known: Mapping[Path, PoseScore] | None = None) -> FolderScores:
     """The pose check of the job's results at ``size`` against their targets' keypoints (the split's table):
     ``OUTPUT/HxW/scores.csv``, one row per pair of the job; results not generated in this run keep the row an
-    earlier ``scores.csv`` has for them. Needs MediaPipe when anything is scored (a MissingDependencyError)."""
+    earlier ``scores.csv`` has for them; ``known``: scores made while sampling (by path). Needs MediaPipe when
+    anything is scored (a MissingDependencyError)."""
     table = job.split.data.table
+    folder = job.output / size_folder(size)
     items = [(pair.file_name, table.pose(pair.target)) for pair in job.pairs]
     fresh = {p.file_name for p in job.pairs} if job.overwrite else job.fresh
-    return score_folder(job.output / size_folder(size), items, threshold, fresh=fresh)
+    made = {path.name: score for path, score in (known or {}).items() if path.parent == folder}
+    return score_folder(folder, items, threshold, fresh=fresh, known=made)
 
 
 def evaluate_job(job: SplitJob, size: tuple[int, int], metrics: Sequence[str], *, fid_reference=None,

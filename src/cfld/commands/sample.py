@@ -92,6 +92,7 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
     from .. import split_sampling as S
     from ..data.dataset import read_manifest
     from ..metrics.evaluate import available_metrics
+    from ..metrics.pose_folders import BackgroundScoring
     from ..pipeline import check_sampling
 
     out_sizes = S.check_sizes([parse_size_option(s, "--size", MAX_OUTPUT_SIDE) for s in sizes], allow_none=True)
@@ -120,12 +121,11 @@ def sample(model_dir, base, data_dir, split, pairs_file, pairs_from, limit, outp
                      overwrite=overwrite, pairs=selected)
     job.check()
     echo = click.echo if state.is_main_process else (lambda _: None)
-    what = lambda path: "the sampling record" if path.name == S.SAMPLE_MANIFEST else "the result"  # noqa: E731
-    with torch.inference_mode(), writing(what, kept=lambda: _kept(job)):
-        counts = S.run_job(job, pipe, batch_size=batch_size, state=state, progress=not quiet, echo=echo)
+    background = BackgroundScoring() if state.is_main_process and not no_pose_check else None
+    counts, known = _run(S, job, pipe, background, batch_size=batch_size, state=state, progress=not quiet, echo=echo)
     echo(f"{counts['pairs']} pairs in {output} ({counts['generated']} generated now, "
          f"{counts['skipped']} already there)")
-    poses = None if no_pose_check or not state.is_main_process else _check_poses(S, job, pose_threshold, echo)
+    poses = None if background is None else _check_poses(S, job, pose_threshold, echo, known)
     for size in job.sizes:
         folder = job.output / S.size_folder(size)
         if not run_evaluation:
@@ -165,7 +165,35 @@ def _kept(job) -> str:
     return f"the {done} of {len(job.pairs)} pairs already done are kept: {again}" if done else again
 
 
-def _check_poses(S, job, threshold: float, echo) -> dict | None:
+def _run(S, job, pipe, background, **options) -> tuple[dict, dict]:
+    """``run_job`` with the main process's results scored by ``background`` while the next batch samples (on a GPU
+    the detector would otherwise sit idle): (counts, scores by path)."""
+    import torch
+
+    what = lambda path: "the sampling record" if path.name == S.SAMPLE_MANIFEST else "the result"  # noqa: E731
+    try:
+        with torch.inference_mode(), writing(what, kept=lambda: _kept(job)):
+            counts = S.run_job(job, pipe, on_written=None if background is None else _hand_over(S, job, background),
+                               **options)
+        return counts, background.results() if background is not None else {}
+    finally:
+        if background is not None:
+            background.close()
+
+
+def _hand_over(S, job, background):
+    """``run_job``'s ``on_written``: each size's file of a written pair goes to the background scoring."""
+    table = job.split.data.table
+
+    def written(pair) -> None:
+        target = table.pose(pair.target)
+        for size in job.sizes:
+            background.submit(job.output / S.size_folder(size) / pair.file_name, target)
+
+    return written
+
+
+def _check_poses(S, job, threshold: float, echo, known: dict) -> dict | None:
     """The pose check of every size's results (``scores.csv``), a warning for each result that misses its pose (the
     first :data:`MISSES_SHOWN`) and a summary line; ``{size: FolderScores}``, or None without MediaPipe (one line
     says so)."""
@@ -175,7 +203,7 @@ def _check_poses(S, job, threshold: float, echo) -> dict | None:
     for size in job.sizes:
         try:
             with writing("the pose scores", kept=f"the {len(job.pairs)} results are kept"):
-                result = S.score_job(job, size, threshold)
+                result = S.score_job(job, size, threshold, known)
         except MissingDependencyError as error:
             echo(f"not checking the results' poses: {error} (or pass --no-pose-check)")
             return None

@@ -9,6 +9,7 @@ periodic evaluation.
   summary and one row per pair; :func:`merge_pose` adds them to an evaluation result.
 * :func:`score_folder`: the results of a folder against their targets, written as ``scores.csv`` beside them;
   rows of an earlier ``scores.csv`` are reused for files not made again (:func:`read_scores`).
+* :class:`BackgroundScoring`: results scored in a worker thread while the caller goes on sampling.
 
 The scores themselves are :mod:`cfld.metrics.pose_accuracy`'s (docs/pose-check.md).
 """
@@ -20,7 +21,8 @@ import csv
 import io
 import os
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,18 +219,22 @@ class FolderScores:
 
 
 def score_folder(folder: str | os.PathLike, items: Sequence[tuple[str, Pose]], threshold: float = WARN_BELOW, *,
-                 fresh: Collection[str] = (), scorer: PoseScorer | None = None) -> FolderScores:
+                 fresh: Collection[str] = (), scorer: PoseScorer | None = None,
+                 known: Mapping[str, PoseScore] | None = None) -> FolderScores:
     """Score ``folder / file`` against its target for each ``(file, target)`` of ``items`` and write
     ``folder/scores.csv`` (a row per item, in order). A file not in ``fresh`` (the files made again just now) whose
     row an earlier ``scores.csv`` holds keeps that row's score; the earlier rows of other files still in the
     folder (an earlier run's other pairs, ``--pairs-from``/``--limit`` chunks) stay after them. MediaPipe is
-    needed only when something is scored (``scorer`` or one opened here: a MissingDependencyError without it)."""
+    needed only when something is scored (``scorer`` or one opened here: a MissingDependencyError without it).
+    ``known``: scores of this run's files already made (:class:`BackgroundScoring`), taken as they are."""
     folder = Path(folder)
     old = read_scores(folder / SCORES_FILE)
     fresh = set(fresh)
     scores = {file: old[file] for file, _ in items if file in old and file not in fresh}
+    reused = len(scores)
+    scores.update({file: known[file] for file, _ in items if known and file in known})
     todo = [(file, target) for file, target in items if file not in scores and target.visible.any()]
-    reused, start = len(scores), time.perf_counter()
+    start = time.perf_counter()
     if todo:
         with contextlib.nullcontext(scorer) if scorer is not None else open_scorer() as opened:
             for file, target in todo:
@@ -242,5 +248,52 @@ def score_folder(folder: str | os.PathLike, items: Sequence[tuple[str, Pose]], t
                         time.perf_counter() - start, threshold)
 
 
-__all__ = ["POSE_METRICS", "PROTOCOLS", "SCORES_FILE", "FolderScores", "PoseTally", "PoseTargets", "merge_pose",
-           "open_scorer", "pair_row", "read_scores", "score_folder"]
+class BackgroundScoring:
+    """Results scored in one worker thread while the caller goes on: ``cfld sample`` hands each result over as soon
+    as it is written, so that on a GPU the detector (on the CPU, about 30 ms an image) works while the next batch
+    samples; MediaPipe lets go of the GIL while it runs. :meth:`results` waits for them: ``{path: PoseScore}``.
+    Whatever could not be scored here (no MediaPipe, an unreadable file, a target without joints) is left out, for
+    :func:`score_folder` to score or report. Call :meth:`close` (or :meth:`results`) in every case."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="cfld-pose-check")
+        self._scorer: PoseScorer | None = None
+        self._missing = False
+        self._futures: dict[Path, Future] = {}
+
+    def submit(self, path: str | os.PathLike, target: Pose) -> None:
+        """Score the file ``path`` against ``target`` in the worker, after what was handed over before."""
+        if target.visible.any():
+            self._futures[Path(path)] = self._pool.submit(self._score, Path(path), target)
+
+    def _score(self, path: Path, target: Pose) -> PoseScore | None:  # in the worker thread only
+        if self._missing:
+            return None
+        if self._scorer is None:
+            try:
+                self._scorer = PoseScorer()
+            except MissingDependencyError:
+                self._missing = True
+                return None
+        return self._scorer(path, target, str(path))
+
+    def results(self) -> dict[Path, PoseScore]:
+        """Every score handed over so far, once made (then the worker is closed)."""
+        scores = {}
+        for path, future in self._futures.items():
+            with contextlib.suppress(Exception):  # scored again, and reported, by score_folder
+                if (score := future.result()) is not None:
+                    scores[path] = score
+        self.close()
+        return scores
+
+    def close(self) -> None:
+        """Stop the worker (what was handed over is finished first) and close its detector."""
+        if self._scorer is not None:
+            self._pool.submit(self._scorer.close).result()
+            self._scorer = None
+        self._pool.shutdown(wait=True)
+
+
+__all__ = ["BackgroundScoring", "POSE_METRICS", "PROTOCOLS", "SCORES_FILE", "FolderScores", "PoseTally", "PoseTargets",
+           "merge_pose", "open_scorer", "pair_row", "read_scores", "score_folder"]
