@@ -4,15 +4,14 @@ poses the pose check (PCKh, PCK, joints found)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from ..devices import resolve_device
 from ..images import MAX_OUTPUT_SIDE
 from ..io import atomic_write_text, check_output_file
+from ..metrics.pose_accuracy import WARN_BELOW
 from .options import METRIC_NAMES, echo_metrics, echo_pose_misses, parse_metric_list, parse_size_option
-from .pose_check import WARN_BELOW
 
 
 @click.command("evaluate")
@@ -123,18 +122,12 @@ def _poses(poses, poses_frame, data_dir, split, ground_truth):
         return ground_truth, PoseTargets.read(poses, frame)
     if data_dir is None:
         return ground_truth, None
-    from ..data.dataset import read_manifest
+    from ..data.dataset import PoseTransferDataset, read_manifest
     from ..data.prepare import ORIGINAL
-    from ..errors import InputError
     from ..metrics.pose_folders import PoseTargets
-    from ..pose import read_annotation_csv
 
-    manifest = read_manifest(data_dir)
-    entry = manifest["splits"].get(split)
-    if entry is None:
-        raise InputError(data_dir, f"has no {split!r} split (prepared: {', '.join(manifest['splits']) or 'none'})")
-    table = read_annotation_csv(Path(data_dir) / entry["annotations"], tuple(manifest["frame"]))
-    if ground_truth is None:
-        images = entry["images"].get(ORIGINAL) or next(iter(entry["images"].values()))
-        ground_truth = Path(data_dir) / images["dir"]
-    return ground_truth, PoseTargets(table)
+    # the split as training and `cfld sample` read it: its keypoint table and photos (the originals when prepared)
+    prepared = read_manifest(data_dir)["splits"].get(split, {}).get("images", {ORIGINAL: None})
+    data = PoseTransferDataset(data_dir, split, images=ORIGINAL if ORIGINAL in prepared else next(iter(prepared)),
+                               eval_size=False)
+    return ground_truth if ground_truth is not None else data.image_dir, PoseTargets(data.table)
