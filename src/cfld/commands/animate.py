@@ -135,5 +135,5 @@ def animate(source, poses_dir, model_dir, base, output, fps, no_mp4, with_pose, 
         click.echo(f"wrote {A.write_mp4(shown, out_dir / 'animation.mp4', fps, overwrite=overwrite)}")
     framing.save()
     # each frame against its pose (stretched onto the frame, as its pose image was drawn)
-    scores = check.run(list(zip(paths, frames, poses)), label=lambda path: path.name)
-    check.write(out_dir / SCORES_FILE, [(path.name, score) for path, score in zip(paths, scores)], overwrite)
+    check.run(list(zip(paths, frames, poses)), label=lambda path: path.name, scores_file=out_dir / SCORES_FILE,
+              overwrite=overwrite)

@@ -78,8 +78,8 @@ def _score(check, output, images, pose, notes, overwrite) -> None:
     the scores in OUTPUT-STEM_scores.csv."""
     output = Path(output)
     panels = {f"{output} panel {k}": f"{output.name} panel {k} ({note})" for k, note in notes.items()}
-    scores = check.run(list(zip(panels, images, [pose] * len(images))), label=panels.get)
-    check.write(scores_path(output), [(f"{output.name} panel {k}", s) for k, s in zip(notes, scores)], overwrite)
+    check.run(list(zip(panels, images, [pose] * len(images))), label=panels.get, scores_file=scores_path(output),
+              overwrite=overwrite)
 
 
 def _load(model_dir, base, device):

@@ -15,7 +15,7 @@ import click
 
 from ..errors import MissingDependencyError
 from ..io import atomic_write_text
-from ..metrics.pose_accuracy import WARN_BELOW
+from ..metrics.pose_accuracy import SCORES_FILE, WARN_BELOW, PoseScorer, scores_csv
 
 MAX_WARNINGS = 10  # warnings named one by one; the rest are counted in one line (scores.csv lists them all)
 
@@ -33,9 +33,9 @@ def pose_check_options(command: Callable) -> Callable:
 class PoseCheck:
     """Scores results against their target poses, prints a line each and warns on a miss.
 
-    ``check = PoseCheck(threshold, enabled)``; ``scores = check.run([(path, image, target_pose), ...])`` returns a
-    :class:`~cfld.metrics.pose_accuracy.PoseScore` per result (all None when the check is off or MediaPipe is
-    missing, which one line says); ``check.write(folder / "scores.csv", ...)`` writes them.
+    ``check = PoseCheck(threshold, enabled)``; ``check.run([(path, image, target_pose), ...], scores_file=...)``
+    returns a :class:`~cfld.metrics.pose_accuracy.PoseScore` per result (all None when the check is off or MediaPipe
+    is missing, which one line says) and writes them to ``scores_file``.
     """
 
     def __init__(self, threshold: float = WARN_BELOW, enabled: bool = True, echo: Callable[[str], None] = click.echo):
@@ -44,12 +44,12 @@ class PoseCheck:
         self.echo = echo
         self.seconds = 0.0
 
-    def run(self, results: Sequence[tuple[Path, object, object]], label: Callable[[Path], str] = str) -> list:
-        """Score every ``(path, image, target pose)``; the lines name each result by ``label(path)``."""
+    def run(self, results: Sequence[tuple[Path, object, object]], label: Callable[[Path], str] = str,
+            scores_file: Path | None = None, overwrite: bool = True) -> list:
+        """Score every ``(path, image, target pose)``; the lines name each result by ``label(path)``. With
+        ``scores_file`` the scores are written there too (:meth:`write`), a row per result named ``Path(path).name``."""
         if not self.enabled or not results:
             return [None] * len(results)
-        from ..metrics.pose_accuracy import PoseScorer
-
         start = time.perf_counter()
         try:
             scorer = PoseScorer()
@@ -69,23 +69,31 @@ class PoseCheck:
                 if score.misses(self.threshold):
                     misses.append((path, score))
         self.seconds = time.perf_counter() - start
-        for path, score in misses[:MAX_WARNINGS]:
-            click.echo(f"warning: {path} misses its target pose (PCK@0.1 {score.pck:.2f} < {self.threshold}); look "
-                       "at it before using it", err=True)
-        if len(misses) > MAX_WARNINGS:
-            click.echo(f"warning: {len(misses) - MAX_WARNINGS} more results miss their target poses; scores.csv "
-                       "marks every one (misses_pose)", err=True)
+        warn_misses(misses, self.threshold, scores_file.name if scores_file is not None else SCORES_FILE)
         checked = sum(score is not None for score in scores)
         self.echo(f"pose check: {checked} result{'s' * (checked != 1)} in {self.seconds:.1f} s, "
                   f"{len(misses)} below PCK@0.1 {self.threshold}")
+        if scores_file is not None:
+            self.write(scores_file, [(Path(path).name, score) for (path, _, _), score in zip(results, scores)],
+                       overwrite)
         return scores
 
     def write(self, path: Path, rows: Sequence[tuple[str, object]], overwrite: bool = True) -> Path | None:
         """``scores.csv`` of ``(file name, score or None)`` rows; nothing when the check did not run."""
         if not rows or all(score is None for _, score in rows):
             return None
-        from ..metrics.pose_accuracy import scores_csv
-
         written = atomic_write_text(path, scores_csv(rows, self.threshold), overwrite=overwrite)
         self.echo(f"wrote {written}")
         return written
+
+
+def warn_misses(misses: Sequence[tuple[object, object]], threshold: float, scores_file: object,
+                shown: int = MAX_WARNINGS) -> None:
+    """On stderr, a warning sentence naming each ``(path, PoseScore)`` of ``misses``, the first ``shown``; then one
+    saying how many more there are, which ``scores_file`` marks all (``misses_pose``)."""
+    for path, score in misses[:shown]:
+        click.echo(f"warning: {path} misses its target pose (PCK@0.1 {score.pck:.2f} < {threshold}); look at it "
+                   "before using it", err=True)
+    if len(misses) > shown:
+        click.echo(f"warning: {len(misses) - shown} more results miss their target poses; {scores_file} marks every "
+                   "one (misses_pose)", err=True)

@@ -20,7 +20,7 @@ from .options import (
     sampling,
     sampling_options,
 )
-from .pose_check import pose_check_options
+from .pose_check import pose_check_options, warn_misses
 
 MISSES_SHOWN = 20  # results named one by one as missing their pose; the rest are in scores.csv
 
@@ -208,10 +208,8 @@ def _check_poses(S, job, threshold: float, echo, known: dict) -> dict | None:
             echo(f"not checking the results' poses: {error} (or pass --no-pose-check)")
             return None
         misses = result.misses()
-        for file, score in misses[:MISSES_SHOWN]:
-            click.echo(f"warning: {result.path.parent / file} misses its target pose: {score.line()}", err=True)
-        if len(misses) > MISSES_SHOWN:
-            click.echo(f"... and {len(misses) - MISSES_SHOWN} more, see {result.path}", err=True)
+        warn_misses([(result.path.parent / file, score) for file, score in misses], threshold, result.path,
+                    MISSES_SHOWN)
         summary = result.summary()
         pckh = "n/a" if summary is None or summary["pckh"] is None else f"{summary['pckh']:.4f}"
         pck = "n/a" if summary is None else f"{summary['pck_mean']:.4f}"

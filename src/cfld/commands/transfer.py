@@ -140,8 +140,8 @@ def transfer(sources, poses, pose_photos, pose_fit, model_dir, base, output, ste
         click.echo(f"wrote {I.save_image(rows, out_dir / 'grid.png', overwrite=overwrite)}")
     framing.save()
     # each result against the pose it was asked for (stretched onto the result, as its pose image was drawn)
-    scores = check.run(list(zip(paths, result.images, pair_poses)), label=lambda path: path.name)
-    check.write(out_dir / SCORES_FILE, [(path.name, score) for path, score in zip(paths, scores)], overwrite)
+    check.run(list(zip(paths, result.images, pair_poses)), label=lambda path: path.name,
+              scores_file=out_dir / SCORES_FILE, overwrite=overwrite)
 
 
 def _given(ctx: click.Context, name: str) -> bool:
