@@ -128,18 +128,19 @@ def score_pose(found: Pose | None, target: Pose, *, pck_alpha: float = PCK_ALPHA
     joints = int(annotated.sum())
     if joints == 0:
         raise InputError(target.name or "target pose", "has no joint to score against")
-    has_head = head_size(target) is not None
+    if found is not None:
+        target = stretch(target, found.frame)
+    head = head_size(target)
     if found is None:
-        return PoseScore(joints, 0, 0, 0 if has_head else None, person=False)
-    target = stretch(target, found.frame)
+        return PoseScore(joints, 0, 0, None if head is None else 0, person=False)
     hit = annotated & found.visible
     error = np.abs(np.where(hit[:, None], found.xy, np.inf) - target.xy)
     points = target.xy[annotated]
     diagonal = float(np.hypot(*(points.max(0) - points.min(0))))
     pck = hit & (np.hypot(error[:, 0], error[:, 1]) <= pck_alpha * diagonal)
     pckh_hits = None
-    if has_head:
-        w, h = head_size(target)
+    if head is not None:
+        w, h = head
         pckh_hits = int((hit & (error[:, 0] < pckh_alpha * w) & (error[:, 1] < pckh_alpha * h)).sum())
     return PoseScore(joints, int(hit.sum()), int(pck.sum()), pckh_hits, person=True)
 
