@@ -46,7 +46,7 @@ def nobody(height: int = 512, width: int = 352) -> Image.Image:
 def test_frame_a_folder(tmp_path, capsys, monkeypatch):
     """A real DeepFashion photo comes back as it was (framed: false), a wide photo framed around its person (the
     crop is where the photo was pasted), a blank photo and a photo of the models' shape with nobody in it are listed
-    as left out, with nothing written for them, and the others are still written; one detector serves them all."""
+    as left out, with nothing written for them, and the others are still written; one detector serves a worker's."""
     needs_mediapipe()
     from cfld import framing
     from cfld.pose import pose_from_json
@@ -64,7 +64,7 @@ def test_frame_a_folder(tmp_path, capsys, monkeypatch):
     (photos / "notes.txt").write_text("not a photo")
     out = tmp_path / "out"
 
-    code, stdout, err = run(capsys, "frame", photos, "-o", out)
+    code, stdout, err = run(capsys, "frame", photos, "-o", out, "-j", "1")  # one worker: this process
     assert code == 0, err
     assert len(made) == 1
     assert sorted(p.name for p in out.iterdir()) == ["wide.json", "wide.png", "women1.json", "women1.png"]
@@ -152,7 +152,7 @@ def test_frame_overwrite_removes_what_an_earlier_version_wrote_for_a_photo_with_
     nobody().save(photos / "noperson.png")
     nobody().save(out / "noperson.png")
     (out / "noperson.json").write_text(json.dumps({"format": "cfld.framing/v1", "framed": False, "pose": None}))
-    args = ["frame", str(photos), "-o", str(out), "--no-progress"]
+    args = ["frame", str(photos), "-o", str(out), "--no-progress", "-j", "1"]  # the full disk is this process's
     assert_fails(capsys, args, f"{out / 'noperson.png'}: already exists and is not what this run writes",
                  "1 more of the outputs", "--overwrite")
     code, stdout, err = run(capsys, *args, "--overwrite")
@@ -175,7 +175,7 @@ def test_frame_on_a_full_disk_keeps_what_it_wrote_and_goes_on(tmp_path, capsys, 
     shutil.copy(PHOTO, photos / "a.jpg")
     shutil.copy(OTHER, photos / "b.jpg")
     out = tmp_path / "out"
-    args = ["frame", str(photos), "-o", str(out), "--no-progress"]
+    args = ["frame", str(photos), "-o", str(out), "--no-progress", "-j", "1"]  # the full disk is this process's
     write_bytes, pictures = Path.write_bytes, []
 
     def full_disk(self, data):

@@ -256,9 +256,9 @@ def test_detect_folder_with_one_detector_lists_the_photo_without_a_person(capsys
     _grey(photos / "blank.png")
     (photos / "notes.txt").write_text("not a photo\n")  # only image suffixes are photos
     out, drawings = tmp_path / "poses", tmp_path / "drawings"
-    code, stdout, err = run(capsys, "pose", "detect", photos, "-o", out, "--draw", drawings)
+    code, stdout, err = run(capsys, "pose", "detect", photos, "-o", out, "--draw", drawings, "-j", "1")
     assert code == 0, err
-    assert len(made) == 1 and made[0].get("segmentation") is True  # one detector for the three photos
+    assert len(made) == 1 and made[0].get("segmentation") is True  # one detector for the three photos of a worker
     assert _files(out) == ["detect-summary.json", "ref.json", "women1.json"]
     assert _files(drawings) == ["ref.png", "women1.png"]
     summary = json.loads((out / "detect-summary.json").read_text())

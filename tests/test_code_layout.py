@@ -23,7 +23,7 @@ FLOORS = (
      "cfld.image_processor"),
     ("cfld.pose", "cfld.models", "cfld.schedulers", "cfld.guidance"),
     ("cfld.errors", "cfld.io", "cfld.images", "cfld.validation", "cfld.state_dict", "cfld.presets", "cfld.devices",
-     "cfld.left_out", "cfld.model_names"),
+     "cfld.left_out", "cfld.model_names", "cfld.workers", "cfld.launch"),
 )
 #: A module docstring holding this phrase explains why its long pieces read better whole.
 READS_WHOLE = "reads better whole"

@@ -326,7 +326,7 @@ def test_prepare_photos_a_full_disk_keeps_the_framing_done(tmp_path, monkeypatch
         shutil.copy(photo, root / f"person {i}" / "a.jpg")
         Image.open(photo).transpose(Image.FLIP_LEFT_RIGHT).save(root / f"person {i}" / "b.png")
     out = tmp_path / "prepared"
-    args = ["prepare", "photos", "-i", root, "-o", out, "--test-fraction", "0", "--no-progress"]
+    args = ["prepare", "photos", "-i", root, "-o", out, "--test-fraction", "0", "--no-progress", "-j", "1"]
 
     # framing: the 3rd framed photo does not fit; the two framed before are kept, and not framed again
     calls = fill_after(monkeypatch, Image.Image, "save", out, allowed=2)

@@ -15,7 +15,18 @@ from pathlib import Path
 
 
 class CFLDError(Exception):
-    """Base class of the errors cfld raises on purpose."""
+    """Base class of the errors cfld raises on purpose. They pickle with everything they hold (an error raised in
+    a worker process reaches the command's process whole)."""
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> CFLDError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InputError(CFLDError, ValueError):

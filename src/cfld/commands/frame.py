@@ -3,39 +3,30 @@ taking a person photo does first (:class:`PhotoFraming`: ``--no-frame``, ``--sav
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import click
 
 from ..errors import InputError
-from ..framing import RECORD_FORMAT, FramingError
+from ..framing import RECORD_FORMAT
+from ..framing.files import FrameTask, describe, frame_into, make_framer, sha1
 from ..image_processor import PersonImageProcessor
-from ..images import MAX_OUTPUT_SIDE, MIN_SIDE, load_image, save_image
-from ..io import atomic_write, atomic_write_text, check_output_folder, path_kind, writing
+from ..images import MAX_OUTPUT_SIDE, MIN_SIDE, save_image
+from ..io import atomic_write_text, check_output_folder, path_kind, writing
 from ..left_out import REASONS
-from ..pose.detect import NO_PERSON
-from .options import check_targets, parse_size_option, photo_arguments, real_path
+from ..workers import Crashed, WorkerPool, default_workers
+from .options import check_targets, parse_size_option, photo_arguments, real_path, workers_option
 
 FRAMED_SUFFIX = "_framed"  # --save-framed: <stem>_framed.png and <stem>_framed.json beside the results
 NO_FRAME_HINT = "pass --no-frame to use the photo as it is (stretched to the model's shape)"
 
 
 # -- the framing every command does to its person photos --------------------------------------------------------
-
-
-def describe(framed, plain: bool = False) -> str:
-    """What framing did to a photo, for the line a command prints about it (``plain``: its background was
-    replaced)."""
-    if not framed.cropped:
-        plain = plain and framed.mask is not None  # a pass-through photo with nobody found keeps its background
-        return "already framed, used as it is" + ("; background made plain" if plain else "")
-    return f"framed ({framed.crop_text()}, HxW)" + ("; background made plain" if plain else "")
 
 
 def frame_of(framed) -> tuple[int, int]:
@@ -138,9 +129,10 @@ class PhotoFraming:
 @click.option("--overwrite", is_flag=True,
               help="Replace outputs that exist and differ from what this run writes (another photo's, other "
                    "settings); remove those of a photo left out.")
+@workers_option
 @click.option("--no-progress", is_flag=True, help="No progress bar (shown for several photos).")
 def frame(photos: tuple[str, ...], output: str, size: str, plain_background: bool, overwrite: bool,
-          no_progress: bool) -> None:
+          workers: int | None, no_progress: bool) -> None:
     """Frame each photo the way the model's training photos are framed, as `cfld transfer`, `animate` and
     `edit` do to their photos before the model sees them.
 
@@ -164,7 +156,8 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
     "photo_sha1", "plain_background", "picture_sha1").
 
     A FOLDER's photos are its .png .jpg .jpeg .bmp .tif .tiff .webp files (not its sub-folders); photos
-    and folders may be mixed. One detector serves all photos. A photo that cannot be framed (nobody in
+    and folders may be mixed. The photos are framed in --workers processes (default: every usable core),
+    one detector each; the files are the same whatever their number. A photo that cannot be framed (nobody in
     it, several people, a person too small, a crop that would be mostly padding, an unreadable file)
     gets no file at all: it is listed as left out with its reason and the others are still written. The
     command exits 0 when at least one photo was framed, and fails (exit 2) when none was: one PHOTO
@@ -189,7 +182,7 @@ def frame(photos: tuple[str, ...], output: str, size: str, plain_background: boo
     run.plan(overwrite)  # every output checked before any detection
     check_output_folder(output)  # a folder that cannot be written is refused before the detection
     start = time.perf_counter()
-    run.frame_all(progress=not no_progress)
+    run.frame_all(progress=not no_progress, workers=workers or default_workers())
     run.report(photos, time.perf_counter() - start)
 
 
@@ -202,7 +195,7 @@ class FrameRun:
         self.targets = {photo: (output / f"{photo.stem}.png", output / f"{photo.stem}.json") for photo in photos}
         self.kept: list[Path] = []  # framed by an earlier run with these settings: kept as they are
         self.replace: set[Path] = set()  # photos whose existing outputs this run may replace
-        self.written: dict[Path, object] = {}  # photo -> its Framed
+        self.written: dict[Path, str] = {}  # photo -> what framing did to it
         self.left_out: dict[Path, tuple[str, str]] = {}  # photo -> (reason, sentence)
         self._digests: dict[Path, str] = {}  # photo -> SHA-1 of its bytes, read once per run
 
@@ -249,7 +242,7 @@ class FrameRun:
         if path_kind(png) is None:
             return "unfinished"
         try:
-            return "kept" if _sha1(png.read_bytes()) == data.get("picture_sha1") else "differs"
+            return "kept" if sha1(png.read_bytes()) == data.get("picture_sha1") else "differs"
         except OSError:
             return "differs"
 
@@ -257,68 +250,39 @@ class FrameRun:
         """The SHA-1 of ``photo``'s bytes, hashed once per run (by :meth:`plan` for an earlier record, else when its
         record is written)."""
         if photo not in self._digests:
-            self._digests[photo] = _sha1(photo.read_bytes())
+            self._digests[photo] = sha1(photo.read_bytes())
         return self._digests[photo]
 
-    def frame_all(self, progress: bool) -> None:
-        """Frame every photo not kept with one detector, writing each one's outputs as soon as it is framed."""
+    def frame_all(self, progress: bool, workers: int = 1) -> None:
+        """Frame every photo not kept in ``workers`` processes (one detector each), each photo's outputs written by
+        its worker as soon as it is framed."""
         from tqdm import tqdm
 
         todo = [photo for photo in self.photos if photo not in self.kept]
-        with PersonImageProcessor(replace_background=self.plain_background, hint=None) as processor:
-            bar = tqdm(todo, desc="framing photos", unit="photo", file=sys.stderr, leave=False,
-                       disable=not progress or len(todo) < 2)
-            for photo in bar:
-                try:
-                    picture = load_image(photo)  # a bad photo is told before MediaPipe starts
-                    framed = processor.frame(picture, self.size, source=str(photo))
-                    if framed.pose is None:  # shaped like the training photos, so framing passed it through
-                        raise FramingError(photo, NO_PERSON, "no_person")
-                except InputError as error:
-                    problem = error.problem + self._drop_earlier(photo)
-                    if len(self.photos) == 1:
-                        raise InputError(error.source, problem) from None
-                    self.left_out[photo] = (getattr(error, "reason", "unreadable"), problem)
-                    continue
-                self._write(photo, framed)
-            bar.close()
-
-    def _drop_earlier(self, photo: Path) -> str:
-        """A photo left out whose earlier outputs this run may replace (--overwrite, or a record of an unfinished
-        run) loses them, so that DIR holds nothing for it; what the photo's sentence adds to say so."""
-        if photo not in self.replace:
-            return ""
-        removed = []
-        for path in self.targets[photo]:
-            try:
-                path.unlink()
-                removed.append(path.name)
-            except OSError:  # not there (or not ours to remove after all): left as it is
-                continue
-        if not removed:
-            return ""
-        return f"; its earlier {' and '.join(removed)} {'were' if len(removed) > 1 else 'was'} removed"
-
-    def _write(self, photo: Path, framed) -> None:
-        """The record first, then the picture: a run stopped between them leaves a record without its picture,
-        which the next run frames again; a picture that cannot be written takes its record with it."""
-        png, record = self.targets[photo]
-        buffer = io.BytesIO()
-        framed.image_at_size().save(buffer, format="PNG")
-        picture = buffer.getvalue()
-        data = {**framed.to_json(), "photo": photo.name, "photo_sha1": self._photo_sha1(photo),
-                "plain_background": self.plain_background, "picture_sha1": _sha1(picture)}
-        replace = photo in self.replace
-        with writing(kept=self._kept_text):
-            with writing("the framing record"):
-                atomic_write_text(record, json.dumps(data, indent=2) + "\n", overwrite=replace)
-            try:
-                with writing("the framed picture"):
-                    atomic_write(png, lambda tmp: tmp.write_bytes(picture), overwrite=replace)
-            except BaseException:
-                record.unlink(missing_ok=True)
-                raise
-        self.written[photo] = framed
+        tasks = [FrameTask(photo, *self.targets[photo], self._digests.get(photo), photo in self.replace)
+                 for photo in todo]
+        pool = WorkerPool(partial(frame_into, self.plain_background), partial(make_framer, self.size,
+                                                                              self.plain_background), workers)
+        done: dict[int, tuple[str, str, str]] = {}
+        with writing(kept=self._kept_text), tqdm(total=len(todo), desc="framing photos", unit="photo",
+                                                 file=sys.stderr, leave=False,
+                                                 disable=not progress or len(todo) < 2) as bar:
+            for index, result in pool.map(tasks):
+                if isinstance(result, Crashed):
+                    result = ("left_out", "unreadable", result.sentence)
+                done[index] = result
+                if result[0] == "written":
+                    self.written[todo[index]] = result[1]
+                bar.update()
+        for index in sorted(done):  # in the order the photos were given
+            kind, what, sentence = done[index]
+            photo = todo[index]
+            if kind == "written":
+                self.written[photo] = self.written.pop(photo)
+            elif len(self.photos) == 1:
+                raise InputError(photo, sentence)
+            else:
+                self.left_out[photo] = (what, sentence)
 
     def _kept_text(self) -> str:
         """What a refused write leaves, and how to go on."""
@@ -340,9 +304,9 @@ class FrameRun:
         for photo in self.kept:
             png, record = self.targets[photo]
             click.echo(f"{photo}: kept as an earlier run framed it (same photo, same settings) -> {png}, {record.name}")
-        for photo, framed in self.written.items():
+        for photo, what in self.written.items():
             png, record = self.targets[photo]
-            click.echo(f"{photo}: {describe(framed, self.plain_background)} -> {png}, {record.name}")
+            click.echo(f"{photo}: {what} -> {png}, {record.name}")
         self._list_left_out()
         kept = f" ({len(self.kept)} of them kept from an earlier run)" if self.kept else ""
         click.echo(f"framed {len(self.written) + len(self.kept)} of {_count(len(self.photos))} into {self.output} in "
@@ -362,5 +326,3 @@ def _count(count: int) -> str:
     return f"{count} photo{'s' if count != 1 else ''}"
 
 
-def _sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()

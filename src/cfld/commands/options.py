@@ -205,6 +205,15 @@ def check_framing(no_frame: bool, save_framed: bool) -> None:
         raise click.UsageError("--save-framed writes the framed photos, and --no-frame frames none; give one of them")
 
 
+def workers_option(command):
+    """``-j/--workers N``: the worker processes of a per-photo command (:class:`cfld.workers.WorkerPool`); None
+    when not given, for :func:`cfld.workers.default_workers`."""
+    return click.option(
+        "-j", "--workers", type=click.IntRange(min=1), default=None, metavar="N",
+        help="Worker processes doing the per-photo work, one detector each (default: the usable cores, shared among "
+             "the processes a launcher started on this machine); 1 works in this process.")(command)
+
+
 METRIC_NAMES = ("psnr", "ssim", "ssim_256", "lpips", "fid", "fid_standard")  # cfld.metrics.ALL_METRICS, without torch
 
 

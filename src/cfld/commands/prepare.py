@@ -13,7 +13,7 @@ from ..data.market1501 import prepare_market1501
 from ..data.photos import prepare_photos
 from ..data.prepare import summary
 from ..images import MAX_OUTPUT_SIDE
-from .options import parse_size_option
+from .options import parse_size_option, workers_option
 
 COMMON_HELP = """
 \b
@@ -145,9 +145,13 @@ def market1501(images, annotations, output, splits, sizes, workers, overwrite, n
               help="Lay everything outside the person on the training photos' plain light grey.")
 @click.option("--overwrite", is_flag=True,
               help="Replace files of an earlier preparation in OUTPUT that differ from what this one writes.")
+@workers_option
+@click.option("--merge", is_flag=True,
+              help="Frame nothing: write the dataset from the framing records in OUTPUT/framing/ that other runs "
+                   "(launched processes, or runs on other machines) kept; refused while a photo has none.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def photos(folder, people, output, size, test_fraction, seed, max_pairs_per_person, min_joints, plain_background,
-           overwrite, no_progress) -> None:
+           overwrite, workers, merge, no_progress) -> None:
     """Your own catalogue as a dataset that cfld train, cfld sample and cfld evaluate take unchanged.
 
     \b
@@ -157,8 +161,9 @@ def photos(folder, people, output, size, test_fraction, seed, max_pairs_per_pers
     or --people people.csv     photo,person rows, paths relative to -i (or to the CSV's folder)
 
     Every photo is framed the way the model's training photos are (as cfld frame does: the person found
-    with MediaPipe, a crop of the model's shape, the head at the top), its pose detected in the framed
-    picture, all in one process with one detector. OUTPUT gets what cfld prepare deepfashion writes:
+    with MediaPipe, a crop of the model's shape, the head at the top) and its pose detected in the framed
+    picture, in --workers processes (one detector each; default: every usable core). OUTPUT gets what
+    cfld prepare deepfashion writes:
     train_HxW/ and test_HxW/ (PNG pictures named <person>_<photo>.png), annotation-{train,test}.csv
     (the benchmark's keypoint format), pairs-{train,test}.csv, {train,test}.lst and cfld-dataset.json,
     plus people.csv (name,person,split,source: every prepared photo traced back to its file) and
@@ -168,17 +173,33 @@ def photos(folder, people, output, size, test_fraction, seed, max_pairs_per_pers
     The split is by person, never by photo; pairs are the ordered pairs of two different photos of one
     person, capped per person. Each photo's framing is kept in OUTPUT/framing/ as it is made: an
     interrupted run goes on where it stopped, a finished one re-runs in seconds. Files that differ from
-    what this run writes (other photos or options) are replaced only with --overwrite.
+    what this run writes (other photos or options) are replaced only with --overwrite. The files are
+    the same, byte for byte, whatever the number of workers or processes.
+
+    Several machines: under accelerate launch (or torchrun, mpirun: the usual RANK/WORLD_SIZE variables)
+    with OUTPUT on a disk they share, each process frames every world-th photo and the first one writes
+    the dataset once all are done; an interrupted launched run goes on from the records kept. --merge
+    writes the dataset from those records alone (say, when the processes framed all but the first one
+    was stopped before writing).
 
     \b
     Examples:
       cfld prepare photos -i catalogue -o data/mine
       cfld prepare photos -i catalogue -o data/mine-512 --size 512x352 --test-fraction 0.2
       cfld prepare photos --people shoot/people.csv -o data/shoot --min-joints 12
+      accelerate launch --num_machines 8 --machine_rank R --main_process_ip HOST --num_processes 8 \\
+          -m cfld prepare photos -i /shared/catalogue -o /shared/data/mine
     """
+    from ..launch import launched
+    from ..workers import default_workers
+
+    processes = launched()
     _, report = prepare_photos(
         folder, output, people=people, size=parse_size_option(size, "--size", MAX_OUTPUT_SIDE),
         test_fraction=test_fraction, seed=seed, max_pairs_per_person=max_pairs_per_person, min_joints=min_joints,
-        plain_background=plain_background, overwrite=overwrite, progress=not no_progress)
+        plain_background=plain_background, overwrite=overwrite, progress=not no_progress,
+        workers=workers or default_workers(), processes=processes, merge=merge)
+    if not processes.main:  # the main process says what was done
+        return
     for line in report.lines(Path(output).resolve()):
         click.echo(line)

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import click
@@ -18,7 +19,8 @@ from ...images import load_image
 from ...io import atomic_write_text, check_output_folder, path_kind
 from ...left_out import DETECTION_LEFT_OUT
 from ...pose.detect import MIN_JOINTS, NO_PERSON, PoseDetector, too_few_joints
-from ..options import FiniteFloat, check_targets, photo_arguments, same_file
+from ...workers import Crashed, WorkerPool, default_workers
+from ..options import FiniteFloat, check_targets, photo_arguments, same_file, workers_option
 
 SUMMARY_NAME = "detect-summary.json"
 SEVERAL_PEOPLE = "shows more than one person; the pose written is the most prominent one's"
@@ -35,9 +37,10 @@ SEVERAL_PEOPLE = "shows more than one person; the pose written is the most promi
               help="The pose JSON file for one PHOTO; the folder (DIR/<stem>.json and DIR/detect-summary.json) "
                    "for several photos or a FOLDER. Written atomically; never replaced without --overwrite.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
+@workers_option
 @click.option("--no-progress", is_flag=True, help="No progress bar (shown for several photos).")
 def detect(photos: tuple[str, ...], min_confidence: float, drawing: str | None, output: str, overwrite: bool,
-           no_progress: bool) -> None:
+           workers: int | None, no_progress: bool) -> None:
     """Find the person in each photo and write their OpenPose-18 pose as our JSON, offline.
 
     \b
@@ -56,7 +59,9 @@ def detect(photos: tuple[str, ...], min_confidence: float, drawing: str | None, 
     the photo shows more than one person, the most prominent one's pose is written and a note says so.
 
     Several photos, or a FOLDER (its .png .jpg .jpeg .bmp .tif .tiff .webp files, sorted by name; not
-    its sub-folders; photos and folders may be mixed): the detector is loaded once for all of them; -o
+    its sub-folders; photos and folders may be mixed): they are shared out over --workers processes
+    (default: every usable core), each with its own detector, and the files are the same whatever their
+    number; -o
     is a folder that gets DIR/<stem>.json per photo and DIR/detect-summary.json, --draw a folder that
     gets DIR2/<stem>.png. A photo without a person, with fewer than 3 joints found, or that cannot be
     read is left out and listed, and the run goes on; a photo showing several people still gets the
@@ -77,7 +82,8 @@ def detect(photos: tuple[str, ...], min_confidence: float, drawing: str | None, 
     if len(photos) == 1 and path_kind(photos[0]) != "folder":
         _detect_one(photos[0], min_confidence, drawing, output, overwrite)
     else:
-        _detect_many(photos, min_confidence, drawing, output, overwrite, progress=not no_progress)
+        _detect_many(photos, min_confidence, drawing, output, overwrite, progress=not no_progress,
+                     workers=workers or default_workers())
 
 
 def _detect_one(photo: str, min_confidence: float, drawing: str | None, output: str, overwrite: bool) -> None:
@@ -110,8 +116,9 @@ def _detect_one(photo: str, min_confidence: float, drawing: str | None, output: 
 
 
 def _detect_many(arguments: tuple[str, ...], min_confidence: float, drawing: str | None, output: str,
-                 overwrite: bool, progress: bool) -> None:
-    """``cfld pose detect PHOTO|FOLDER... -o DIR``: one detector for all photos; faulty photos are listed."""
+                 overwrite: bool, progress: bool, workers: int = 1) -> None:
+    """``cfld pose detect PHOTO|FOLDER... -o DIR``: ``workers`` processes, one detector each; faulty photos are
+    listed."""
     photos = photo_arguments(arguments, "both poses would be written to {stem}.json",
                              {Path(SUMMARY_NAME).stem: f"{SUMMARY_NAME}, the run's summary"})
     json_of, png_of, summary_path = _plan_outputs(photos, output, drawing, overwrite)
@@ -121,25 +128,21 @@ def _detect_many(arguments: tuple[str, ...], min_confidence: float, drawing: str
     found = {key: [] for key in ("detected", *DETECTION_LEFT_OUT)}
     reasons: dict[str, str] = {}
     start = time.perf_counter()
-    with PoseDetector(min_confidence, segmentation=True) as detector:
-        bar = tqdm(photos, desc="detecting poses", unit="photo", file=sys.stderr, leave=False,
-                   disable=not progress or len(photos) < 2)
-        for photo in bar:
-            try:
-                picture = load_image(photo)
-            except InputError as error:
-                status, pose, reason = "unreadable", None, error.problem
-            else:
-                status, pose, reason = _find_pose(detector, picture, str(photo), min_confidence)
-            if pose is not None:
-                P.write_pose_json(pose, json_of[photo], overwrite=overwrite)
-                if drawing is not None:
-                    P.write_png(P.draw_pose(pose, None, np.asarray(picture)), png_of[photo], overwrite=overwrite)
-                found["detected"].append(photo.name)
-            if status != "detected":
-                found[status].append(photo.name)
-                reasons[photo.name] = reason
-        bar.close()
+    tasks = [(photo, json_of[photo], png_of.get(photo)) for photo in photos]
+    pool = WorkerPool(partial(detect_into, min_confidence, overwrite), partial(_detector, min_confidence), workers)
+    statuses: dict[int, tuple[str, str]] = {}
+    with tqdm(total=len(photos), desc="detecting poses", unit="photo", file=sys.stderr, leave=False,
+              disable=not progress or len(photos) < 2) as bar:
+        for index, result in pool.map(tasks):
+            statuses[index] = ("unreadable", result.sentence) if isinstance(result, Crashed) else result
+            bar.update()
+    for index, photo in enumerate(photos):  # in the order the photos were given
+        status, reason = statuses[index]
+        if status in ("detected", "several_people"):
+            found["detected"].append(photo.name)
+        if status != "detected":
+            found[status].append(photo.name)
+            reasons[photo.name] = reason
     seconds = time.perf_counter() - start
     count = len(photos)
     left_out = [name for key in ("no_person", "too_few_joints", "unreadable") for name in found[key]]
@@ -166,6 +169,28 @@ def _detect_many(arguments: tuple[str, ...], min_confidence: float, drawing: str
         for name in found["several_people"]:
             click.echo(f"  {name}")
     click.echo(f"{_count_photos(count)} in {seconds:.1f} s ({1000 * seconds / count:.0f} ms per photo)")
+
+
+def _detector(min_confidence: float) -> PoseDetector:
+    return PoseDetector(min_confidence, segmentation=True)
+
+
+def detect_into(min_confidence: float, overwrite: bool, detector: PoseDetector, task: tuple[Path, Path, Path | None],
+                attempt: int = 0) -> tuple[str, str]:
+    """One photo of a batch (``task``: the photo, its JSON file, its drawing or None): its pose found and written
+    (by a worker process); ``(status, reason)`` as :func:`_find_pose`'s, or ``("unreadable", why)``. A second
+    ``attempt`` (its worker died) may replace what the first wrote."""
+    photo, json_file, drawing = task
+    try:
+        picture = load_image(photo)
+    except InputError as error:
+        return "unreadable", error.problem
+    status, pose, reason = _find_pose(detector, picture, str(photo), min_confidence)
+    if pose is not None:
+        P.write_pose_json(pose, json_file, overwrite=overwrite or attempt > 0)
+        if drawing is not None:
+            P.write_png(P.draw_pose(pose, None, np.asarray(picture)), drawing, overwrite=overwrite or attempt > 0)
+    return status, reason
 
 
 def _count_photos(count: int) -> str:

@@ -47,12 +47,14 @@ from pathlib import Path
 
 from ...errors import InputError
 from ...images import MAX_OUTPUT_SIDE, MIN_SIDE
-from ...io import atomic_write_text, remove_stale_temporaries, writing
+from ...io import atomic_write_text, writing
+from ...launch import Processes
 from ...pose.skeleton import DEEPFASHION_SIZE, NUM_JOINTS, Size, parse_size
-from ..prepare import MANIFEST, MANIFEST_FORMAT, ORIGINAL, check_output_dir, earlier_manifest, first_names, text_state
+from ..prepare import MANIFEST, MANIFEST_FORMAT, ORIGINAL, check_output_dir, earlier_manifest, text_state
 from .catalogue import Catalogue, Photo, read_folder_catalogue, read_people_csv
 from .files import annotations_file, dataset_files, image_dir, pairs_file, split_people, write_dataset
-from .framing_records import FRAMING_DIR, Record, earlier_records, frame_all
+from .framing_records import FRAMING_DIR, Record
+from .framing_run import FramingRun
 from .report import REPORT, SPLITS, PhotosReport, write_report
 
 DATASET = "photos"
@@ -76,7 +78,10 @@ def prepare_photos(
     overwrite: bool = False,
     progress: bool = True,
     framer_factory: Callable[[Size, bool], object] | None = None,
-) -> tuple[dict, PhotosReport]:
+    workers: int = 1,
+    processes: Processes | None = None,
+    merge: bool = False,
+) -> tuple[dict | None, PhotosReport]:
     """Prepare a catalogue of your own photos (see the module docstring); returns the manifest and the report.
 
     Args:
@@ -91,7 +96,14 @@ def prepare_photos(
         min_joints: a photo whose pose shows fewer joints (of 18) is left out.
         plain_background: lay everything outside the person on the training photos' plain colour.
         overwrite: replace files of an earlier preparation that differ from what this one writes.
-        framer_factory: ``(size, plain_background) -> Framer`` (default: :class:`cfld.framing.Framer`).
+        framer_factory: ``(size, plain_background) -> Framer`` (default: :class:`cfld.framing.Framer`); with
+            several workers it must pickle (a module-level function or class).
+        workers: processes framing the photos, one detector each (:class:`cfld.workers.WorkerPool`; 1: here).
+        processes: this process among several a launcher started (:func:`cfld.launch.launched`): each frames
+            its share (every world-th photo), and the main one writes the dataset's files once all are done; the
+            others return None for the manifest.
+        merge: frame nothing; write the dataset from the framing records earlier runs (or launched processes)
+            kept, refusing when a photo has none.
     """
     size = parse_size(size, "--size")
     if not all(MIN_SIDE <= side <= MAX_OUTPUT_SIDE for side in size):
@@ -108,11 +120,15 @@ def prepare_photos(
     settings = {"size": list(size), "plain_background": bool(plain_background)}
     options = settings | {"test_fraction": test_fraction, "seed": seed, "max_pairs_per_person": max_pairs_per_person,
                           "min_joints": min_joints}
-    _check_earlier(out, size, overwrite)
-    report = PhotosReport(photos=len(catalogue.photos) + len(catalogue.left_out), notes=list(catalogue.notes))
+    processes = processes or Processes()
+    _check_earlier(out, size, overwrite, remove=processes.main)
+    report = PhotosReport(photos=len(catalogue.photos) + len(catalogue.left_out), notes=list(catalogue.notes),
+                          workers=workers, processes=processes.world)
     candidates = _candidates(catalogue, report)
-    records = _frame_photos(out, candidates, catalogue.digests, settings, size, plain_background, overwrite, report,
-                            progress, framer_factory)
+    framing = FramingRun(out, catalogue.digests, settings, size, plain_background, framer_factory, workers, processes)
+    records = framing.run(candidates, overwrite, merge, report, progress)
+    if not processes.main:
+        return None, report
     splits, files, images = _split_and_pair(out, catalogue, candidates, records, options, size, report)
     manifest = _write_prepared(out, catalogue, people, size, options, splits, files, images, overwrite, report)
     return manifest, report
@@ -130,14 +146,17 @@ def _read_catalogue(folder: str | os.PathLike | None,
     return catalogue, [catalogue.root]
 
 
-def _check_earlier(out: Path, size: Size, overwrite: bool) -> None:
-    """Refuse a folder holding another dataset, or photos prepared at another size unless ``overwrite``."""
+def _check_earlier(out: Path, size: Size, overwrite: bool, remove: bool = True) -> None:
+    """Refuse a folder holding another dataset, or photos prepared at another size unless ``overwrite`` (then the
+    pictures of the other size go, where ``remove``: by the main process only)."""
     earlier = earlier_manifest(out, DATASET)
     if not earlier or earlier.get("frame") == list(size):
         return
     if not overwrite:
         raise InputError(out, f"holds photos prepared at {'x'.join(map(str, earlier.get('frame', [])))}; prepare "
                               f"{size[0]}x{size[1]} in another folder, or pass --overwrite to replace them")
+    if not remove:
+        return
     for entry in (earlier.get("splits") or {}).values():  # --overwrite: the pictures of the other size go
         for images in (entry.get("images") or {}).values():
             folder = out / str(images.get("dir", ""))
@@ -158,25 +177,6 @@ def _candidates(catalogue: Catalogue, report: PhotosReport) -> list[Photo]:
         if len(photos) < 2:
             report.left_out["alone"].append({"photo": photos[0].source, "reason": f"the only photo of {person}"})
     return [photo for photos in by_person.values() if len(photos) >= 2 for photo in photos]
-
-
-def _frame_photos(out: Path, candidates: list[Photo], digests: dict[str, str], settings: dict, size: Size,
-                  plain_background: bool, overwrite: bool, report: PhotosReport, progress: bool,
-                  framer_factory: Callable[[Size, bool], object] | None) -> dict[str, Record]:
-    """1. Frame what earlier runs did not (records kept as they are made: an interrupted run goes on from here);
-    returns every candidate's record by name."""
-    framing_dir = out / FRAMING_DIR
-    if framing_dir.is_dir():
-        remove_stale_temporaries(framing_dir)
-    records, todo, differing = earlier_records(candidates, digests, framing_dir, settings, size)
-    if differing and not overwrite:
-        raise InputError(out, f"holds the framing of {len(differing):,} photo(s) made from other versions of them or "
-                              f"with other options ({first_names(differing)}); pass --overwrite to frame them again")
-    report.framed_before = len(records)
-    if todo:
-        frame_all(todo, digests, framing_dir, settings, size, plain_background, records, report, progress,
-                  framer_factory)
-    return records
 
 
 def _split_and_pair(out: Path, catalogue: Catalogue, candidates: list[Photo], records: dict[str, Record],

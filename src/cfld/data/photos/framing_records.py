@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ...errors import InputError
@@ -22,6 +23,7 @@ from ...io import atomic_write_text, writing
 from ...pose.detect import NO_PERSON
 from ...pose.formats import pose_from_json, pose_to_json
 from ...pose.skeleton import Pose, Size
+from ...workers import Crashed, WorkerPool
 from .catalogue import Photo
 from .names import nfc
 from .report import PhotosReport
@@ -86,10 +88,19 @@ def default_framer(size: Size, plain_background: bool) -> Framer:
     return Framer(size, replace_background=plain_background)
 
 
+def make_framer(factory: Callable[[Size, bool], object] | None, size: Size, plain_background: bool):
+    """A worker's framer (one detector each): ``factory(size, plain_background)``, :func:`default_framer` by
+    default."""
+    return (factory or default_framer)(size, plain_background)
+
+
 def frame_all(todo: list[Photo], digests: dict[str, str], framing_dir: Path, settings: dict, size: Size,
               plain_background: bool, records: dict[str, Record], report: PhotosReport, progress: bool,
-              framer_factory: Callable[[Size, bool], object] | None) -> None:
-    """Frame and detect every photo of ``todo`` with one framer, keeping each record as soon as it is made."""
+              framer_factory: Callable[[Size, bool], object] | None, workers: int = 1,
+              desc: str = "framing photos") -> None:
+    """Frame and detect every photo of ``todo`` in ``workers`` processes, one framer (one detector) each, each
+    record kept by its worker as soon as it is made. A photo whose worker died twice gets a record of this run
+    only (``unreadable``, not kept: a later run tries it again)."""
     from tqdm.auto import tqdm
 
     def kept() -> str:  # what a full disk leaves: each photo's framing is kept as it is made
@@ -99,26 +110,41 @@ def frame_all(todo: list[Photo], digests: dict[str, str], framing_dir: Path, set
 
     with writing(kept=kept):
         framing_dir.mkdir(parents=True, exist_ok=True)
-    framer = (framer_factory or default_framer)(size, plain_background)
-    try:
-        for photo in tqdm(todo, desc="framing photos", unit="photo", disable=not progress):
-            outcome, message, framed = _frame_one(framer, photo, report.seconds)
-            start = time.perf_counter()
-            stem = Path(photo.name).stem
-            pose = None if framed is None else framed.pose_at_size()
-            data = _record_json(photo, digests.get(photo.source), settings, outcome, message, framed, pose)
-            if framed is not None:
-                with writing("the framed photo", kept=kept):
-                    save_image(framed.image_at_size(), framing_dir / f"{stem}.png", overwrite=True)
-            with writing("the framing record", kept=kept):
-                atomic_write_text(framing_dir / f"{stem}.json", json.dumps(data, indent=1) + "\n", overwrite=True)
-            report.seconds["writing"] += time.perf_counter() - start
-            records[photo.name] = Record(outcome, message, pose, data)
-            report.framed_now += 1
-    finally:
-        close = getattr(framer, "close", None)
-        if close is not None:
-            close()
+    pool = WorkerPool(partial(frame_record, framing_dir, settings),
+                      partial(make_framer, framer_factory, size, plain_background), workers)
+    items = [(photo, digests.get(photo.source)) for photo in todo]
+    with writing(kept=kept), tqdm(total=len(items), desc=desc, unit="photo", disable=not progress) as bar:
+        for index, result in pool.map(items):
+            photo = todo[index]
+            if isinstance(result, Crashed):
+                records[photo.name] = Record("unreadable", result.sentence, None, {})
+            else:
+                records[photo.name], seconds = result
+                for key, value in seconds.items():
+                    report.seconds[key] += value
+                report.framed_now += 1
+            bar.update()
+    report.peak_memory = pool.peak_memory
+
+
+def frame_record(framing_dir: Path, settings: dict, framer, item: tuple[Photo, str | None],
+                 attempt: int = 0) -> tuple[Record, dict[str, float]]:
+    """Frame one photo (``item``: the photo and the SHA-1 of its bytes) and keep its record and picture in
+    ``framing_dir``; returns the record and the seconds spent reading, framing and writing."""
+    photo, digest = item
+    seconds = {"reading": 0.0, "framing": 0.0, "writing": 0.0}
+    outcome, message, framed = _frame_one(framer, photo, seconds)
+    start = time.perf_counter()
+    stem = Path(photo.name).stem
+    pose = None if framed is None else framed.pose_at_size()
+    data = _record_json(photo, digest, settings, outcome, message, framed, pose)
+    if framed is not None:
+        with writing("the framed photo"):
+            save_image(framed.image_at_size(), framing_dir / f"{stem}.png", overwrite=True)
+    with writing("the framing record"):
+        atomic_write_text(framing_dir / f"{stem}.json", json.dumps(data, indent=1) + "\n", overwrite=True)
+    seconds["writing"] += time.perf_counter() - start
+    return Record(outcome, message, pose, data), seconds
 
 
 def _frame_one(framer, photo: Photo, timings: dict[str, float]) -> tuple[str, str, object]:

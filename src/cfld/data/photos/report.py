@@ -32,6 +32,11 @@ class PhotosReport:
     files_written: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: {"reading": 0.0, "framing": 0.0, "writing": 0.0})
     notes: list[str] = field(default_factory=list)
+    # how this run went; not in the report's file beside the seconds (the file is the same however it was run)
+    workers: int = 1
+    processes: int = 1
+    wall: float = 0.0  # seconds framing took, start to end
+    peak_memory: list[int] = field(default_factory=list)  # bytes, each worker's peak
 
     def to_dict(self, settings: dict) -> dict:
         framed = max(1, self.framed_now)
@@ -42,7 +47,8 @@ class PhotosReport:
             "left_out": {key: len(value) for key, value in self.left_out.items()},
             "left_out_photos": self.left_out,
             "framed_in_this_run": self.framed_now, "framed_in_earlier_runs": self.framed_before,
-            "seconds_in_this_run": {key: round(value, 3) for key, value in self.seconds.items()},
+            "seconds_in_this_run": {key: round(value, 3) for key, value in self.seconds.items()}
+            | {"framing_wall_clock": round(self.wall, 3)},
             "seconds_per_photo": {key: round(value / framed, 4) for key, value in self.seconds.items()},
             "notes": self.notes,
         }
@@ -62,9 +68,12 @@ class PhotosReport:
         lines.extend(f"  {note}" for note in self.notes)
         if self.framed_now:
             per = {key: value / self.framed_now for key, value in self.seconds.items()}
-            lines.append(f"framed {self.framed_now:,} photo(s) now ({self.framed_before:,} in earlier runs): "
-                         f"{per['reading']:.3f} s reading, {per['framing']:.3f} s framing and detection, "
-                         f"{per['writing']:.3f} s writing per photo")
+            how = f"{self.workers} worker{'s' if self.workers > 1 else ''}" + (
+                f" in each of {self.processes} processes" if self.processes > 1 else "")
+            rate = f", {self.framed_now / self.wall:.1f} photos/s" if self.wall > 0 else ""
+            lines.append(f"framed {self.framed_now:,} photo(s) now ({self.framed_before:,} in earlier runs) in "
+                         f"{self.wall:.1f} s with {how}{rate}; per photo, in a worker: {per['reading']:.3f} s reading, "
+                         f"{per['framing']:.3f} s framing and detection, {per['writing']:.3f} s writing")
         else:
             lines.append(f"all {self.framed_before:,} photo(s) were framed by earlier runs")
         lines.append(f"{self.files_written} dataset file(s) written; details in {REPORT}")
