@@ -65,7 +65,7 @@ def small_catalogue(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def real_catalogue(tmp_path_factory):
     """The real photos as a catalogue: one subfolder per DeepFashion id_ folder (116 people), and the catalogue
-    prepared by the command line (framing, detection and writing in one process)."""
+    prepared by the command line (with its default workers, every usable core)."""
     needs_mediapipe()
     real = need_real()
     root = tmp_path_factory.mktemp("real") / "catalogue"

@@ -176,7 +176,7 @@ def photos(folder, people, output, size, test_fraction, seed, max_pairs_per_pers
     what this run writes (other photos or options) are replaced only with --overwrite. The files are
     the same, byte for byte, whatever the number of workers or processes.
 
-    Several machines: under accelerate launch (or torchrun, mpirun: the usual RANK/WORLD_SIZE variables)
+    Several machines: under torchrun (or accelerate launch, mpirun: the usual RANK/WORLD_SIZE variables)
     with OUTPUT on a disk they share, each process frames every world-th photo and the first one writes
     the dataset once all are done; an interrupted launched run goes on from the records kept. --merge
     writes the dataset from those records alone (say, when the processes framed all but the first one
@@ -187,7 +187,7 @@ def photos(folder, people, output, size, test_fraction, seed, max_pairs_per_pers
       cfld prepare photos -i catalogue -o data/mine
       cfld prepare photos -i catalogue -o data/mine-512 --size 512x352 --test-fraction 0.2
       cfld prepare photos --people shoot/people.csv -o data/shoot --min-joints 12
-      accelerate launch --num_machines 8 --machine_rank R --main_process_ip HOST --num_processes 8 \\
+      torchrun --nnodes 8 --node_rank R --nproc_per_node 1 --master_addr HOST \\
           -m cfld prepare photos -i /shared/catalogue -o /shared/data/mine
     """
     from ..launch import launched

@@ -28,13 +28,15 @@ It is **resumable**: each photo's framing is kept in ``framing/<name>.png`` and 
 box in the photo's own pixels, the pose, the SHA-1 of the photo's bytes) as soon as it is made, so an interrupted run
 goes on where it stopped and a finished one re-runs in seconds. The dataset's files are built from those
 records; a file that exists and differs from what this run would write (other options, changed photos) is
-replaced only with ``overwrite``. Every file is written atomically. Framing and detection run in this process
-with one detector (MediaPipe, the ``detect`` extra).
+replaced only with ``overwrite``. Every file is written atomically. Framing and detection run in ``workers``
+processes, one detector each (MediaPipe, the ``detect`` extra), and over the processes a launcher started
+(:mod:`.framing_run`); the files are the same byte for byte however the work is cut.
 
 Its jobs: :mod:`.catalogue` reads and checks the catalogue, :mod:`.names` makes each photo's prepared name (valid
 and distinct on Windows, macOS and Linux, in any script), :mod:`.framing_records` frames the photos and keeps
-their records, :mod:`.files` makes the split, the pairs and the dataset's files, :mod:`.report` says what was
-done; :func:`prepare_photos` runs them in three phases.
+their records, :mod:`.framing_run` shares the photos over workers and launched processes, :mod:`.files` makes the
+split, the pairs and the dataset's files, :mod:`.report` says what was done; :func:`prepare_photos` runs them in
+three phases.
 """
 
 from __future__ import annotations
@@ -118,8 +120,8 @@ def prepare_photos(
     catalogue, sources = _read_catalogue(folder, people)
     out = check_output_dir(Path(out), sources)
     settings = {"size": list(size), "plain_background": bool(plain_background)}
-    options = settings | {"test_fraction": test_fraction, "seed": seed, "max_pairs_per_person": max_pairs_per_person,
-                          "min_joints": min_joints}
+    options = settings | {"test_fraction": float(test_fraction), "seed": seed,
+                          "max_pairs_per_person": max_pairs_per_person, "min_joints": min_joints}
     processes = processes or Processes()
     _check_earlier(out, size, overwrite, remove=processes.main)
     report = PhotosReport(photos=len(catalogue.photos) + len(catalogue.left_out), notes=list(catalogue.notes),
