@@ -88,9 +88,23 @@ def test_a_diffusers_pipeline_in_diffusers_layout(reference_pipeline, tiny_model
     assert "converted from the original CFLD checkpoints" in card  # how it was made
 
 
-def test_outputs_are_those_of_before_bit_for_bit(reference_pipeline):
-    """The sampler, editing and the bundled demo model (re-saved in diffusers' layout) give exactly what cfld gave
-    before the pipeline became a diffusers pipeline (recorded in tests/data by that version)."""
+def recorded(found: torch.Tensor, expected: torch.Tensor) -> bool:
+    """``found`` is the recorded ``expected`` up to the rounding of another CPU's float32 kernels: on an AVX-512 Xeon
+    the latents differ from the recording machine's by at most 6e-7 of their largest value and 8-bit pictures by
+    one level, where any change to the arithmetic moves them by orders of magnitude more. Equal on the recording
+    machine."""
+    if found.shape != expected.shape:
+        return False
+    difference = float((found.double() - expected.double()).abs().max())
+    if expected.dtype == torch.uint8:
+        return difference <= 1
+    return difference <= 1e-5 * max(1.0, float(expected.abs().max()))
+
+
+def test_outputs_are_those_of_before(reference_pipeline):
+    """The sampler, editing and the bundled demo model (re-saved in diffusers' layout) give what cfld gave before the
+    pipeline became a diffusers pipeline (recorded in tests/data by that version): bit for bit on the CPU that
+    recorded them, within float32 rounding on another (:func:`recorded`)."""
     from safetensors.torch import load_file
 
     from cfld import CFLDEditPipeline
@@ -100,23 +114,23 @@ def test_outputs_are_those_of_before_bit_for_bit(reference_pipeline):
     kw = _kwargs()
     del kw["generator"]
     poses = _poses()
-    assert torch.equal(pipe([PHOTO, PHOTO2], poses, generator=g(7), **kw).latents, before["ref_ddpm_lat"])
-    assert torch.equal(pipe(PHOTO, poses, generator=g(7), scheduler="ddim", guidance_pose=1.0, guidance_appearance=3.0,
+    assert recorded(pipe([PHOTO, PHOTO2], poses, generator=g(7), **kw).latents, before["ref_ddpm_lat"])
+    assert recorded(pipe(PHOTO, poses, generator=g(7), scheduler="ddim", guidance_pose=1.0, guidance_appearance=3.0,
                             **kw).latents, before["ref_ddim_lat"])
-    assert torch.equal(pipe(PHOTO, poses, generator=g(3), fast=True, **{**kw, "num_inference_steps": None}).latents,
+    assert recorded(pipe(PHOTO, poses, generator=g(3), fast=True, **{**kw, "num_inference_steps": None}).latents,
                        before["ref_fast_lat"])
-    assert torch.equal(pipe(PHOTO, poses, generator=g(3), guidance_interval=(0.0, 0.5), batch_size=1,
+    assert recorded(pipe(PHOTO, poses, generator=g(3), guidance_interval=(0.0, 0.5), batch_size=1,
                             **{**kw, "num_inference_steps": 4}).latents, before["ref_interval_lat"])
     pil = pipe(PHOTO, poses[:1], generator=g(1), **{**kw, "output_type": "pil", "output_size": (256, 176)}).images[0]
-    assert torch.equal(torch.from_numpy(np.asarray(pil).copy()), before["ref_pil"])
+    assert recorded(torch.from_numpy(np.asarray(pil).copy()), before["ref_pil"])
     editor = CFLDEditPipeline.from_pipe(pipe)
-    assert torch.equal(editor.style_transfer(REFERENCE, poses[0], [PHOTO, PHOTO2], MASK, generator=g(5), **kw).latents,
+    assert recorded(editor.style_transfer(REFERENCE, poses[0], [PHOTO, PHOTO2], MASK, generator=g(5), **kw).latents,
                        before["edit_style_lat"])
-    assert torch.equal(editor.interpolate(PHOTO, PHOTO2, poses[0], [0.0, 0.5, 1.0], generator=g(6), **kw).latents,
+    assert recorded(editor.interpolate(PHOTO, PHOTO2, poses[0], [0.0, 0.5, 1.0], generator=g(6), **kw).latents,
                        before["edit_interp_lat"])
     demo = CFLDPipeline.from_pretrained("demo")
     out = demo(PHOTO, poses, generator=g(0), **{**kw, "num_inference_steps": 5})
-    assert torch.equal(out.latents, before["demo_lat"]) and torch.equal(out.images, before["demo_img"])
+    assert recorded(out.latents, before["demo_lat"]) and recorded(out.images, before["demo_img"])
 
 
 def test_every_older_folder_loads_with_the_same_outputs(reference_pipeline, old_model_dir, tiny_model_dir, ref_dir,
