@@ -55,6 +55,7 @@ class FramingRun:
         todo = [photo for photo in todo if photo.name in mine]
         start = time.perf_counter()
         if todo:
+            report.workers = min(self.workers, len(todo))
             desc = "framing photos" + (f" (process {processes.rank + 1} of {processes.world})"
                                        if processes.world > 1 else "")
             frame_all(todo, self.digests, self.framing_dir, self.settings, self.size, self.plain_background, records,

@@ -71,6 +71,8 @@ class PhotosReport:
             how = f"{self.workers} worker{'s' if self.workers > 1 else ''}" + (
                 f" in each of {self.processes} processes" if self.processes > 1 else "")
             rate = f", {self.framed_now / self.wall:.1f} photos/s" if self.wall > 0 else ""
+            if self.peak_memory:
+                rate += f", {max(self.peak_memory) / 1e6:.0f} MB peak memory per worker"
             lines.append(f"framed {self.framed_now:,} photo(s) now ({self.framed_before:,} in earlier runs) in "
                          f"{self.wall:.1f} s with {how}{rate}; per photo, in a worker: {per['reading']:.3f} s reading, "
                          f"{per['framing']:.3f} s framing and detection, {per['writing']:.3f} s writing")
