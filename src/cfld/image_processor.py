@@ -30,6 +30,7 @@ import torch
 
 from .errors import InputError, MissingDependencyError
 from .framing import Framer, FramingError
+from .framing.files import NEEDS_MEDIAPIPE
 from .images import ImageInput, load_image, resize_output, to_model_input, to_pil
 from .models.config import POSE_CHANNELS
 from .pose import PoseDetector, load_pose, pose_image
@@ -116,8 +117,7 @@ class PersonImageProcessor:
                     self._detector = PoseDetector(segmentation=True)
             except MissingDependencyError:
                 way_around = "" if self.hint is None else f", or {self.hint}"
-                raise MissingDependencyError("framing a photo finds its person with MediaPipe: pip install "
-                                             f"'cfld[detect]' (mediapipe==0.10.14){way_around}") from None
+                raise MissingDependencyError(NEEDS_MEDIAPIPE + way_around) from None
             self._framers[size] = Framer(size, self.replace_background, detector=self._detector)
         return self._framers[size]
 

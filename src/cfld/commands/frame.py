@@ -263,26 +263,23 @@ class FrameRun:
                  for photo in todo]
         pool = WorkerPool(partial(frame_into, self.plain_background), partial(make_framer, self.size,
                                                                               self.plain_background), workers)
-        done: dict[int, tuple[str, str, str]] = {}
         with writing(kept=self._kept_text), tqdm(total=len(todo), desc="framing photos", unit="photo",
                                                  file=sys.stderr, leave=False,
                                                  disable=not progress or len(todo) < 2) as bar:
             for index, result in pool.map(tasks):
                 if isinstance(result, Crashed):
                     result = ("left_out", "unreadable", result.sentence)
-                done[index] = result
-                if result[0] == "written":
-                    self.written[todo[index]] = result[1]
+                kind, what, sentence = result
+                if kind == "written":
+                    self.written[todo[index]] = what  # counted at once: a full disk says how many are kept
+                elif len(self.photos) == 1:
+                    raise InputError(todo[index], sentence)
+                else:
+                    self.left_out[todo[index]] = (what, sentence)
                 bar.update()
-        for index in sorted(done):  # in the order the photos were given
-            kind, what, sentence = done[index]
-            photo = todo[index]
-            if kind == "written":
-                self.written[photo] = self.written.pop(photo)
-            elif len(self.photos) == 1:
-                raise InputError(photo, sentence)
-            else:
-                self.left_out[photo] = (what, sentence)
+        order = {photo: i for i, photo in enumerate(todo)}  # the workers finish in any order; lines go in the photos'
+        self.written = dict(sorted(self.written.items(), key=lambda item: order[item[0]]))
+        self.left_out = dict(sorted(self.left_out.items(), key=lambda item: order[item[0]]))
 
     def _kept_text(self) -> str:
         """What a refused write leaves, and how to go on."""

@@ -16,6 +16,9 @@ from ..pose.detect import NO_PERSON
 from .framed import FramingError
 from .framer import Framer
 
+#: Framing without MediaPipe installed: the sentence (a command adds how to go on without framing).
+NEEDS_MEDIAPIPE = "framing a photo finds its person with MediaPipe: pip install 'cfld[detect]' (mediapipe==0.10.14)"
+
 
 @dataclass(frozen=True)
 class FrameTask:
@@ -47,8 +50,7 @@ def make_framer(size: tuple[int, int], plain_background: bool) -> Framer:
     try:
         return Framer(size, plain_background)
     except MissingDependencyError:
-        raise MissingDependencyError("framing a photo finds its person with MediaPipe: pip install 'cfld[detect]' "
-                                     "(mediapipe==0.10.14)") from None
+        raise MissingDependencyError(NEEDS_MEDIAPIPE) from None
 
 
 def frame_into(plain_background: bool, framer: Framer, task: FrameTask, attempt: int = 0) -> tuple[str, str, str]:
