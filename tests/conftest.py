@@ -22,6 +22,7 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SHARED = REPO.parent / "shared"
 BUNDLED_REFERENCE = TESTS / "data" / "reference_tiny"
+REAL = SHARED / "data" / "deepfashion-real"  # 246 real test photos, their published keypoints and pairs
 
 
 # The smallest training recipe that runs the whole loop in seconds on a CPU (a 2-step VAE, 8 synthetic pairs),
@@ -36,6 +37,32 @@ TINY_TRAINING = {
     "gradient_checkpointing": False, "num_workers": 0, "torch_threads": 1, "checkpoint_every": 2,
     "sample_every": 0, "log_every": 1,
 }
+
+
+def needs_mediapipe() -> None:
+    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra (mediapipe==0.10.14)")
+
+
+def need_real() -> Path:
+    """../shared's 246 real DeepFashion test photos (skipping the test where they are not beside the repository)."""
+    if not (REAL / "provenance.csv").is_file():
+        pytest.skip(f"needs ../shared/data/deepfashion-real beside the repository (looked for {REAL})")
+    return REAL
+
+
+def real_photo_catalogue(root: Path) -> dict[str, str]:
+    """The real photos copied into ``root`` as a catalogue, one subfolder per DeepFashion id_ folder (116 people);
+    returns each photo's path in it -> its published annotation name."""
+    import csv
+    import shutil
+
+    truth = {}
+    for row in csv.DictReader((need_real() / "provenance.csv").open()):
+        person = row["annotation_name"].split("/")[3]
+        (root / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy(REAL / "images" / row["image"], root / person / row["image"])
+        truth[f"{person}/{row['image']}"] = row["annotation_name"]
+    return truth
 
 
 def reference_dir() -> Path:

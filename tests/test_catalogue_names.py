@@ -17,7 +17,7 @@ from PIL import Image
 
 from cfld.data.photos.names import STEM_BYTES, cut, fold, portable_problem, prepared_name, safe_part
 from cfld.data.photos.report import REPORT
-from conftest import assert_fails, run
+from conftest import assert_fails, needs_mediapipe, run
 
 DATA = Path(__file__).resolve().parent / "data"
 PHOTOS = (DATA / "women1.jpg", DATA / "women2.jpg")  # two real 256x176 DeepFashion photos of two people
@@ -25,10 +25,6 @@ PHOTOS = (DATA / "women1.jpg", DATA / "women2.jpg")  # two real 256x176 DeepFash
 
 def nfd(text: str) -> str:
     return unicodedata.normalize("NFD", text)
-
-
-def needs_mediapipe():
-    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra (mediapipe==0.10.14)")
 
 
 _made = [0]

@@ -24,15 +24,10 @@ from cfld.data.photos.report import REPORT
 from cfld.errors import InputError
 from cfld.framing import Framer
 from cfld.launch import Processes
-from conftest import SHARED, assert_fails, run
+from conftest import assert_fails, needs_mediapipe, real_photo_catalogue, run
 
 DATA = Path(__file__).resolve().parent / "data"
-REAL = SHARED / "data" / "deepfashion-real"
 TIMINGS = ("seconds_in_this_run", "seconds_per_photo")
-
-
-def needs_mediapipe():
-    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra (mediapipe==0.10.14)")
 
 
 def env() -> dict[str, str]:
@@ -58,16 +53,9 @@ def differences(a: dict[str, bytes], b: dict[str, bytes]) -> list[str]:
 @pytest.fixture(scope="module")
 def real_catalogue(tmp_path_factory) -> Path:
     """The 246 real photos as a catalogue, one folder per DeepFashion id_ folder (116 people)."""
-    import csv
-
     needs_mediapipe()
-    if not (REAL / "provenance.csv").is_file():
-        pytest.skip(f"needs ../shared/data/deepfashion-real beside the repository (looked for {REAL})")
     root = tmp_path_factory.mktemp("scale") / "catalogue"
-    for row in csv.DictReader((REAL / "provenance.csv").open()):
-        person = root / row["annotation_name"].split("/")[3]
-        person.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REAL / "images" / row["image"], person / row["image"])
+    real_photo_catalogue(root)
     return root
 
 

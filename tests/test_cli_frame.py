@@ -13,16 +13,12 @@ import pytest
 from PIL import Image
 
 from cfld.cli import main
-from conftest import SHARED, assert_fails, run
+from conftest import SHARED, assert_fails, needs_mediapipe, run
 
 DATA = Path(__file__).resolve().parent / "data"
 PHOTO = DATA / "women1.jpg"  # a real 256x176 DeepFashion photo: already framed
 OTHER = DATA / "women2.jpg"
 REAL = SHARED / "data" / "deepfashion-real" / "images"
-
-
-def needs_mediapipe():
-    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra (mediapipe==0.10.14)")
 
 
 def canvas_with(photo: Path, size=(450, 800), top=100, left=520, height=225, colour=(200, 190, 180)):

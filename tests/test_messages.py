@@ -13,17 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED, assert_fails, run
+from conftest import SHARED, assert_fails, needs_mediapipe, run
 
 DATA = Path(__file__).resolve().parent / "data"
 PHOTO = DATA / "women1.jpg"  # a real 256x176 DeepFashion photo
 OTHER = DATA / "women2.jpg"
 REFERENCE, MASK = DATA / "deepfashion_ref_4.png", DATA / "deepfashion_ref_4_mask_upper.png"  # 256x256, its mask
 IMAGES = SHARED / "data" / "images"  # real photos: ecommerce_1.jpg, ecommerce_2.jpg (shop photos of a person)
-
-
-def needs_mediapipe():
-    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra (mediapipe==0.10.14)")
 
 
 def needs_shared_images() -> Path:

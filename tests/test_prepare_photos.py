@@ -22,22 +22,11 @@ from cfld.data.photos.catalogue import prepared_name
 from cfld.data.photos.files import person_pairs, split_people
 from cfld.data.photos.report import REPORT
 from cfld.errors import InputError
-from conftest import SHARED, assert_fails, run
+from conftest import REAL, assert_fails, needs_mediapipe, real_photo_catalogue, run
 
 DATA = Path(__file__).resolve().parent / "data"
 PHOTOS = (DATA / "women1.jpg", DATA / "women2.jpg")  # two real 256x176 DeepFashion photos of two people
-REAL = SHARED / "data" / "deepfashion-real"
 DEMO = Path(__file__).resolve().parents[1] / "src" / "cfld" / "assets" / "demo_model"
-
-
-def needs_mediapipe():
-    pytest.importorskip("mediapipe", reason="framing needs the 'detect' extra (mediapipe==0.10.14)")
-
-
-def need_real() -> Path:
-    if not (REAL / "provenance.csv").is_file():
-        pytest.skip(f"needs ../shared/data/deepfashion-real beside the repository (looked for {REAL})")
-    return REAL
 
 
 def wide(photo: Path, top=100, left=520, height=225, size=(450, 800), colour=(200, 190, 180)) -> Image.Image:
@@ -67,14 +56,8 @@ def real_catalogue(tmp_path_factory):
     """The real photos as a catalogue: one subfolder per DeepFashion id_ folder (116 people), and the catalogue
     prepared by the command line (with its default workers, every usable core)."""
     needs_mediapipe()
-    real = need_real()
     root = tmp_path_factory.mktemp("real") / "catalogue"
-    truth = {}
-    for row in csv.DictReader((real / "provenance.csv").open()):
-        person = row["annotation_name"].split("/")[3]
-        (root / person).mkdir(parents=True, exist_ok=True)
-        shutil.copy(real / "images" / row["image"], root / person / row["image"])
-        truth[f"{person}/{row['image']}"] = row["annotation_name"]
+    truth = real_photo_catalogue(root)
     out = root.parent / "prepared"
     code = main(["prepare", "photos", "-i", str(root), "-o", str(out), "--no-progress"])
     assert code == 0
