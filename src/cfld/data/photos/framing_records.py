@@ -84,14 +84,11 @@ def _read_record(path: Path, photo: Photo, digest: str | None, settings: dict, s
         return "differs"
 
 
-def default_framer(size: Size, plain_background: bool) -> Framer:
-    return Framer(size, replace_background=plain_background)
-
-
 def make_framer(factory: Callable[[Size, bool], object] | None, size: Size, plain_background: bool):
-    """A worker's framer (one detector each): ``factory(size, plain_background)``, :func:`default_framer` by
-    default."""
-    return (factory or default_framer)(size, plain_background)
+    """A worker's framer (one detector each): ``factory(size, plain_background)``, a :class:`Framer` by default."""
+    if factory is not None:
+        return factory(size, plain_background)
+    return Framer(size, replace_background=plain_background)
 
 
 def frame_all(todo: list[Photo], digests: dict[str, str], framing_dir: Path, settings: dict, size: Size,
